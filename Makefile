@@ -1,0 +1,40 @@
+# The README's two commands are `make run` (the main job) and `make test` (every test).
+SHELL := /bin/bash
+export PATH := $(HOME)/.local/bin:$(PATH)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: bootstrap run ingest test postgres lint ui bench clean-data
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+## the main job: the daily pipeline over the last trading year on the embedded defaults
+run: bootstrap
+	uv run quant-daily
+
+## ingest a chosen range: make ingest END=2024-12-31 SESSIONS=504
+ingest: bootstrap
+	uv run quant-daily $(if $(END),--end $(END)) $(if $(SESSIONS),--sessions $(SESSIONS))
+
+postgres:
+	@bash scripts/postgres.sh
+
+## every test: Python suite against DuckDB and a real PostgreSQL server, with coverage
+test: bootstrap
+	@set -a; eval "$$(bash scripts/postgres.sh --env)"; set +a; \
+	uv run pytest --cov --cov-report=term --cov-report=xml $(PYTEST_ARGS)
+
+lint: bootstrap
+	uv run ruff check .
+	uv run ruff format --check .
+	uv run mypy
+
+ui: bootstrap
+	@mkdir -p $(DAGSTER_HOME)
+	uv run dagster dev -w workspace.yaml
+
+bench: bootstrap
+	uv run python benches/bench_ingest.py
+
+clean-data:
+	rm -rf data .dagster_home

@@ -1,0 +1,78 @@
+"""``quant-daily``: the main job — the daily pipeline over the trailing trading year, run through
+``dagster asset materialize`` against a persistent Dagster instance, so the UI shows the runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+from quant_assets.partitions import last_completed_trading_day, start_date, trading_sessions
+from resources.settings import PROJECT_ROOT
+
+DAILY_SELECTION = "universe,raw_bars,macro_series"
+
+
+def dagster_home() -> Path:
+    """``DAGSTER_HOME`` or ``<project>/.dagster_home`` (shared with ``make ui``)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def session_range(end: date, sessions: int) -> tuple[date, date]:
+    days = trading_sessions(
+        max(start_date(), end - timedelta(days=2 * sessions)), end + timedelta(1)
+    )
+    if not days:
+        raise SystemExit(
+            f"no NYSE session on or before {end} after QUANT_START_DATE={start_date()}"
+        )
+    return days[-min(sessions, len(days))], days[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="quant-daily", description=__doc__)
+    parser.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        default=None,
+        help="last session (default: the last completed NYSE session)",
+    )
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=252,
+        help="number of sessions ending at --end (default 252, a trading year)",
+    )
+    args = parser.parse_args(argv)
+
+    first, last = session_range(args.end or last_completed_trading_day(), args.sessions)
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home())}
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "quant_assets.definitions",
+        "--select",
+        DAILY_SELECTION,
+        "--partition-range",
+        f"{first}...{last}",
+    ]
+    print(
+        f"quant-daily: {DAILY_SELECTION} for {first}...{last} (DAGSTER_HOME={env['DAGSTER_HOME']})"
+    )
+    return subprocess.run(command, env=env, cwd=PROJECT_ROOT, check=False).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""The quant_assets code location: every asset, check, job, schedule and resource."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from quant_assets.ingest import assets as ingest_assets
+from quant_assets.ingest import checks as ingest_checks
+from resources.config import resources_from_env
+from schedules import jobs, schedules
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([ingest_assets]),
+    asset_checks=dg.load_asset_checks_from_modules([ingest_checks]),
+    jobs=jobs,
+    schedules=schedules,
+    resources=resources_from_env(),
+    # one machine, small steps: in-process runs cost ~10 s less per run than multiprocess;
+    # a deployment swaps this for the k8s_job_executor in its own definitions
+    executor=dg.in_process_executor,
+)

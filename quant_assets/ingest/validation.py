@@ -1,0 +1,91 @@
+"""Bar validation: every row either passes every rule or goes to quarantine with its reasons.
+
+Rules (each broken rule is one quarantine row, so a row can carry several reasons):
+- ``missing_price``: an OHLC field is null or NaN;
+- ``non_positive_price``: an OHLC field is <= 0;
+- ``low_above_high``; ``close_outside_range`` / ``open_outside_range``: outside [low, high];
+- ``negative_volume``;
+- ``not_a_trading_day``: dated on a weekend or an NYSE holiday;
+- ``duplicate``: a (ticker, date) seen more than once in the batch: every copy is quarantined,
+  since nothing says which copy is right;
+- ``spike_reverted``: the close jumps more than 50% (either way, in log terms) from the
+  previous close and jumps back the next day (a decimal-shifted or bad print). The last day of a
+  batch has no next day yet; it is judged when the next session arrives (see ``ingest.assets``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from quant_assets.partitions import session_ordinals
+
+SPIKE_LOG_THRESHOLD = math.log(1.5)
+_OHLC = ("open", "high", "low", "close")
+
+
+def _rule_flags() -> dict[str, pl.Expr]:
+    prices = [pl.col(c) for c in _OHLC]
+    return {
+        "missing_price": pl.any_horizontal([p.is_null() | p.is_nan() for p in prices]),
+        "non_positive_price": pl.any_horizontal([p <= 0 for p in prices]),
+        "low_above_high": pl.col("low") > pl.col("high"),
+        "close_outside_range": (pl.col("close") < pl.col("low"))
+        | (pl.col("close") > pl.col("high")),
+        "open_outside_range": (pl.col("open") < pl.col("low")) | (pl.col("open") > pl.col("high")),
+        "negative_volume": pl.col("volume") < 0,
+        "not_a_trading_day": ~pl.col("date")
+        .cast(pl.Int64)
+        # polars dates count days from 1970-01-01, ordinals from 0001-01-01
+        .add(719_163)
+        .is_in(pl.Series(session_ordinals())),
+        "duplicate": pl.len().over("ticker", "date") > 1,
+    }
+
+
+def _spike_flag(bars: pl.DataFrame) -> pl.Series:
+    """True where a close jumps >50% from the previous close and reverts the next session.
+
+    Computed over rows that passed the other rules, in (ticker, date) order."""
+    log_close = pl.col("close").log()
+    jump_in = log_close - log_close.shift(1).over("ticker")
+    jump_out = log_close.shift(-1).over("ticker") - log_close
+    flagged = bars.select(
+        (
+            (jump_in.abs() > SPIKE_LOG_THRESHOLD)
+            & (jump_out.abs() > SPIKE_LOG_THRESHOLD)
+            & (jump_in.sign() != jump_out.sign())
+        ).fill_null(False)
+    )
+    return flagged.to_series()
+
+
+def validate_bars(bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split bars into (clean, quarantine). ``quarantine`` has the bar columns plus ``reason``.
+
+    ``bars`` may include context rows before the window (for the spike rule); the caller
+    trims both outputs to the window it writes."""
+    bars = bars.sort("ticker", "date")
+    flags = bars.select(**_rule_flags())
+    broken_any = flags.select(pl.any_horizontal(pl.all())).to_series()
+    passed = bars.filter(~broken_any)
+    spikes = _spike_flag(passed)
+
+    quarantine_parts = [
+        bars.filter(flags[rule]).with_columns(pl.lit(rule).alias("reason"))
+        for rule in flags.columns
+    ]
+    quarantine_parts.append(
+        passed.filter(spikes).with_columns(pl.lit("spike_reverted").alias("reason"))
+    )
+    quarantine = pl.concat(quarantine_parts, how="vertical")
+    # a duplicated key would collide with itself in the quarantine's (ticker, date, reason) key
+    duplicate_copy = pl.int_range(pl.len()).over("ticker", "date", "reason") + 1
+    quarantine = quarantine.with_columns(
+        pl.when(pl.col("reason") == "duplicate")
+        .then(pl.format("duplicate (copy {})", duplicate_copy))
+        .otherwise(pl.col("reason"))
+        .alias("reason")
+    ).sort("ticker", "date", "reason")
+    return passed.filter(~spikes), quarantine

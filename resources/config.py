@@ -1,0 +1,58 @@
+"""Resources as configured by environment variables (see the README's configuration table).
+
+Secrets are passed as ``dagster.EnvVar`` so their values never show in the UI or run config.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from resources.macro.resource import MacroData
+from resources.market_data.resource import MarketData
+from resources.settings import default_store_url
+from resources.storage import Store
+
+
+def _secret(name: str) -> Any:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def store_from_env() -> Store:
+    # a PostgreSQL URL carries a password: keep it out of the run config
+    if os.environ.get("QUANT_STORE_URL", "").startswith(("postgresql://", "postgres://")):
+        return Store(url=dg.EnvVar("QUANT_STORE_URL"))
+    return Store(url=default_store_url())
+
+
+def market_data_from_env() -> MarketData:
+    env = os.environ.get
+    return MarketData(
+        provider=env("QUANT_MARKET_DATA_PROVIDER") or "synthetic",
+        seed=int(env("QUANT_SYNTHETIC_SEED") or 7),
+        n_tickers=int(env("QUANT_SYNTHETIC_TICKERS") or 100),
+        files_path=env("QUANT_FILES_PATH") or None,
+        universe_path=env("QUANT_UNIVERSE_PATH") or None,
+        alpaca_api_key=_secret("ALPACA_API_KEY"),
+        alpaca_secret_key=_secret("ALPACA_SECRET_KEY"),
+        alpaca_feed=env("ALPACA_FEED") or "iex",
+        retry_attempts=int(env("QUANT_PROVIDER_ATTEMPTS") or 3),
+    )
+
+
+def macro_data_from_env() -> MacroData:
+    return MacroData(
+        fred_api_key=_secret("FRED_API_KEY"),
+        seed=int(os.environ.get("QUANT_SYNTHETIC_SEED") or 7),
+        retry_attempts=int(os.environ.get("QUANT_PROVIDER_ATTEMPTS") or 3),
+    )
+
+
+def resources_from_env() -> dict[str, Any]:
+    return {
+        "store": store_from_env(),
+        "market_data": market_data_from_env(),
+        "macro_data": macro_data_from_env(),
+    }

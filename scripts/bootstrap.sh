@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what the project needs to run, idempotently: uv (from PyPI) and the locked Python
+# environment in .venv. Safe to run on every command; a no-op when everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "bootstrap: installing uv from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check uv \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+
+uv sync --locked --quiet

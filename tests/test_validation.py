@@ -1,0 +1,103 @@
+from datetime import date
+
+import polars as pl
+
+from quant_assets.ingest.validation import validate_bars
+
+
+def _bars(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema=["ticker", "date", "open", "high", "low", "close", "volume"],
+        orient="row",
+    )
+
+
+def _reasons(quarantine: pl.DataFrame) -> set[tuple[str, date, str]]:
+    return set(quarantine.select("ticker", "date", "reason").iter_rows())
+
+
+def test_clean_bars_pass_untouched():
+    bars = _bars(
+        [
+            ("A", date(2024, 7, 1), 10.0, 11.0, 9.0, 10.5, 100.0),
+            ("A", date(2024, 7, 2), 10.5, 11.0, 10.0, 10.8, 120.0),
+        ]
+    )
+    clean, quarantine = validate_bars(bars)
+    assert clean.equals(bars)
+    assert quarantine.is_empty()
+
+
+def test_each_broken_rule_is_quarantined_with_its_reason():
+    d = date(2024, 7, 1)
+    bars = _bars(
+        [
+            ("LOWHIGH", d, 10.0, 9.0, 11.0, 10.0, 1.0),
+            ("CLOSEOUT", d, 10.0, 11.0, 9.0, 12.0, 1.0),
+            ("NEGPRICE", d, -1.0, 11.0, 9.0, 10.0, 1.0),
+            ("NEGVOL", d, 10.0, 11.0, 9.0, 10.0, -5.0),
+            ("NAN", d, 10.0, 11.0, 9.0, float("nan"), 1.0),
+            ("WEEKEND", date(2024, 7, 6), 10.0, 11.0, 9.0, 10.0, 1.0),
+            ("HOLIDAY", date(2024, 7, 4), 10.0, 11.0, 9.0, 10.0, 1.0),
+            ("OK", d, 10.0, 11.0, 9.0, 10.0, 1.0),
+        ]
+    )
+    clean, quarantine = validate_bars(bars)
+    assert clean["ticker"].to_list() == ["OK"]
+    reasons = _reasons(quarantine)
+    assert ("LOWHIGH", d, "low_above_high") in reasons
+    assert ("CLOSEOUT", d, "close_outside_range") in reasons
+    assert ("NEGPRICE", d, "non_positive_price") in reasons
+    assert ("NEGVOL", d, "negative_volume") in reasons
+    assert ("NAN", d, "missing_price") in reasons
+    assert ("WEEKEND", date(2024, 7, 6), "not_a_trading_day") in reasons
+    assert ("HOLIDAY", date(2024, 7, 4), "not_a_trading_day") in reasons
+    # nothing vanishes: every input row is either clean or quarantined at least once
+    assert clean.height + quarantine.select("ticker", "date").unique().height == bars.height
+
+
+def test_duplicates_quarantine_every_copy_with_distinct_keys():
+    d = date(2024, 7, 1)
+    bars = _bars(
+        [
+            ("A", d, 10.0, 11.0, 9.0, 10.0, 1.0),
+            ("A", d, 10.0, 11.0, 9.0, 10.2, 1.0),
+            ("B", d, 10.0, 11.0, 9.0, 10.0, 1.0),
+        ]
+    )
+    clean, quarantine = validate_bars(bars)
+    assert clean["ticker"].to_list() == ["B"]
+    assert sorted(quarantine["reason"].to_list()) == ["duplicate (copy 1)", "duplicate (copy 2)"]
+
+
+def test_decimal_shifted_print_that_reverts_is_quarantined_but_a_real_jump_is_kept():
+    days = [date(2024, 7, 1), date(2024, 7, 2), date(2024, 7, 3), date(2024, 7, 5)]
+    shifted = _bars(
+        [
+            ("A", day, c, c * 1.01, c * 0.99, c, 1.0)
+            for day, c in zip(days, [50.0, 5.0, 50.5, 51.0], strict=True)
+        ]
+    )
+    jumped = _bars(
+        [
+            ("B", day, c, c * 1.01, c * 0.99, c, 1.0)
+            for day, c in zip(days, [50.0, 20.0, 20.5, 21.0], strict=True)
+        ]
+    )
+    clean, quarantine = validate_bars(pl.concat([shifted, jumped]))
+    assert _reasons(quarantine) == {("A", date(2024, 7, 2), "spike_reverted")}
+    assert clean.filter(pl.col("ticker") == "B").height == 4
+    assert clean.filter(pl.col("ticker") == "A").height == 3
+
+
+def test_spike_on_the_last_day_is_kept_until_the_next_session_proves_it():
+    days = [date(2024, 7, 1), date(2024, 7, 2)]
+    bars = _bars(
+        [
+            ("A", day, c, c * 1.01, c * 0.99, c, 1.0)
+            for day, c in zip(days, [50.0, 500.0], strict=True)
+        ]
+    )
+    clean, quarantine = validate_bars(bars)
+    assert clean.height == 2 and quarantine.is_empty()
