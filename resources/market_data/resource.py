@@ -19,6 +19,12 @@ class MarketData(dg.ConfigurableResource):
     provider: str = Field(default="synthetic", description=f"one of {PROVIDERS}")
     seed: int = Field(default=7, description="synthetic: random seed of the market")
     n_tickers: int = Field(default=100, description="synthetic: universe size")
+    missing_day_rate: float = Field(
+        default=0.0, description="synthetic fault injection: share of (ticker, day) rows dropped"
+    )
+    decimal_shift_rate: float = Field(
+        default=0.0, description="synthetic fault injection: share of decimal-shifted prints"
+    )
     files_path: str | None = Field(default=None, description="files: CSV/Parquet file or dir")
     universe_path: str | None = Field(
         default=None,
@@ -36,7 +42,12 @@ class MarketData(dg.ConfigurableResource):
         if self.provider == "synthetic":
             from resources.market_data.synthetic import SyntheticMarket
 
-            return SyntheticMarket(seed=self.seed, n_tickers=self.n_tickers)
+            return SyntheticMarket(
+                seed=self.seed,
+                n_tickers=self.n_tickers,
+                missing_day_rate=self.missing_day_rate,
+                decimal_shift_rate=self.decimal_shift_rate,
+            )
         if self.provider == "yfinance":
             from resources.market_data.yfinance_provider import YFinanceProvider
 

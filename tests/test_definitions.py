@@ -1,0 +1,94 @@
+"""The code location loads, schedules resolve, and the CLI materializes a partition."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+import pytest
+
+from quant_assets.definitions import defs
+from resources.settings import PROJECT_ROOT
+
+
+def test_definitions_load_with_every_ingest_asset_and_check():
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"universe", "raw_bars", "macro_series"} <= keys
+    check_names = {k.name for k in graph.asset_check_keys}
+    assert {"raw_bars_cover_the_universe", "raw_bars_are_fresh"} <= check_names
+    assert defs.resolve_job_def("daily_pipeline") is not None
+
+
+def test_workspace_validates_with_the_cli():
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("when", "expect_run"),
+    [
+        (datetime(2024, 3, 5, 22, 0, tzinfo=UTC), True),
+        (datetime(2024, 7, 4, 22, 0, tzinfo=UTC), False),  # Independence Day
+        (datetime(2024, 11, 28, 22, 0, tzinfo=UTC), False),  # Thanksgiving
+    ],
+)
+def test_daily_schedule_targets_the_session_and_skips_holidays(when, expect_run):
+    schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
+    context = dg.build_schedule_context(scheduled_execution_time=when)
+    result = schedule.evaluate_tick(context)
+    requests = result.run_requests or []
+    if expect_run:
+        assert [r.partition_key for r in requests] == [when.date().isoformat()]
+    else:
+        assert not requests
+        assert result.skip_message and "not an NYSE session" in result.skip_message
+
+
+@pytest.mark.slow
+def test_cli_materializes_one_partition_into_the_store(tmp_path):
+    env = {
+        **os.environ,
+        "QUANT_DATA_DIR": str(tmp_path / "data"),
+        "QUANT_SYNTHETIC_TICKERS": "20",
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    env.pop("QUANT_STORE_URL", None)
+    (tmp_path / "dagster_home").mkdir()
+    base = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "quant_assets.definitions",
+    ]
+    for args in (["--select", "universe"], ["--select", "raw_bars", "--partition", "2024-03-05"]):
+        done = subprocess.run(
+            base + args,
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    with duckdb.connect(str(tmp_path / "data" / "quant.duckdb"), read_only=True) as con:
+        rows = con.execute("select count(*), min(date), max(date) from raw_bars").fetchone()
+    assert rows is not None
+    assert rows[0] == 21  # 20 tickers and the synthetic index
+    assert str(rows[1]) == str(rows[2]) == "2024-03-05"
