@@ -1,6 +1,5 @@
 """Jobs and schedules: the daily pipeline at 22:00 UTC on NYSE sessions (after the close)."""
 
-from __future__ import annotations
 
 from datetime import UTC, datetime
 

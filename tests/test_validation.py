@@ -101,3 +101,40 @@ def test_spike_on_the_last_day_is_kept_until_the_next_session_proves_it():
     )
     clean, quarantine = validate_bars(bars)
     assert clean.height == 2 and quarantine.is_empty()
+
+
+def test_a_shifted_run_of_two_sessions_is_quarantined_whole():
+    days = [
+        date(2024, 7, 1),
+        date(2024, 7, 2),
+        date(2024, 7, 3),
+        date(2024, 7, 5),
+        date(2024, 7, 8),
+    ]
+    closes = [40.0, 4.0, 4.1, 41.0, 41.5]
+    bars = _bars(
+        [("A", day, c, c * 1.01, c * 0.99, c, 1.0) for day, c in zip(days, closes, strict=True)]
+    )
+    clean, quarantine = validate_bars(bars)
+    assert _reasons(quarantine) == {
+        ("A", date(2024, 7, 2), "spike_reverted"),
+        ("A", date(2024, 7, 3), "spike_reverted"),
+    }
+    assert clean["date"].to_list() == [date(2024, 7, 1), date(2024, 7, 5), date(2024, 7, 8)]
+
+
+def test_a_lasting_level_change_is_not_a_spike():
+    days = [
+        date(2024, 7, 1),
+        date(2024, 7, 2),
+        date(2024, 7, 3),
+        date(2024, 7, 5),
+        date(2024, 7, 8),
+        date(2024, 7, 9),
+    ]
+    closes = [40.0, 4.0, 4.1, 4.0, 4.2, 4.1]
+    bars = _bars(
+        [("A", day, c, c * 1.01, c * 0.99, c, 1.0) for day, c in zip(days, closes, strict=True)]
+    )
+    clean, quarantine = validate_bars(bars)
+    assert quarantine.is_empty() and clean.height == 6

@@ -1,14 +1,12 @@
 """Ingest assets: the universe, daily bars (validated, bad rows quarantined) and macro series."""
 
-from __future__ import annotations
-
 from datetime import date
 
 import dagster as dg
 import polars as pl
 from resources.macro.base import MACRO_SERIES_IDS
 
-from quant_assets.ingest.validation import validate_bars
+from quant_assets.ingest.validation import MAX_SPIKE_RUN, validate_bars
 from quant_assets.partitions import (
     daily_partitions,
     next_trading_day,
@@ -20,7 +18,7 @@ from resources.market_data.resource import MarketData
 from resources.storage import Store
 
 # sessions of provider history fetched before a window, so the spike rule can judge its first day
-_CONTEXT_SESSIONS = 2
+_CONTEXT_SESSIONS = MAX_SPIKE_RUN + 1
 
 
 def _preview(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:

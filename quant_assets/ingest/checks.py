@@ -1,7 +1,5 @@
 """Asset checks on raw_bars, named for what they guarantee."""
 
-from __future__ import annotations
-
 import os
 from datetime import date
 

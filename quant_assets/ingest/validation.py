@@ -9,8 +9,9 @@ Rules (each broken rule is one quarantine row, so a row can carry several reason
 - ``duplicate``: a (ticker, date) seen more than once in the batch: every copy is quarantined,
   since nothing says which copy is right;
 - ``spike_reverted``: the close jumps more than 50% (either way, in log terms) from the
-  previous close and jumps back the next day (a decimal-shifted or bad print). The last day of a
-  batch has no next day yet; it is judged when the next session arrives (see ``ingest.assets``).
+  previous close and jumps back the next day, or after a run of up to ``MAX_SPIKE_RUN`` sessions
+  that stay together (a decimal-shifted or bad print, possibly repeated). The last days of a
+  batch have no next day yet; they are judged when the next session arrives (``ingest.assets``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import polars as pl
 from quant_assets.partitions import session_ordinals
 
 SPIKE_LOG_THRESHOLD = math.log(1.5)
+MAX_SPIKE_RUN = 3
 _OHLC = ("open", "high", "low", "close")
 
 
@@ -45,20 +47,29 @@ def _rule_flags() -> dict[str, pl.Expr]:
 
 
 def _spike_flag(bars: pl.DataFrame) -> pl.Series:
-    """True where a close jumps >50% from the previous close and reverts the next session.
+    """True on the closes of a run of 1..MAX_SPIKE_RUN sessions that jumps more than 50% away
+    from the close before it and jumps back (the opposite way, more than 50%) right after it,
+    staying together in between: a decimal-shifted print, possibly repeated for a few days.
 
     Computed over rows that passed the other rules, in (ticker, date) order."""
     log_close = pl.col("close").log()
-    jump_in = log_close - log_close.shift(1).over("ticker")
-    jump_out = log_close.shift(-1).over("ticker") - log_close
-    flagged = bars.select(
-        (
-            (jump_in.abs() > SPIKE_LOG_THRESHOLD)
-            & (jump_out.abs() > SPIKE_LOG_THRESHOLD)
-            & (jump_in.sign() != jump_out.sign())
-        ).fill_null(False)
-    )
-    return flagged.to_series()
+    step = log_close - log_close.shift(1).over("ticker")  # step into each session
+    ahead = [step.shift(-k).over("ticker") for k in range(MAX_SPIKE_RUN + 1)]
+    up = ahead[0] > SPIKE_LOG_THRESHOLD
+    down = ahead[0] < -SPIKE_LOG_THRESHOLD
+    run_starts = []
+    for length in range(1, MAX_SPIKE_RUN + 1):
+        back = ahead[length]
+        quiet_inside = [ahead[j].abs() < SPIKE_LOG_THRESHOLD for j in range(1, length)]
+        reverted = (up & (back < -SPIKE_LOG_THRESHOLD)) | (down & (back > SPIKE_LOG_THRESHOLD))
+        run_starts.append(pl.all_horizontal([reverted, *quiet_inside]).fill_null(False))
+    # a session is flagged when a run of length L started at most L-1 sessions before it
+    covered = [
+        run_starts[length - 1].shift(offset).over("ticker").fill_null(False)
+        for length in range(1, MAX_SPIKE_RUN + 1)
+        for offset in range(length)
+    ]
+    return bars.select(pl.any_horizontal(covered)).to_series()
 
 
 def validate_bars(bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
