@@ -47,7 +47,9 @@ def test_workspace_validates_with_the_cli():
 )
 def test_daily_schedule_targets_the_session_and_skips_holidays(when, expect_run):
     schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
-    context = dg.build_schedule_context(scheduled_execution_time=when)
+    context = dg.build_schedule_context(
+        scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    )
     result = schedule.evaluate_tick(context)
     requests = result.run_requests or []
     if expect_run:
