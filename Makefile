@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# one planned event per asset for single-run backfills (see quant_assets/cli.py)
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
 .PHONY: bootstrap run ingest test postgres lint ui bench clean-data
 

@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from quant_assets.cli import FAST_BACKFILL_ENV  # noqa: E402
 from quant_assets.ingest.validation import validate_bars  # noqa: E402
 from quant_assets.partitions import next_trading_day, trading_sessions  # noqa: E402
 from resources.market_data.synthetic import SyntheticMarket  # noqa: E402
@@ -59,6 +60,7 @@ def whole_run(tickers: int, first: date, last: date, workdir: Path) -> None:
         "QUANT_DATA_DIR": str(workdir / "cli_data"),
         "QUANT_SYNTHETIC_TICKERS": str(tickers),
         "DAGSTER_HOME": str(workdir / "dagster_home"),
+        **FAST_BACKFILL_ENV,
     }
     env.pop("QUANT_STORE_URL", None)
     (workdir / "dagster_home").mkdir(exist_ok=True)

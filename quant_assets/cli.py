@@ -15,6 +15,11 @@ from resources.settings import PROJECT_ROOT
 
 DAILY_SELECTION = "universe,raw_bars,macro_series"
 
+# One "planned" event per asset for a single-run backfill instead of one per partition: halves
+# Dagster's event-log writes for a year of partitions. The price (Dagster's): partitions of a
+# failed range run are not marked failed, only missing.
+FAST_BACKFILL_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+
 
 def dagster_home() -> Path:
     """``DAGSTER_HOME`` or ``<project>/.dagster_home`` (shared with ``make ui``)."""
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     first, last = session_range(args.end or last_completed_trading_day(), args.sessions)
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home())}
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home()), **FAST_BACKFILL_ENV}
     command = [
         sys.executable,
         "-m",
