@@ -32,7 +32,7 @@ def _preview(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
         return dg.MetadataValue.md(str(frame.head(rows)))
 
 
-def _date_range_metadata(frame: pl.DataFrame) -> dict[str, object]:
+def _date_range_metadata(frame: pl.DataFrame) -> dict[str, str]:
     if frame.is_empty():
         return {"first_date": "n/a", "last_date": "n/a"}
     return {

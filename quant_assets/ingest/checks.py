@@ -47,14 +47,18 @@ def raw_bars_cover_the_universe(
     )
     threshold = coverage_threshold()
     worst = coverage.sort("coverage").head(5)
-    min_coverage = float(coverage["coverage"].min() or 0.0) if coverage.height else 0.0
+    min_coverage, mean_coverage = (
+        coverage.select(pl.col("coverage").min(), pl.col("coverage").mean()).row(0)
+        if coverage.height
+        else (0.0, 0.0)
+    )
     return dg.AssetCheckResult(
         passed=bool(coverage.height) and min_coverage >= threshold,
         metadata={
             "sessions_checked": coverage.height,
             "universe_size": universe_size,
-            "min_coverage": min_coverage,
-            "mean_coverage": float(coverage["coverage"].mean() or 0.0) if coverage.height else 0.0,
+            "min_coverage": float(min_coverage),
+            "mean_coverage": float(mean_coverage),
             "threshold": threshold,
             "worst_sessions": dg.MetadataValue.json(
                 {str(d): round(c, 4) for d, c in worst.select("date", "coverage").iter_rows()}

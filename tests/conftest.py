@@ -1,0 +1,85 @@
+"""Shared fixtures.
+
+Store fixtures: ``store`` is parametrized over both backends, a DuckDB file under ``tmp_path`` and
+PostgreSQL at ``QUANT_TEST_POSTGRES_URL`` (default: the server ``scripts/postgres.sh`` starts),
+each test in a fresh schema. An unreachable server skips the PostgreSQL cases locally and fails
+them when ``CI`` is set: CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+
+from resources.storage import Store
+
+DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5433/quant_test"
+
+
+def postgres_test_url() -> str:
+    """``QUANT_TEST_POSTGRES_URL`` or the default of ``scripts/postgres.sh``."""
+    return os.environ.get("QUANT_TEST_POSTGRES_URL") or DEFAULT_TEST_POSTGRES_URL
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` whose connections use ``schema`` (``options=-csearch_path=...``)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    query.append(("options", f"-csearch_path={schema}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test server's URL, or skip (fail under CI) when it does not answer."""
+    import psycopg
+
+    url = postgres_test_url()
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+        return url
+    except psycopg.Error as exc:
+        reason = (
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        )
+    message = (
+        f"PostgreSQL test server unreachable ({reason}); start one with "
+        "`bash scripts/postgres.sh` or set QUANT_TEST_POSTGRES_URL"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message + " [CI is set: PostgreSQL tests must run]", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_store_url(postgres_url: str) -> Iterator[str]:
+    """A URL on a fresh, empty schema, dropped after the test."""
+    import psycopg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_search_path(postgres_url, schema)
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh store location on each backend."""
+    if request.param == "duckdb":
+        return str(tmp_path / "store" / "quant.duckdb")
+    return request.getfixturevalue("postgres_store_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Store:
+    """A fresh, empty Store on each backend."""
+    return Store(url=store_url)
