@@ -48,7 +48,9 @@ def raw_bars_cover_the_universe(
     threshold = coverage_threshold()
     worst = coverage.sort("coverage").head(5)
     min_coverage, mean_coverage = (
-        coverage.select(pl.col("coverage").min(), pl.col("coverage").mean()).row(0)
+        coverage.select(
+            pl.col("coverage").min().alias("min"), pl.col("coverage").mean().alias("mean")
+        ).row(0)
         if coverage.height
         else (0.0, 0.0)
     )
