@@ -41,9 +41,16 @@ def _rule_flags() -> dict[str, pl.Expr]:
         .cast(pl.Int64)
         # polars dates count days from 1970-01-01, ordinals from 0001-01-01
         .add(719_163)
-        .is_in(pl.Series(session_ordinals())),
+        .is_in(pl.Series(session_ordinals()).implode()),
         "duplicate": pl.len().over("ticker", "date") > 1,
     }
+
+
+def _within_ticker(expr: pl.Expr, offset: int) -> pl.Expr:
+    """``expr`` taken ``offset`` rows away (positive: earlier) when that row is the same ticker,
+    else null. Rows must be sorted by (ticker, date); cheaper than ``shift().over("ticker")``."""
+    same = pl.col("ticker").shift(offset) == pl.col("ticker")
+    return pl.when(same).then(expr.shift(offset))
 
 
 def _spike_flag(bars: pl.DataFrame) -> pl.Series:
@@ -51,25 +58,32 @@ def _spike_flag(bars: pl.DataFrame) -> pl.Series:
     from the close before it and jumps back (the opposite way, more than 50%) right after it,
     staying together in between: a decimal-shifted print, possibly repeated for a few days.
 
-    Computed over rows that passed the other rules, in (ticker, date) order."""
+    Computed over rows that passed the other rules, sorted by (ticker, date)."""
     log_close = pl.col("close").log()
-    step = log_close - log_close.shift(1).over("ticker")  # step into each session
-    ahead = [step.shift(-k).over("ticker") for k in range(MAX_SPIKE_RUN + 1)]
-    up = ahead[0] > SPIKE_LOG_THRESHOLD
-    down = ahead[0] < -SPIKE_LOG_THRESHOLD
-    run_starts = []
+    steps = bars.select(
+        ticker=pl.col("ticker"), step=log_close - _within_ticker(log_close, 1)
+    ).with_columns(
+        [
+            _within_ticker(pl.col("step"), -k).alias(f"ahead_{k}")
+            for k in range(1, MAX_SPIKE_RUN + 1)
+        ]
+    )
+    step = pl.col("step")
+    up, down = step > SPIKE_LOG_THRESHOLD, step < -SPIKE_LOG_THRESHOLD
+    starts = []
     for length in range(1, MAX_SPIKE_RUN + 1):
-        back = ahead[length]
-        quiet_inside = [ahead[j].abs() < SPIKE_LOG_THRESHOLD for j in range(1, length)]
+        back = pl.col(f"ahead_{length}")
         reverted = (up & (back < -SPIKE_LOG_THRESHOLD)) | (down & (back > SPIKE_LOG_THRESHOLD))
-        run_starts.append(pl.all_horizontal([reverted, *quiet_inside]).fill_null(False))
+        quiet = [pl.col(f"ahead_{j}").abs() < SPIKE_LOG_THRESHOLD for j in range(1, length)]
+        starts.append(pl.all_horizontal([reverted, *quiet]).fill_null(False).alias(f"run_{length}"))
+    runs = steps.select("ticker", *starts)
     # a session is flagged when a run of length L started at most L-1 sessions before it
     covered = [
-        run_starts[length - 1].shift(offset).over("ticker").fill_null(False)
+        _within_ticker(pl.col(f"run_{length}"), offset).fill_null(False)
         for length in range(1, MAX_SPIKE_RUN + 1)
         for offset in range(length)
     ]
-    return bars.select(pl.any_horizontal(covered)).to_series()
+    return runs.select(pl.any_horizontal(covered)).to_series()
 
 
 def validate_bars(bars: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
