@@ -1,6 +1,5 @@
 """Jobs and schedules: the daily pipeline at 22:00 UTC on NYSE sessions (after the close)."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg

@@ -4,7 +4,6 @@ from datetime import date
 
 import dagster as dg
 import polars as pl
-from resources.macro.base import MACRO_SERIES_IDS
 
 from quant_assets.ingest.validation import MAX_SPIKE_RUN, validate_bars
 from quant_assets.partitions import (
@@ -13,6 +12,7 @@ from quant_assets.partitions import (
     partition_dates,
     previous_trading_day,
 )
+from resources.macro.base import MACRO_SERIES_IDS
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
 from resources.storage import Store
