@@ -23,7 +23,7 @@ postgres:
 
 ## every test: Python suite against DuckDB and a real PostgreSQL server, with coverage
 test: bootstrap
-	@set -a; eval "$$(bash scripts/postgres.sh --env)"; set +a; \
+	@mkdir -p $(DAGSTER_HOME); set -a; eval "$$(bash scripts/postgres.sh --env)"; set +a; \
 	uv run pytest --cov --cov-report=term --cov-report=xml $(PYTEST_ARGS)
 
 lint: bootstrap
@@ -32,7 +32,7 @@ lint: bootstrap
 	uv run mypy
 
 ui: bootstrap
-	@mkdir -p $(DAGSTER_HOME)
+	@uv run python -c "from quant_assets.cli import dagster_home; dagster_home()"
 	uv run dagster dev -w workspace.yaml
 
 bench: bootstrap

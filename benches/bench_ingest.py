@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quant_assets.cli import FAST_BACKFILL_ENV  # noqa: E402
+from quant_assets.cli import FAST_BACKFILL_ENV, dagster_home  # noqa: E402
 from quant_assets.ingest.validation import validate_bars  # noqa: E402
 from quant_assets.partitions import next_trading_day, trading_sessions  # noqa: E402
 from resources.market_data.synthetic import SyntheticMarket  # noqa: E402
@@ -63,7 +63,8 @@ def whole_run(tickers: int, first: date, last: date, workdir: Path) -> None:
         **FAST_BACKFILL_ENV,
     }
     env.pop("QUANT_STORE_URL", None)
-    (workdir / "dagster_home").mkdir(exist_ok=True)
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    dagster_home()  # the instance configuration quant-daily uses
     command = [
         sys.executable,
         "-m",

@@ -25,10 +25,11 @@ def test_definitions_load_with_every_ingest_asset_and_check():
     assert defs.resolve_job_def("daily_pipeline") is not None
 
 
-def test_workspace_validates_with_the_cli():
+def test_workspace_validates_with_the_cli(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
         cwd=PROJECT_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=180,
