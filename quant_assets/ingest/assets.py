@@ -1,7 +1,6 @@
 """Ingest assets: the universe, daily bars (validated, bad rows quarantined) and macro series."""
 
 from datetime import date
-from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -31,11 +30,6 @@ def _preview(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
         tbl_cols=-1,
     ):
         return dg.MetadataValue.md(str(frame.head(rows)))
-
-
-def _is_single_partition(context: dg.AssetExecutionContext) -> bool:
-    key_range = context.partition_key_range
-    return key_range.start == key_range.end
 
 
 def _date_range_metadata(frame: pl.DataFrame) -> dict[str, str]:
@@ -143,27 +137,23 @@ def raw_bars(
         f"raw_bars [{start}, {end}): {written} rows, {quarantine_window.height} quarantined, "
         f"{len(missing)} tickers missing"
     )
-    summary: dict[str, Any] = {
-        "rows": written,
-        "rows_quarantined": quarantine_window.height,
-        "tickers_missing": len(missing),
-        "trading_days": clean_window["date"].n_unique(),
-        **_date_range_metadata(clean_window),
-    }
-    if _is_single_partition(context):
-        # Dagster copies a run's metadata onto every partition it materializes: a multi-year
-        # backfill keeps to the summary above, which is what its thousands of events can afford
-        summary |= {
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written,
+            "rows_quarantined": quarantine_window.height,
             "quarantine_reasons": dg.MetadataValue.json(reasons),
             "spikes_retired_from_earlier_sessions": retired,
             "tickers_requested": len(tickers),
             "tickers_present": len(present),
+            "tickers_missing": len(missing),
             "tickers_missing_list": ", ".join(missing[:50]) or "none",
+            "trading_days": clean_window["date"].n_unique(),
+            **_date_range_metadata(clean_window),
             "provider": market_data.provider,
             "store": store.backend_name,
             "preview": _preview(clean_window),
         }
-    return dg.MaterializeResult(metadata=summary)
+    )
 
 
 @dg.asset(
