@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# uv as installed by scripts/bootstrap.sh: on PATH, or as a module of the python3 it went into
+UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 # one planned event per asset for single-run backfills (see quant_assets/cli.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
@@ -12,31 +14,32 @@ bootstrap:
 
 ## the main job: the daily pipeline over the last trading year on the embedded defaults
 run: bootstrap
-	uv run quant-daily
+	$(UV) run quant-daily
 
 ## ingest a chosen range: make ingest END=2024-12-31 SESSIONS=504
 ingest: bootstrap
-	uv run quant-daily $(if $(END),--end $(END)) $(if $(SESSIONS),--sessions $(SESSIONS))
+	$(UV) run quant-daily $(if $(END),--end $(END)) $(if $(SESSIONS),--sessions $(SESSIONS))
 
 postgres:
 	@bash scripts/postgres.sh
 
 ## every test: Python suite against DuckDB and a real PostgreSQL server, with coverage
 test: bootstrap
-	@mkdir -p $(DAGSTER_HOME); set -a; eval "$$(bash scripts/postgres.sh --env)"; set +a; \
-	uv run pytest --cov --cov-report=term --cov-report=xml $(PYTEST_ARGS)
+	@mkdir -p $(DAGSTER_HOME); \
+	postgres_env=$$(bash scripts/postgres.sh --env) || exit 1; eval "$$postgres_env"; \
+	$(UV) run pytest --cov --cov-report=term --cov-report=xml $(PYTEST_ARGS)
 
 lint: bootstrap
-	uv run ruff check .
-	uv run ruff format --check .
-	uv run mypy
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
 
 ui: bootstrap
-	@uv run python -c "from quant_assets.cli import dagster_home; dagster_home()"
-	uv run dagster dev -w workspace.yaml
+	@$(UV) run python -c "from quant_assets.cli import dagster_home; dagster_home()"
+	$(UV) run dagster dev -w workspace.yaml
 
 bench: bootstrap
-	uv run python benches/bench_ingest.py
+	$(UV) run python benches/bench_ingest.py
 
 clean-data:
 	rm -rf data .dagster_home

@@ -11,4 +11,4 @@ if ! command -v uv >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 
-uv sync --locked --quiet
+if command -v uv >/dev/null 2>&1; then uv sync --locked --quiet; else python3 -m uv sync --locked --quiet; fi

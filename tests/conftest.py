@@ -83,3 +83,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
 def store(store_url: str) -> Store:
     """A fresh, empty Store on each backend."""
     return Store(url=store_url)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path_factory, monkeypatch):
+    """Reports and default stores of a test go to a temporary data directory, never ./data."""
+    monkeypatch.setenv("QUANT_DATA_DIR", str(tmp_path_factory.mktemp("data")))

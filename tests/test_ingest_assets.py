@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -61,6 +62,8 @@ def test_one_partition_materializes_bars_for_every_ticker(store):
     assert metadata["rows"].value == bars.height
     assert metadata["tickers_missing"].value == 0
     assert metadata["first_date"].value == "2024-03-05"
+    chart = Path(metadata["chart"].value)
+    assert chart.read_bytes().startswith(b"\x89PNG")
     checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["raw_bars_cover_the_universe"] is True
 

@@ -5,6 +5,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from quant_assets.ingest.charts import raw_bars_chart
 from quant_assets.ingest.validation import MAX_SPIKE_RUN, validate_bars
 from quant_assets.partitions import (
     daily_partitions,
@@ -15,6 +16,7 @@ from quant_assets.partitions import (
 from resources.macro.base import MACRO_SERIES_IDS
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
+from resources.settings import data_dir
 from resources.storage import Store
 
 # sessions of provider history fetched before a window, so the spike rule can judge its first day
@@ -130,6 +132,13 @@ def raw_bars(
     written = store.write_partition("raw_bars", clean_window, start, end)
     store.write_partition("raw_bars_quarantine", quarantine_window, start, end)
 
+    benchmark = members.filter(pl.col("is_benchmark"))["ticker"].to_list()
+    chart = raw_bars_chart(
+        clean_window,
+        benchmark=benchmark[0] if benchmark else provider.benchmark_ticker,
+        universe_size=len(tickers),
+        path=data_dir() / "reports" / "raw_bars" / f"raw_bars_{start}_{end}.png",
+    )
     present = set(clean_window["ticker"].unique().to_list())
     missing = sorted(set(tickers) - present)
     reasons = dict(quarantine_window.group_by("reason").len().sort("reason").iter_rows())
@@ -152,6 +161,7 @@ def raw_bars(
             "provider": market_data.provider,
             "store": store.backend_name,
             "preview": _preview(clean_window),
+            "chart": dg.MetadataValue.path(str(chart)),
         }
     )
 
