@@ -36,15 +36,15 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from quant_assets.partitions import trading_sessions
 from resources.storage import Store
 from resources.storage.tables import RAW_BARS
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5433/quant_test"
 
 
-def business_days(start: date, count: int) -> list[date]:
-    days = np.busday_offset(np.datetime64(start, "D"), np.arange(count), roll="forward")
-    return [d.item() for d in days]
+def nyse_sessions(start: date, count: int) -> list[date]:
+    return trading_sessions(start, date(start.year + count // 240 + 2, 1, 1))[:count]
 
 
 def random_bars(n_tickers: int, days: list[date], seed: int = 42) -> pl.DataFrame:
@@ -206,7 +206,7 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
 
-    days = business_days(date(2015, 1, 2), 252 * args.years)
+    days = nyse_sessions(date(2015, 1, 2), 252 * args.years)
     t0 = time.perf_counter()
     frame, source = make_bars(args.tickers, days)
     print(
