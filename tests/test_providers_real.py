@@ -29,6 +29,7 @@ import responses
 from resources.market_data.alpaca_provider import AlpacaProvider
 from resources.market_data.base import (
     BAR_SCHEMA,
+    GICS_SECTORS,
     UNIVERSE_SCHEMA,
     MarketDataProvider,
     ProviderError,
@@ -43,19 +44,6 @@ NY = ZoneInfo("America/New_York")
 WINDOW = (date(2024, 2, 5), date(2024, 2, 17))
 TRADING_DAYS = [date(2024, 2, d) for d in (5, 6, 7, 8, 9, 12, 13, 14, 15, 16)]
 SECTOR_ETFS = ("XLC", "XLY", "XLP", "XLE", "XLF", "XLV", "XLI", "XLK", "XLB", "XLRE", "XLU")
-GICS_SECTORS = {
-    "Communication Services",
-    "Consumer Discretionary",
-    "Consumer Staples",
-    "Energy",
-    "Financials",
-    "Health Care",
-    "Industrials",
-    "Information Technology",
-    "Materials",
-    "Real Estate",
-    "Utilities",
-}
 
 
 class Sleeps(list):
@@ -146,7 +134,7 @@ def test_committed_universe_has_sectors_etfs_and_benchmark() -> None:
     universe = load_universe()
     assert universe.schema == UNIVERSE_SCHEMA
     assert universe["ticker"].n_unique() == universe.height >= 100
-    assert set(universe["sector"].unique()) == GICS_SECTORS | {"Index"}
+    assert set(universe["sector"].unique()) == set(GICS_SECTORS) | {"Index"}
     assert universe.filter(pl.col("is_benchmark"))["ticker"].to_list() == ["SPY"]
     assert universe.filter(pl.col("ticker") == "SPY")["sector"].item() == "Index"
     sectors = dict(universe.select("ticker", "sector").rows())

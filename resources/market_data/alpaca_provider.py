@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import requests
 
-from resources.market_data.base import BAR_SCHEMA, ProviderError, conform_bars
+from resources.market_data.base import BAR_SCHEMA, ProviderError, conform_bars, normalize_tickers
 from resources.market_data.universe_list import load_universe
 from resources.retry import call_with_retries
 
@@ -105,7 +105,7 @@ class AlpacaProvider:
     def fetch_bars(self, tickers: Sequence[str], start: date, end: date) -> pl.DataFrame:
         from alpaca.data.enums import Adjustment
 
-        wanted = list(dict.fromkeys(t.strip().upper() for t in tickers if t and t.strip()))
+        wanted = normalize_tickers(tickers)
         if not wanted or start >= end:
             return pl.DataFrame(schema=BAR_SCHEMA)
         frames = []

@@ -18,6 +18,26 @@ BAR_SCHEMA = pl.Schema({c.name: c.dtype for c in BAR_COLUMNS})
 UNIVERSE_SCHEMA = pl.Schema({c.name: c.dtype for c in UNIVERSE.columns})
 
 
+GICS_SECTORS: tuple[str, ...] = (
+    "Communication Services",
+    "Consumer Discretionary",
+    "Consumer Staples",
+    "Energy",
+    "Financials",
+    "Health Care",
+    "Industrials",
+    "Information Technology",
+    "Materials",
+    "Real Estate",
+    "Utilities",
+)
+
+
+def normalize_tickers(tickers: Sequence[str]) -> list[str]:
+    """Upper-cased, stripped, de-duplicated tickers in their first order; blanks dropped."""
+    return list(dict.fromkeys(t.strip().upper() for t in tickers if t and t.strip()))
+
+
 class ProviderError(RuntimeError):
     """A provider could not deliver data (network, rate limit, credentials, bad response).
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from resources.market_data.base import BAR_SCHEMA, ProviderError, conform_bars
+from resources.market_data.base import BAR_SCHEMA, ProviderError, conform_bars, normalize_tickers
 from resources.market_data.universe_list import load_universe
 
 REQUIRED = ("ticker", "date", "open", "high", "low", "close", "volume")
@@ -68,7 +68,7 @@ class FilesProvider:
         return pl.concat([known, extra.cast(known.schema)]).sort("ticker")
 
     def fetch_bars(self, tickers: Sequence[str], start: date, end: date) -> pl.DataFrame:
-        wanted = list(dict.fromkeys(t.strip().upper() for t in tickers if t and t.strip()))
+        wanted = normalize_tickers(tickers)
         if not wanted or start >= end:
             return pl.DataFrame(schema=BAR_SCHEMA)
         try:

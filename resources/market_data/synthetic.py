@@ -67,21 +67,9 @@ import exchange_calendars as xcals
 import numpy as np
 import polars as pl
 
-from resources.market_data.base import BAR_SCHEMA, UNIVERSE_SCHEMA, conform_bars
+from resources.market_data.base import BAR_SCHEMA, GICS_SECTORS, UNIVERSE_SCHEMA, conform_bars
 
-SECTORS: tuple[str, ...] = (
-    "Communication Services",
-    "Consumer Discretionary",
-    "Consumer Staples",
-    "Energy",
-    "Financials",
-    "Health Care",
-    "Industrials",
-    "Information Technology",
-    "Materials",
-    "Real Estate",
-    "Utilities",
-)
+SECTORS = GICS_SECTORS
 # share of tickers per sector (roughly the S&P 500's constituent counts)
 _SECTOR_WEIGHTS = np.array([0.05, 0.10, 0.07, 0.05, 0.14, 0.12, 0.15, 0.14, 0.05, 0.06, 0.06])
 

@@ -29,7 +29,7 @@ import pandas as pd
 import polars as pl
 import requests
 
-from resources.market_data.base import BAR_SCHEMA, conform_bars
+from resources.market_data.base import BAR_SCHEMA, conform_bars, normalize_tickers
 from resources.market_data.universe_list import load_universe
 from resources.retry import call_with_retries
 
@@ -115,7 +115,7 @@ class YFinanceProvider:
         return load_universe(self.universe_path, benchmark=self.benchmark_ticker, active_only=True)
 
     def fetch_bars(self, tickers: Sequence[str], start: date, end: date) -> pl.DataFrame:
-        wanted = list(dict.fromkeys(t.strip().upper() for t in tickers if t and t.strip()))
+        wanted = normalize_tickers(tickers)
         if not wanted or start >= end:
             return pl.DataFrame(schema=BAR_SCHEMA)
         frames = [
