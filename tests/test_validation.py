@@ -138,3 +138,14 @@ def test_a_lasting_level_change_is_not_a_spike():
     )
     clean, quarantine = validate_bars(bars)
     assert quarantine.is_empty() and clean.height == 6
+
+
+def test_a_real_crash_that_recovers_over_days_is_kept():
+    # HIG around 2008-10-30: -52%, +7%, +58% on heavy volume, a real move, not a bad print
+    days = [date(2008, 10, 29), date(2008, 10, 30), date(2008, 10, 31), date(2008, 11, 3)]
+    closes = [17.53, 8.49, 9.11, 14.37]
+    bars = _bars(
+        [("HIG", day, c, c * 1.01, c * 0.99, c, 1.0) for day, c in zip(days, closes, strict=True)]
+    )
+    clean, quarantine = validate_bars(bars)
+    assert quarantine.is_empty() and clean.height == 4

@@ -9,8 +9,8 @@ Rules (each broken rule is one quarantine row, so a row can carry several reason
 - ``duplicate``: a (ticker, date) seen more than once in the batch: every copy is quarantined,
   since nothing says which copy is right;
 - ``spike_reverted``: the close jumps more than 50% (either way, in log terms) from the
-  previous close and jumps back the next day, or after a run of up to ``MAX_SPIKE_RUN`` sessions
-  that stay together (a decimal-shifted or bad print, possibly repeated). The last days of a
+  previous close and jumps back the next day (a bad print), or moves by a power of ten and back
+  after a run of up to ``MAX_SPIKE_RUN`` sessions that stay together (a repeated decimal shift). The last days of a
   batch have no next day yet; they are judged when the next session arrives (``ingest.assets``).
 """
 
@@ -24,6 +24,7 @@ from quant_assets.partitions import session_ordinals
 
 SPIKE_LOG_THRESHOLD = math.log(1.5)
 MAX_SPIKE_RUN = 3
+DECIMAL_TOLERANCE = 0.1
 _OHLC = ("open", "high", "low", "close")
 
 
@@ -53,6 +54,12 @@ def _within_ticker(expr: pl.Expr, offset: int) -> pl.Expr:
     return pl.when(same).then(expr.shift(offset))
 
 
+def _power_of_ten(log_step: pl.Expr) -> pl.Expr:
+    """True where a log price step is within ``DECIMAL_TOLERANCE`` decades of x10, x100, /10..."""
+    decades = log_step / math.log(10)
+    return (decades.round() != 0) & ((decades - decades.round()).abs() < DECIMAL_TOLERANCE)
+
+
 def _spike_flag(bars: pl.DataFrame) -> pl.Series:
     """True on the closes of a run of 1..MAX_SPIKE_RUN sessions that jumps more than 50% away
     from the close before it and jumps back (the opposite way, more than 50%) right after it,
@@ -75,7 +82,12 @@ def _spike_flag(bars: pl.DataFrame) -> pl.Series:
         back = pl.col(f"ahead_{length}")
         reverted = (up & (back < -SPIKE_LOG_THRESHOLD)) | (down & (back > SPIKE_LOG_THRESHOLD))
         quiet = [pl.col(f"ahead_{j}").abs() < SPIKE_LOG_THRESHOLD for j in range(1, length)]
-        starts.append(pl.all_horizontal([reverted, *quiet]).fill_null(False).alias(f"run_{length}"))
+        # a real crash can fall 50% and come back within days (HIG, Oct 2008); a shifted run
+        # has to move by a power of ten both ways
+        shifted = [_power_of_ten(step), _power_of_ten(back)] if length > 1 else []
+        starts.append(
+            pl.all_horizontal([reverted, *quiet, *shifted]).fill_null(False).alias(f"run_{length}")
+        )
     runs = steps.select("ticker", *starts)
     # a session is flagged when a run of length L started at most L-1 sessions before it
     covered = [
