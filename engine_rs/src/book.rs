@@ -1,0 +1,502 @@
+//! The fast order book.
+//!
+//! Layout (all allocated once in [`OrderBook::new`], nothing allocated afterwards):
+//! * per side, a `Vec<LevelQueue>` indexed by `price - min_price`: every tick of the band has a
+//!   slot holding the head/tail of its FIFO list, its total quantity and its order count, so
+//!   finding a level is an array index, not a tree walk;
+//! * per side, a two-level bitmap of non-empty levels ([`LevelBits`]) and the best level index,
+//!   so the next best level after a depletion is found in a few bit operations;
+//! * an [`Arena`] of order slots linked into per-level doubly linked lists (O(1) cancel);
+//! * an [`IdMap`] from order id to slot (O(1) lookup, fixed size).
+
+use crate::arena::{Arena, OrderSlot, NIL};
+use crate::bitset::{LevelBits, NONE};
+use crate::idmap::IdMap;
+use crate::types::*;
+
+/// One price level: a FIFO of arena slots plus its aggregate.
+#[derive(Clone, Copy, Debug)]
+struct LevelQueue {
+    head: u32,
+    tail: u32,
+    qty: Qty,
+    count: u32,
+}
+
+const EMPTY_LEVEL: LevelQueue = LevelQueue {
+    head: NIL,
+    tail: NIL,
+    qty: 0,
+    count: 0,
+};
+
+/// One side of the book.
+#[derive(Debug)]
+struct SideBook {
+    levels: Vec<LevelQueue>,
+    bits: LevelBits,
+    /// Index of the best non-empty level (highest for bids, lowest for asks) or `NONE`.
+    best: u32,
+    is_bid: bool,
+}
+
+impl SideBook {
+    fn new(n: usize, is_bid: bool) -> Self {
+        SideBook {
+            levels: vec![EMPTY_LEVEL; n],
+            bits: LevelBits::new(n),
+            best: NONE,
+            is_bid,
+        }
+    }
+
+    /// Does a level at index `level` of this side trade with a taker limited at `limit`?
+    #[inline]
+    fn crosses(&self, level: u32, limit: u32) -> bool {
+        if self.is_bid {
+            level >= limit
+        } else {
+            level <= limit
+        }
+    }
+
+    /// Next non-empty level worse than `level` (which must not be the last to look at).
+    #[inline]
+    fn next_worse(&self, level: u32) -> u32 {
+        if self.is_bid {
+            if level == 0 {
+                NONE
+            } else {
+                self.bits.next_at_or_below(level - 1)
+            }
+        } else {
+            self.bits.next_at_or_above(level + 1)
+        }
+    }
+
+    /// Called when `level` just became empty.
+    #[inline]
+    fn level_emptied(&mut self, level: u32) {
+        self.bits.clear(level);
+        if self.best == level {
+            self.best = self.next_worse(level);
+        }
+    }
+
+    /// Appends slot `i` (already holding its `level` and `remaining`) at the back of its level.
+    #[inline]
+    fn push_back(&mut self, arena: &mut Arena, i: u32) {
+        let (level, qty) = {
+            let s = arena.get(i);
+            (s.level, s.remaining)
+        };
+        let lvl = &mut self.levels[level as usize];
+        let tail = lvl.tail;
+        {
+            let s = arena.get_mut(i);
+            s.prev = tail;
+            s.next = NIL;
+        }
+        if tail == NIL {
+            lvl.head = i;
+            self.bits.set(level);
+            let better = self.best == NONE
+                || if self.is_bid {
+                    level > self.best
+                } else {
+                    level < self.best
+                };
+            if better {
+                self.best = level;
+            }
+        } else {
+            arena.get_mut(tail).next = i;
+        }
+        lvl.tail = i;
+        lvl.qty += qty;
+        lvl.count += 1;
+    }
+
+    /// Removes slot `i` from its level list (the slot itself stays allocated).
+    #[inline]
+    fn unlink(&mut self, arena: &mut Arena, i: u32) {
+        let s = *arena.get(i);
+        let lvl = &mut self.levels[s.level as usize];
+        if s.prev != NIL {
+            arena.get_mut(s.prev).next = s.next;
+        } else {
+            lvl.head = s.next;
+        }
+        if s.next != NIL {
+            arena.get_mut(s.next).prev = s.prev;
+        } else {
+            lvl.tail = s.prev;
+        }
+        lvl.qty -= s.remaining;
+        lvl.count -= 1;
+        if lvl.count == 0 {
+            self.level_emptied(s.level);
+        }
+    }
+}
+
+/// Price-time priority limit order book over a fixed tick band. See the module docs.
+#[derive(Debug)]
+pub struct OrderBook {
+    config: BookConfig,
+    /// Number of price levels in the band (`max_price - min_price + 1`).
+    band: u32,
+    arena: Arena,
+    ids: IdMap,
+    bids: SideBook,
+    asks: SideBook,
+    seq: SeqNo,
+    len: usize,
+}
+
+/// Largest supported band, in ticks: 2^26 levels (about 1.5 GiB of level arrays per book).
+pub const MAX_BAND: u64 = 1 << 26;
+
+impl OrderBook {
+    /// Allocates everything the book will ever use.
+    ///
+    /// # Panics
+    /// If `min_price > max_price`, the band is wider than [`MAX_BAND`] ticks, or `max_orders`
+    /// does not fit in `u32`.
+    pub fn new(config: BookConfig) -> Self {
+        assert!(
+            config.min_price <= config.max_price,
+            "min_price > max_price"
+        );
+        let band = (config.max_price as i128 - config.min_price as i128 + 1) as u64;
+        assert!(band <= MAX_BAND, "price band wider than MAX_BAND ticks");
+        let n = band as usize;
+        OrderBook {
+            config,
+            band: band as u32,
+            arena: Arena::new(config.max_orders),
+            ids: IdMap::with_capacity(config.max_orders),
+            bids: SideBook::new(n, true),
+            asks: SideBook::new(n, false),
+            seq: 0,
+            len: 0,
+        }
+    }
+
+    pub fn config(&self) -> BookConfig {
+        self.config
+    }
+
+    /// Sequence number of the last fill (0 before the first).
+    pub fn last_seq(&self) -> SeqNo {
+        self.seq
+    }
+
+    #[inline]
+    fn index(&self, price: Price) -> Option<u32> {
+        if price < self.config.min_price || price > self.config.max_price {
+            None
+        } else {
+            Some((price as u64).wrapping_sub(self.config.min_price as u64) as u32)
+        }
+    }
+
+    #[inline]
+    fn price_of(&self, level: u32) -> Price {
+        self.config.min_price + level as Price
+    }
+
+    #[inline]
+    fn side_mut(&mut self, side: Side) -> &mut SideBook {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+
+    /// Is there at least `need` quantity on the side opposite `taker_side` at levels crossing
+    /// `limit`? Walks levels best-first, stops as soon as the answer is known.
+    fn can_fill(&self, taker_side: Side, limit: u32, need: Qty) -> bool {
+        let opp = match taker_side {
+            Side::Buy => &self.asks,
+            Side::Sell => &self.bids,
+        };
+        let mut level = opp.best;
+        let mut acc: Qty = 0;
+        while level != NONE && opp.crosses(level, limit) {
+            acc = acc.saturating_add(opp.levels[level as usize].qty);
+            if acc >= need {
+                return true;
+            }
+            level = opp.next_worse(level);
+        }
+        false
+    }
+
+    /// Matches a taker against the opposite side at levels crossing `limit`, emitting
+    /// Fill (+ Done for each exhausted maker). Returns the unfilled quantity.
+    #[inline]
+    fn match_taker(
+        &mut self,
+        taker_id: OrderId,
+        taker_side: Side,
+        limit: u32,
+        mut remaining: Qty,
+        filled: &mut Qty,
+        events: &mut Vec<Event>,
+    ) -> Qty {
+        let min_price = self.config.min_price;
+        let opp = match taker_side {
+            Side::Buy => &mut self.asks,
+            Side::Sell => &mut self.bids,
+        };
+        let arena = &mut self.arena;
+        while remaining > 0 {
+            let best = opp.best;
+            if best == NONE || !opp.crosses(best, limit) {
+                break;
+            }
+            let price = min_price + best as Price;
+            let lvl = &mut opp.levels[best as usize];
+            while remaining > 0 && lvl.head != NIL {
+                let mi = lvl.head;
+                let maker = arena.get_mut(mi);
+                let q = remaining.min(maker.remaining);
+                maker.remaining -= q;
+                maker.filled += q;
+                remaining -= q;
+                *filled += q;
+                lvl.qty -= q;
+                self.seq += 1;
+                events.push(Event::Fill {
+                    seq: self.seq,
+                    maker_id: maker.id,
+                    taker_id,
+                    price,
+                    qty: q,
+                    taker_side,
+                });
+                if maker.remaining == 0 {
+                    let (mid, mfilled, next) = (maker.id, maker.filled, maker.next);
+                    lvl.head = next;
+                    if next != NIL {
+                        arena.get_mut(next).prev = NIL;
+                    } else {
+                        lvl.tail = NIL;
+                    }
+                    lvl.count -= 1;
+                    self.ids.remove(mid);
+                    arena.free(mi);
+                    self.len -= 1;
+                    events.push(Event::Done {
+                        id: mid,
+                        filled: mfilled,
+                    });
+                }
+            }
+            if lvl.head == NIL {
+                opp.level_emptied(best);
+            }
+        }
+        remaining
+    }
+
+    #[inline]
+    fn reject(id: OrderId, reason: RejectReason, events: &mut Vec<Event>) {
+        events.push(Event::Rejected { id, reason });
+    }
+}
+
+impl MatchingBook for OrderBook {
+    fn submit(&mut self, order: NewOrder, events: &mut Vec<Event>) {
+        let id = order.id;
+        if order.qty == 0 {
+            return Self::reject(id, RejectReason::ZeroQuantity, events);
+        }
+        let limit = if order.order_type == OrderType::Market {
+            match order.side {
+                Side::Buy => self.band - 1,
+                Side::Sell => 0,
+            }
+        } else {
+            match self.index(order.price) {
+                Some(l) => l,
+                None => return Self::reject(id, RejectReason::PriceOutOfBand, events),
+            }
+        };
+        if self.ids.get(id).is_some() {
+            return Self::reject(id, RejectReason::DuplicateOrderId, events);
+        }
+        match order.order_type {
+            OrderType::Limit if self.len >= self.config.max_orders => {
+                return Self::reject(id, RejectReason::BookFull, events);
+            }
+            OrderType::Fok if !self.can_fill(order.side, limit, order.qty) => {
+                return Self::reject(id, RejectReason::FokNotFillable, events);
+            }
+            _ => {}
+        }
+        events.push(Event::Accepted { id });
+        let mut filled = 0;
+        let remaining = self.match_taker(id, order.side, limit, order.qty, &mut filled, events);
+        if remaining == 0 {
+            events.push(Event::Done { id, filled });
+            return;
+        }
+        match order.order_type {
+            OrderType::Limit => {
+                let slot = OrderSlot {
+                    id,
+                    remaining,
+                    filled,
+                    level: limit,
+                    prev: NIL,
+                    next: NIL,
+                    side: order.side,
+                };
+                // Cannot fail: len < max_orders was checked above and matching only frees slots.
+                let i = self.arena.alloc(slot).expect("arena has a free slot");
+                self.ids.insert_new(id, i);
+                self.len += 1;
+                let (side, arena) = match order.side {
+                    Side::Buy => (&mut self.bids, &mut self.arena),
+                    Side::Sell => (&mut self.asks, &mut self.arena),
+                };
+                side.push_back(arena, i);
+            }
+            // FOK was checked fillable, so only Market/IOC get here with a remainder.
+            _ => events.push(Event::Cancelled { id, remaining }),
+        }
+    }
+
+    fn cancel(&mut self, id: OrderId, events: &mut Vec<Event>) {
+        let Some(i) = self.ids.get(id) else {
+            return Self::reject(id, RejectReason::UnknownOrderId, events);
+        };
+        let (side, remaining) = {
+            let s = self.arena.get(i);
+            (s.side, s.remaining)
+        };
+        let (sb, arena) = match side {
+            Side::Buy => (&mut self.bids, &mut self.arena),
+            Side::Sell => (&mut self.asks, &mut self.arena),
+        };
+        sb.unlink(arena, i);
+        arena.free(i);
+        self.ids.remove(id);
+        self.len -= 1;
+        events.push(Event::Cancelled { id, remaining });
+    }
+
+    fn modify(&mut self, id: OrderId, new_price: Price, new_qty: Qty, events: &mut Vec<Event>) {
+        if new_qty == 0 {
+            return Self::reject(id, RejectReason::ZeroQuantity, events);
+        }
+        let Some(level) = self.index(new_price) else {
+            return Self::reject(id, RejectReason::PriceOutOfBand, events);
+        };
+        let Some(i) = self.ids.get(id) else {
+            return Self::reject(id, RejectReason::UnknownOrderId, events);
+        };
+        let s = *self.arena.get(i);
+        if level == s.level && new_qty <= s.remaining {
+            // Reduction (or no-op) in place: keeps its place in the queue.
+            let delta = s.remaining - new_qty;
+            self.arena.get_mut(i).remaining = new_qty;
+            self.side_mut(s.side).levels[level as usize].qty -= delta;
+            events.push(Event::Modified {
+                id,
+                price: new_price,
+                qty: new_qty,
+                kept_priority: true,
+            });
+            return;
+        }
+        events.push(Event::Modified {
+            id,
+            price: new_price,
+            qty: new_qty,
+            kept_priority: false,
+        });
+        {
+            let (sb, arena) = match s.side {
+                Side::Buy => (&mut self.bids, &mut self.arena),
+                Side::Sell => (&mut self.asks, &mut self.arena),
+            };
+            sb.unlink(arena, i);
+        }
+        let mut filled = s.filled;
+        // A price change is a cancel/replace: the order may now cross and match as a taker.
+        // (At an unchanged price it cannot cross, so this is a no-op for a quantity increase.)
+        let remaining = if level == s.level {
+            new_qty
+        } else {
+            self.match_taker(id, s.side, level, new_qty, &mut filled, events)
+        };
+        if remaining == 0 {
+            self.ids.remove(id);
+            self.arena.free(i);
+            self.len -= 1;
+            events.push(Event::Done { id, filled });
+            return;
+        }
+        {
+            let slot = self.arena.get_mut(i);
+            slot.remaining = remaining;
+            slot.filled = filled;
+            slot.level = level;
+        }
+        let (sb, arena) = match s.side {
+            Side::Buy => (&mut self.bids, &mut self.arena),
+            Side::Sell => (&mut self.asks, &mut self.arena),
+        };
+        sb.push_back(arena, i);
+    }
+
+    #[inline]
+    fn best_bid(&self) -> Option<(Price, Qty)> {
+        let b = self.bids.best;
+        (b != NONE).then(|| (self.price_of(b), self.bids.levels[b as usize].qty))
+    }
+
+    #[inline]
+    fn best_ask(&self) -> Option<(Price, Qty)> {
+        let a = self.asks.best;
+        (a != NONE).then(|| (self.price_of(a), self.asks.levels[a as usize].qty))
+    }
+
+    fn depth(&self, side: Side, levels: usize, out: &mut Vec<Level>) {
+        out.clear();
+        let sb = match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        };
+        let mut l = sb.best;
+        while l != NONE && out.len() < levels {
+            let q = &sb.levels[l as usize];
+            out.push(Level {
+                price: self.price_of(l),
+                qty: q.qty,
+                orders: q.count,
+            });
+            l = sb.next_worse(l);
+        }
+    }
+
+    #[inline]
+    fn order(&self, id: OrderId) -> Option<OrderView> {
+        let s = self.arena.get(self.ids.get(id)?);
+        Some(OrderView {
+            id,
+            side: s.side,
+            price: self.price_of(s.level),
+            remaining: s.remaining,
+            filled: s.filled,
+        })
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+}
