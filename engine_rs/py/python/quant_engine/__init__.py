@@ -1,0 +1,89 @@
+"""quant_engine: the Python face of the ``engine_rs`` Rust matching engine.
+
+* ``OrderBook`` (one instrument) and ``Engine`` (many, by symbol id): single-order calls that
+  return event objects, and ``process_batch`` over NumPy command columns (GIL released).
+* ``Side``, ``OrderType``, ``CommandKind``: the integer codes the batch API takes (the
+  single-order API also takes the strings ``"buy"``, ``"limit"``, ...).
+* ``simulate_execution``: a parent order executed against synthetic liquidity (slippage model
+  for the simulated broker).
+* ``mixed_stream``: a deterministic benchmark stream of commands.
+
+Errors: argument errors raise ``ValueError`` (``TypeError`` for wrong Python types) before
+anything reaches the book; business rejects come back as ``Rejected`` events. See
+``_native.pyi`` for the details.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from quant_engine._native import (
+    CANCEL,
+    MODIFY,
+    SUBMIT,
+    Accepted,
+    Cancelled,
+    Done,
+    Engine,
+    Fill,
+    Modified,
+    OrderBook,
+    Rejected,
+    __version__,
+    clock_overhead_ns,
+)
+from quant_engine.simulation import ExecutionResult, SimFill, simulate_execution
+from quant_engine.streams import OrderStream, mixed_stream
+
+Event = Accepted | Rejected | Fill | Cancelled | Modified | Done
+"""Any event the engine emits."""
+
+
+class Side(IntEnum):
+    """Order side codes (``sides`` column of the batch API)."""
+
+    BUY = 0
+    SELL = 1
+
+
+class OrderType(IntEnum):
+    """Order type codes (``types`` column of the batch API)."""
+
+    LIMIT = 0
+    MARKET = 1
+    IOC = 2
+    FOK = 3
+
+
+class CommandKind(IntEnum):
+    """Command codes (``kind`` column of the batch API)."""
+
+    SUBMIT = SUBMIT
+    CANCEL = CANCEL
+    MODIFY = MODIFY
+
+
+__all__ = [
+    "CANCEL",
+    "MODIFY",
+    "SUBMIT",
+    "Accepted",
+    "Cancelled",
+    "CommandKind",
+    "Done",
+    "Engine",
+    "Event",
+    "ExecutionResult",
+    "Fill",
+    "Modified",
+    "OrderBook",
+    "OrderStream",
+    "OrderType",
+    "Rejected",
+    "Side",
+    "SimFill",
+    "__version__",
+    "clock_overhead_ns",
+    "mixed_stream",
+    "simulate_execution",
+]
