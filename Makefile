@@ -1,13 +1,13 @@
 # The README's two commands are `make run` (the main job) and `make test` (every test).
 SHELL := /bin/bash
-export PATH := $(HOME)/.local/bin:$(PATH)
+export PATH := $(HOME)/.local/bin:$(HOME)/.cargo/bin:$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # uv as installed by scripts/bootstrap.sh: on PATH, or as a module of the python3 it went into
 UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 # one planned event per asset for single-run backfills (see quant_assets/cli.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: bootstrap run ingest test postgres lint ui bench clean-data
+.PHONY: bootstrap run ingest test test-rust postgres lint ui bench bench-engine fuzz-build clean-data
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -23,23 +23,41 @@ ingest: bootstrap
 postgres:
 	@bash scripts/postgres.sh
 
-## every test: Python suite against DuckDB and a real PostgreSQL server, with coverage
-test: bootstrap
+## every test: the Rust engine's tests, then the Python suite against DuckDB and a real
+## PostgreSQL server, with coverage
+test: bootstrap test-rust
 	@mkdir -p $(DAGSTER_HOME); \
 	postgres_env=$$(bash scripts/postgres.sh --env) || exit 1; eval "$$postgres_env"; \
 	$(UV) run pytest --cov --cov-report=term --cov-report=xml $(PYTEST_ARGS)
+
+## the matching engine: unit, differential (proptest vs the reference model) and allocation tests
+test-rust:
+	cargo test --workspace --locked
 
 lint: bootstrap
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+## CI smoke check of the cargo-fuzz target (scripts/fuzz.sh [SECONDS] runs it)
+fuzz-build:
+	bash scripts/fuzz.sh build
 
 ui: bootstrap
 	@$(UV) run python -c "from quant_assets.cli import dagster_home; dagster_home()"
 	$(UV) run dagster dev -w workspace.yaml
 
-bench: bootstrap
+bench: bootstrap bench-engine
 	$(UV) run python benches/bench_ingest.py
+
+## the matching engine: Criterion suites (engine vs reference vs orderbook-rs), the HDR latency
+## run over 10M operations, and the Python binding's batch and single-order figures
+bench-engine: bootstrap
+	cargo bench --locked
+	cargo run --release --locked -p engine_bench --bin latency
+	$(UV) run python benches/bench_engine_python.py
 
 clean-data:
 	rm -rf data .dagster_home
