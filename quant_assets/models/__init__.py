@@ -1,0 +1,1 @@
+"""Research-layer models: gradient-boosted trees, the temporal fusion transformer, validation and ensembling."""
