@@ -1,0 +1,145 @@
+"""Cross-sectional helpers on a (date, ticker) panel: label normalisation, ranks and IC metrics.
+
+Panel convention: a pandas object indexed by a MultiIndex whose level 0 is the date (sorted by
+date, then ticker). Every operation here acts within one date, never across dates.
+
+Label normalisation: gaussianised rank (the default)
+-----------------------------------------------------
+The label is a raw 5-day forward excess return. Its scale changes with the volatility regime
+(a GARCH market doubles the cross-sectional dispersion in a stressed week) and its tails are
+fat, so an L2-trained regressor on the raw label spends its capacity fitting a few volatile
+dates and a few outliers. We only use the model's cross-sectional ordering (ranked, then
+ensembled), so the target is each date's rank mapped to a standard normal quantile,
+``ndtri((rank - 0.5) / n)``:
+
+- it removes per-date scale and outliers entirely (a rank is bounded by construction);
+- it is what Rank IC measures, so the training objective matches the evaluation metric;
+- unlike a uniform rank, it keeps normal-like tails, so the L2 loss still weights the
+  extremes of the cross-section (the names a long/short book trades) more than the middle.
+
+``"rank_uniform"`` (rank scaled to [-0.5, 0.5]) and ``"robust_zscore"`` ((y - median) /
+(1.4826 MAD) clipped at +-3: keeps magnitudes inside the clip) are available for comparison.
+Ties take the average rank; NaN labels stay NaN (the estimators drop them).
+
+Features are left as they are: tree models are invariant to monotonic transforms of a column,
+Alpha158 features are already scale-free ratios, and LightGBM / CatBoost route NaN natively, so
+no imputation or per-date feature normalisation is done.
+
+IC metrics
+----------
+Daily IC is the Pearson correlation between score and label across the tickers of one date;
+Rank IC the Spearman one (Pearson of the within-date ranks). Both use only rows where score and
+label are present; a date with fewer than ``MIN_NAMES`` such rows, or a constant score or
+label, gives NaN and is skipped by the summary. ICIR = mean / std (ddof=1) of the daily IC,
+NOT annualised: with a 5-day label, consecutive daily ICs share 4 of 5 return days, so a
+sqrt(252) scaling would overstate it; compare ICIRs only between runs over the same dates.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+
+NormaliseMethod = Literal["rank_gauss", "rank_uniform", "robust_zscore"]
+
+MIN_NAMES = 3  # fewer names than this on a date gives no meaningful correlation
+ROBUST_CLIP = 3.0
+MAD_TO_STD = 1.4826  # MAD of a normal distribution times this is its standard deviation
+
+
+def _dates(obj: pd.Series | pd.DataFrame) -> pd.Index:
+    if not isinstance(obj.index, pd.MultiIndex):
+        raise TypeError("expected a (date, ticker) MultiIndex")
+    return obj.index.get_level_values(0)
+
+
+def cs_rank(score: pd.Series) -> pd.Series:
+    """Within-date rank of ``score`` scaled to [-0.5, 0.5] (average ties; NaN stays NaN).
+
+    A date with a single valid name gets 0 (the middle), not a division by zero.
+    """
+    grouped = score.groupby(_dates(score), sort=False)
+    rank = grouped.rank(method="average")
+    count = grouped.transform("count")
+    scaled = (rank - 1.0) / (count - 1.0).where(count > 1) - 0.5
+    return scaled.where(count > 1, 0.0).where(score.notna()).astype(np.float64)
+
+
+def normalise_label(y: pd.Series, method: NormaliseMethod = "rank_gauss") -> pd.Series:
+    """Cross-sectionally normalise the label within each date (see the module docstring)."""
+    dates = _dates(y)
+    grouped = y.groupby(dates, sort=False)
+    if method == "rank_gauss":
+        rank = grouped.rank(method="average")
+        count = grouped.transform("count")
+        out = pd.Series(ndtri(((rank - 0.5) / count).to_numpy(np.float64)), index=y.index)
+    elif method == "rank_uniform":
+        out = cs_rank(y)
+    elif method == "robust_zscore":
+        median = grouped.transform("median")
+        mad = (y - median).abs().groupby(dates, sort=False).transform("median") * MAD_TO_STD
+        # a date whose MAD is 0 (over half the names tied) has no usable scale: centre it only
+        z = (y - median) / mad.where(mad > 0)
+        out = z.fillna(0.0).clip(-ROBUST_CLIP, ROBUST_CLIP)
+    else:
+        raise ValueError(f"unknown normalisation {method!r}")
+    out = out.where(y.notna()).astype(np.float64)
+    out.name = y.name
+    return out
+
+
+def _pearson_by_date(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Per-date Pearson correlation on rows where both are present, vectorised over dates."""
+    valid = a.notna() & b.notna()
+    a, b = a[valid].astype(np.float64), b[valid].astype(np.float64)
+    dates = _dates(a)
+    a_c = a - a.groupby(dates, sort=False).transform("mean")
+    b_c = b - b.groupby(dates, sort=False).transform("mean")
+    sums = pd.DataFrame({"ab": a_c * b_c, "aa": a_c * a_c, "bb": b_c * b_c, "n": 1.0}).groupby(
+        dates, sort=True
+    )
+    total = sums.sum()
+    denom = np.sqrt(total["aa"] * total["bb"])
+    # relative threshold: a constant column leaves only rounding noise after demeaning
+    ok = (total["n"] >= MIN_NAMES) & (denom > 1e-12 * np.sqrt(total["n"]))
+    return (total["ab"] / denom).where(ok)
+
+
+def daily_ic(score: pd.Series, label: pd.Series) -> pd.DataFrame:
+    """Per-date ``ic`` (Pearson) and ``rank_ic`` (Spearman) of ``score`` against ``label``.
+
+    ``score`` and ``label`` must share the panel index (same rows, any order of columns is
+    irrelevant: they are aligned on the index). Dates without a valid correlation are NaN.
+    """
+    score, label = score.align(label, join="inner")
+    valid = score.notna() & label.notna()
+    score, label = score[valid], label[valid]
+    ic = _pearson_by_date(score, label)
+    # ranks over the jointly valid rows, so Spearman is Pearson of these ranks
+    rank_ic = _pearson_by_date(cs_rank(score), cs_rank(label))
+    out = pd.DataFrame({"ic": ic, "rank_ic": rank_ic})
+    out.index.name = "date"
+    return out
+
+
+def summarise_ic(daily: pd.DataFrame) -> dict[str, float]:
+    """Mean, std and IR (mean / std, un-annualised) of the ``ic`` and ``rank_ic`` columns."""
+    out: dict[str, float] = {}
+    for col, prefix in (("ic", "ic"), ("rank_ic", "rank_ic")):
+        values = daily[col].dropna()
+        mean = float(values.mean()) if len(values) else float("nan")
+        std = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        out[f"{prefix}_mean"] = mean
+        out[f"{prefix}_std"] = std
+        out[f"{prefix}ir"] = mean / std if std > 0 else float("nan")
+    out["n_dates"] = float(daily["ic"].notna().sum())
+    return out
+
+
+def ic_summary(score: pd.Series, label: pd.Series) -> dict[str, float]:
+    """``summarise_ic(daily_ic(score, label))``: keys ic_mean, ic_std, icir, rank_ic_mean,
+    rank_ic_std, rank_icir, n_dates (floats, ready for ``mlflow.log_metrics``)."""
+    return summarise_ic(daily_ic(score, label))
