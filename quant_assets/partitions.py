@@ -68,6 +68,16 @@ def previous_trading_day(day: date) -> date:
     return date.fromordinal(int(ordinals[max(i - 1, 0)]))
 
 
+def shift_sessions(day: date, sessions: int) -> date:
+    """The session ``sessions`` sessions before (negative: after) the session on or after
+    ``day``; ``shift_sessions(d, 0)`` is ``d`` itself when ``d`` is a session."""
+    ordinals = session_ordinals()
+    i = int(np.searchsorted(ordinals, day.toordinal(), side="left")) - sessions
+    if not 0 <= i < len(ordinals):
+        raise ValueError(f"{day} shifted by {sessions} sessions leaves the exchange calendar")
+    return date.fromordinal(int(ordinals[i]))
+
+
 def last_completed_trading_day(now: datetime | None = None) -> date:
     """The latest session whose US close (21:00 UTC at the latest) has passed."""
     now = now or datetime.now(UTC)

@@ -7,11 +7,12 @@ import polars as pl
 
 from quant_assets.ingest.charts import raw_bars_chart
 from quant_assets.ingest.validation import MAX_SPIKE_RUN, validate_bars
+from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.partitions import (
     daily_partitions,
     next_trading_day,
     partition_dates,
-    previous_trading_day,
+    shift_sessions,
 )
 from resources.macro.base import MACRO_SERIES_IDS
 from resources.macro.resource import MacroData
@@ -21,26 +22,6 @@ from resources.storage import Store
 
 # sessions of provider history fetched before a window, so the spike rule can judge its first day
 _CONTEXT_SESSIONS = MAX_SPIKE_RUN + 1
-
-
-def _preview(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
-    with pl.Config(
-        tbl_formatting="ASCII_MARKDOWN",
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_rows=rows,
-        tbl_cols=-1,
-    ):
-        return dg.MetadataValue.md(str(frame.head(rows)))
-
-
-def _date_range_metadata(frame: pl.DataFrame) -> dict[str, str]:
-    if frame.is_empty():
-        return {"first_date": "n/a", "last_date": "n/a"}
-    return {
-        "first_date": str(frame["date"].min()),
-        "last_date": str(frame["date"].max()),
-    }
 
 
 @dg.asset(
@@ -63,8 +44,8 @@ def universe(store: Store, market_data: MarketData) -> dg.MaterializeResult:
             "sectors": sectors.height,
             "provider": market_data.provider,
             "store": store.backend_name,
-            "tickers_per_sector": _preview(sectors, rows=20),
-            "preview": _preview(members),
+            "tickers_per_sector": preview(sectors, rows=20),
+            "preview": preview(members),
         }
     )
 
@@ -113,9 +94,7 @@ def raw_bars(
     tickers = members["ticker"].to_list()
     provider = market_data.get_provider()
 
-    context_start = start
-    for _ in range(_CONTEXT_SESSIONS):
-        context_start = previous_trading_day(context_start)
+    context_start = shift_sessions(start, _CONTEXT_SESSIONS)
     fetched = market_data.fetch_bars_chunked(provider, tickers, context_start, end)
     clean, quarantine = validate_bars(fetched)
 
@@ -157,10 +136,10 @@ def raw_bars(
             "tickers_missing": len(missing),
             "tickers_missing_list": ", ".join(missing[:50]) or "none",
             "trading_days": clean_window["date"].n_unique(),
-            **_date_range_metadata(clean_window),
+            **date_range_metadata(clean_window),
             "provider": market_data.provider,
             "store": store.backend_name,
-            "preview": _preview(clean_window),
+            "preview": preview(clean_window),
             "chart": dg.MetadataValue.path(str(chart)),
         }
     )
@@ -191,11 +170,11 @@ def macro_series(
             "series": observations["series_id"].n_unique(),
             "series_missing": ", ".join(missing) or "none",
             "source": macro_data.source,
-            **_date_range_metadata(observations),
+            **date_range_metadata(observations),
             "latest_values": dg.MetadataValue.json(
                 {s: v for s, v in latest.select("series_id", "value").iter_rows()}
             ),
-            "preview": _preview(observations),
+            "preview": preview(observations),
         }
     )
 
