@@ -1,0 +1,94 @@
+"""The training label: the 5-session forward return of a stock in excess of the benchmark's.
+
+For a session d, ``label = adj_close[h] / adj_close[d] - benchmark_adj_close[h] /
+benchmark_adj_close[d]`` where h is the 5th NYSE session after d (the horizon date): buy at d's
+close, sell at h's close. Horizons are counted in exchange sessions, not in a ticker's own rows,
+so a ticker missing a day does not stretch its holding period; a ticker without a bar on d or on
+h has no label that day (no row, never NaN). The stored label is the raw excess return; the
+cross-sectional normalisation used for training lives in the model code.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from quant_assets.partitions import session_ordinals
+
+HORIZON_SESSIONS = 5
+
+
+class LabelNotAvailable(ValueError):
+    """A label was asked for before its horizon session was stored."""
+
+
+def horizon_date(day: date, sessions: int = HORIZON_SESSIONS) -> date:
+    """The ``sessions``-th NYSE session after ``day``."""
+    ordinals = session_ordinals()
+    i = int(np.searchsorted(ordinals, day.toordinal(), side="right")) + sessions - 1
+    if i >= len(ordinals):
+        raise LabelNotAvailable(f"{day} + {sessions} sessions is past the exchange calendar")
+    return date.fromordinal(int(ordinals[i]))
+
+
+def horizon_dates(days: pl.Series) -> pl.Series:
+    """``horizon_date`` of every day of a Date series, vectorised over the session calendar."""
+    ordinals = session_ordinals()
+    epoch = date(1970, 1, 1).toordinal()
+    day_ordinals = days.cast(pl.Int64).to_numpy() + epoch
+    positions = np.searchsorted(ordinals, day_ordinals, side="right") + HORIZON_SESSIONS - 1
+    if positions.size and positions.max() >= len(ordinals):
+        raise LabelNotAvailable("a horizon date is past the exchange calendar")
+    return pl.Series("horizon_date", ordinals[positions] - epoch, dtype=pl.Int64).cast(pl.Date)
+
+
+def check_available(last_day: date, last_stored_session: date | None) -> date:
+    """The horizon date of ``last_day``; raises ``LabelNotAvailable`` with the reason when the
+    bars of that session are not stored yet."""
+    needed = horizon_date(last_day)
+    if last_stored_session is None or last_stored_session < needed:
+        latest = (
+            "no bars are stored"
+            if last_stored_session is None
+            else (f"the latest stored session is {last_stored_session}")
+        )
+        raise LabelNotAvailable(
+            f"label for {last_day} not yet available: it needs the bars of {needed} "
+            f"({HORIZON_SESSIONS} sessions later) and {latest}"
+        )
+    return needed
+
+
+def forward_excess_returns(
+    bars: pl.DataFrame, benchmark: str, start: date, end: date
+) -> pl.DataFrame:
+    """Labels for sessions ``start <= d < end`` from ``bars`` (ticker, date, adj_close), which
+    must cover those sessions and their horizon dates. Columns as the ``labels`` table."""
+    days = bars.select(pl.col("date").unique().sort()).filter(
+        (pl.col("date") >= start) & (pl.col("date") < end)
+    )["date"]
+    horizons = pl.DataFrame({"date": days, "horizon_date": horizon_dates(days)})
+    prices = bars.select("ticker", "date", "adj_close")
+    base = prices.join(horizons, on="date")
+    later = prices.rename({"date": "horizon_date", "adj_close": "horizon_close"})
+    returns = base.join(later, on=["ticker", "horizon_date"]).with_columns(
+        (pl.col("horizon_close") / pl.col("adj_close") - 1.0).alias("forward_return")
+    )
+    market = returns.filter(pl.col("ticker") == benchmark).select(
+        "date", pl.col("forward_return").alias("benchmark_return")
+    )
+    if market.height < horizons.height:
+        missing = sorted(set(horizons["date"]) - set(market["date"]))
+        raise LabelNotAvailable(
+            f"benchmark {benchmark} has no return for {len(missing)} sessions "
+            f"(first {missing[0]}): labels cannot be computed without it"
+        )
+    return (
+        returns.filter(pl.col("ticker") != benchmark)
+        .join(market, on="date")
+        .with_columns((pl.col("forward_return") - pl.col("benchmark_return")).alias("label"))
+        .select("ticker", "date", "horizon_date", "forward_return", "benchmark_return", "label")
+        .sort("ticker", "date")
+    )
