@@ -95,17 +95,25 @@ def label_overlaps(
     covers positions ``p+1 .. p+horizon``). An empty list proves the split leak-free.
     """
     sessions = np.asarray(sessions)
-    position = {d: p for p, d in enumerate(sessions.tolist())}
-    test = np.concatenate(split.test_dates) if split.test_dates else np.array([])
-    test_pos = np.sort(np.array([position[d] for d in test.tolist()], dtype=np.int64))
+    train_pos = _positions(sessions, split.train_dates)
+    test_pos = np.sort(_positions(sessions, np.concatenate(split.test_dates)))
     pairs: list[tuple[object, object]] = []
-    for d in split.train_dates.tolist():
-        p = position[d]
+    for p in train_pos:
         # windows [p+1, p+h] and [q+1, q+h] intersect iff |p - q| < h
         lo = np.searchsorted(test_pos, p - horizon + 1)
-        hi = np.searchsorted(test_pos, p + horizon, side="right")
-        pairs.extend((d, sessions[q]) for q in test_pos[lo:hi])
+        hi = np.searchsorted(test_pos, p + horizon - 1, side="right")
+        pairs.extend((sessions[p], sessions[q]) for q in test_pos[lo:hi])
     return pairs
+
+
+def _positions(sorted_dates: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions of ``wanted`` in ``sorted_dates``; every wanted date must be there."""
+    pos = np.searchsorted(sorted_dates, wanted)
+    if (pos >= len(sorted_dates)).any() or (
+        sorted_dates[np.minimum(pos, len(sorted_dates) - 1)] != wanted
+    ).any():
+        raise ValueError("dates missing from the session calendar")
+    return pos
 
 
 def _date_codes(index: pd.Index, dates: np.ndarray) -> np.ndarray:
@@ -190,18 +198,17 @@ def cpcv_evaluate(
     y = y.reindex(X.index)
     dates = panel_dates(X.index)
     codes = _date_codes(X.index, dates)
-    date_pos = {d: p for p, d in enumerate(dates.tolist())}
     splits = cpcv_date_splits(dates, cv)
     predictions = np.full((len(X), cv.n_test_paths), np.nan)
     fit_seconds = []
     for split in splits:
-        train_rows = np.isin(codes, [date_pos[d] for d in split.train_dates.tolist()])
+        train_rows = np.isin(codes, _positions(dates, split.train_dates))
         model = clone(estimator)
         start = time.perf_counter()
         model.fit(X[train_rows], y[train_rows])
         fit_seconds.append(time.perf_counter() - start)
         for test_dates, path in zip(split.test_dates, split.path_ids, strict=True):
-            rows = np.flatnonzero(np.isin(codes, [date_pos[d] for d in test_dates.tolist()]))
+            rows = np.flatnonzero(np.isin(codes, _positions(dates, test_dates)))
             predictions[rows, path] = model.predict(X.iloc[rows])
     frame = pd.DataFrame(predictions, index=X.index, columns=pd.RangeIndex(cv.n_test_paths))
     frame.columns.name = "path"
