@@ -63,6 +63,20 @@ impl Arena {
         self.free_head = i;
     }
 
+    /// Returns a whole chain of slots, linked through `next` from `head` to `tail`, to the free
+    /// list in O(1) (a fully consumed price level).
+    #[inline]
+    pub(crate) fn free_chain(&mut self, head: u32, tail: u32) {
+        self.slots[tail as usize].next = self.free_head;
+        self.free_head = head;
+    }
+
+    /// The slots in use so far (indexed by slot number).
+    #[inline]
+    pub(crate) fn slots(&self) -> &[OrderSlot] {
+        &self.slots
+    }
+
     #[inline]
     pub(crate) fn get(&self, i: u32) -> &OrderSlot {
         &self.slots[i as usize]

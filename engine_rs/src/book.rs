@@ -11,7 +11,7 @@
 
 use crate::arena::{Arena, OrderSlot, NIL};
 use crate::bitset::{LevelBits, NONE};
-use crate::idmap::IdMap;
+use crate::idmap::{IdMap, Probe};
 use crate::types::*;
 
 /// One price level: a FIFO of arena slots plus its aggregate.
@@ -83,13 +83,10 @@ impl SideBook {
         }
     }
 
-    /// Appends slot `i` (already holding its `level` and `remaining`) at the back of its level.
+    /// Appends slot `i` (already holding `level` and `qty` as its `level` and `remaining`) at
+    /// the back of that level.
     #[inline]
-    fn push_back(&mut self, arena: &mut Arena, i: u32) {
-        let (level, qty) = {
-            let s = arena.get(i);
-            (s.level, s.remaining)
-        };
+    fn push_back(&mut self, arena: &mut Arena, i: u32, level: u32, qty: Qty) {
         let lvl = &mut self.levels[level as usize];
         let tail = lvl.tail;
         {
@@ -233,9 +230,25 @@ impl OrderBook {
         false
     }
 
+    /// Does a taker on `taker_side` limited at level `limit` cross the opposite best level?
+    #[inline]
+    fn crosses_opposite(&self, taker_side: Side, limit: u32) -> bool {
+        let opp = match taker_side {
+            Side::Buy => &self.asks,
+            Side::Sell => &self.bids,
+        };
+        opp.best != NONE && opp.crosses(opp.best, limit)
+    }
+
     /// Matches a taker against the opposite side at levels crossing `limit`, emitting
     /// Fill (+ Done for each exhausted maker). Returns the unfilled quantity.
-    #[inline]
+    ///
+    /// A level the taker consumes completely (the common case of a sweep) is handled in one
+    /// tight pass: its makers are only read (no per-maker unlink, no per-maker level update),
+    /// its whole FIFO chain goes back to the arena's free list in O(1), and the level, the
+    /// bitmap and `best` are updated once. Only the last level touched, when the taker runs
+    /// out inside it, is consumed maker by maker.
+    #[inline(never)]
     fn match_taker(
         &mut self,
         taker_id: OrderId,
@@ -251,53 +264,101 @@ impl OrderBook {
             Side::Sell => &mut self.bids,
         };
         let arena = &mut self.arena;
-        while remaining > 0 {
+        let ids = &mut self.ids;
+        let mut seq = self.seq;
+        let mut len = self.len;
+        loop {
             let best = opp.best;
             if best == NONE || !opp.crosses(best, limit) {
                 break;
             }
             let price = min_price + best as Price;
             let lvl = &mut opp.levels[best as usize];
-            while remaining > 0 && lvl.head != NIL {
-                let mi = lvl.head;
-                let maker = arena.get_mut(mi);
-                let q = remaining.min(maker.remaining);
-                maker.remaining -= q;
-                maker.filled += q;
-                remaining -= q;
-                *filled += q;
-                lvl.qty -= q;
-                self.seq += 1;
-                events.push(Event::Fill {
-                    seq: self.seq,
-                    maker_id: maker.id,
-                    taker_id,
-                    price,
-                    qty: q,
-                    taker_side,
-                });
-                if maker.remaining == 0 {
-                    let (mid, mfilled, next) = (maker.id, maker.filled, maker.next);
-                    lvl.head = next;
-                    if next != NIL {
-                        arena.get_mut(next).prev = NIL;
-                    } else {
-                        lvl.tail = NIL;
+            if remaining >= lvl.qty {
+                // The whole level goes.
+                let mut mi = lvl.head;
+                while mi != NIL {
+                    let m = *arena.get(mi);
+                    seq += 1;
+                    events.push(Event::Fill {
+                        seq,
+                        maker_id: m.id,
+                        taker_id,
+                        price,
+                        qty: m.remaining,
+                        taker_side,
+                    });
+                    events.push(Event::Done {
+                        id: m.id,
+                        filled: m.filled + m.remaining,
+                    });
+                    ids.remove_present(m.id, mi);
+                    mi = m.next;
+                }
+                arena.free_chain(lvl.head, lvl.tail);
+                len -= lvl.count as usize;
+                remaining -= lvl.qty;
+                *filled += lvl.qty;
+                *lvl = EMPTY_LEVEL;
+                opp.bits.clear(best);
+                opp.best = opp.next_worse(best);
+                if remaining == 0 {
+                    break;
+                }
+            } else {
+                // The taker ends inside this level (remaining < level qty, so some maker is
+                // left): fill makers front to back, the last one possibly partially.
+                lvl.qty -= remaining;
+                *filled += remaining;
+                let mut mi = lvl.head;
+                loop {
+                    let m = arena.get_mut(mi);
+                    seq += 1;
+                    if remaining < m.remaining {
+                        m.remaining -= remaining;
+                        m.filled += remaining;
+                        events.push(Event::Fill {
+                            seq,
+                            maker_id: m.id,
+                            taker_id,
+                            price,
+                            qty: remaining,
+                            taker_side,
+                        });
+                        break;
                     }
-                    lvl.count -= 1;
-                    self.ids.remove(mid);
-                    arena.free(mi);
-                    self.len -= 1;
+                    let (mid, q, next) = (m.id, m.remaining, m.next);
+                    remaining -= q;
+                    events.push(Event::Fill {
+                        seq,
+                        maker_id: mid,
+                        taker_id,
+                        price,
+                        qty: q,
+                        taker_side,
+                    });
                     events.push(Event::Done {
                         id: mid,
-                        filled: mfilled,
+                        filled: m.filled + q,
                     });
+                    ids.remove_present(mid, mi);
+                    arena.free(mi);
+                    lvl.count -= 1;
+                    len -= 1;
+                    mi = next;
+                    if remaining == 0 {
+                        break;
+                    }
                 }
-            }
-            if lvl.head == NIL {
-                opp.level_emptied(best);
+                // `mi` is the first maker left (it exists: the level had more than we took).
+                lvl.head = mi;
+                arena.get_mut(mi).prev = NIL;
+                remaining = 0;
+                break;
             }
         }
+        self.seq = seq;
+        self.len = len;
         remaining
     }
 
@@ -324,7 +385,10 @@ impl MatchingBook for OrderBook {
                 None => return Self::reject(id, RejectReason::PriceOutOfBand, events),
             }
         };
-        if self.ids.get(id).is_some() {
+        // One probe serves the duplicate check and, for an order that rests without
+        // matching, the insert.
+        let probe = self.ids.probe(id, self.arena.slots());
+        if let Probe::Found { .. } = probe {
             return Self::reject(id, RejectReason::DuplicateOrderId, events);
         }
         match order.order_type {
@@ -338,7 +402,13 @@ impl MatchingBook for OrderBook {
         }
         events.push(Event::Accepted { id });
         let mut filled = 0;
-        let remaining = self.match_taker(id, order.side, limit, order.qty, &mut filled, events);
+        // A passive order skips the matcher altogether.
+        let crossed = self.crosses_opposite(order.side, limit);
+        let remaining = if crossed {
+            self.match_taker(id, order.side, limit, order.qty, &mut filled, events)
+        } else {
+            order.qty
+        };
         if remaining == 0 {
             events.push(Event::Done { id, filled });
             return;
@@ -356,13 +426,20 @@ impl MatchingBook for OrderBook {
                 };
                 // Cannot fail: len < max_orders was checked above and matching only frees slots.
                 let i = self.arena.alloc(slot).expect("arena has a free slot");
-                self.ids.insert_new(id, i);
+                match probe {
+                    // Untouched table since the probe: insert right where it ended.
+                    Probe::Vacant { bucket, dist, tag } if !crossed => {
+                        self.ids.insert_vacant(bucket, dist, tag, i)
+                    }
+                    // Matching removed makers' entries (backward shifts): probe again.
+                    _ => self.ids.insert_new(id, i),
+                }
                 self.len += 1;
                 let (side, arena) = match order.side {
                     Side::Buy => (&mut self.bids, &mut self.arena),
                     Side::Sell => (&mut self.asks, &mut self.arena),
                 };
-                side.push_back(arena, i);
+                side.push_back(arena, i, limit, remaining);
             }
             // FOK was checked fillable, so only Market/IOC get here with a remainder.
             _ => events.push(Event::Cancelled { id, remaining }),
@@ -370,7 +447,7 @@ impl MatchingBook for OrderBook {
     }
 
     fn cancel(&mut self, id: OrderId, events: &mut Vec<Event>) {
-        let Some(i) = self.ids.get(id) else {
+        let Probe::Found { bucket, slot: i } = self.ids.probe(id, self.arena.slots()) else {
             return Self::reject(id, RejectReason::UnknownOrderId, events);
         };
         let (side, remaining) = {
@@ -383,7 +460,7 @@ impl MatchingBook for OrderBook {
         };
         sb.unlink(arena, i);
         arena.free(i);
-        self.ids.remove(id);
+        self.ids.remove_at(bucket);
         self.len -= 1;
         events.push(Event::Cancelled { id, remaining });
     }
@@ -395,7 +472,7 @@ impl MatchingBook for OrderBook {
         let Some(level) = self.index(new_price) else {
             return Self::reject(id, RejectReason::PriceOutOfBand, events);
         };
-        let Some(i) = self.ids.get(id) else {
+        let Some(i) = self.ids.get(id, self.arena.slots()) else {
             return Self::reject(id, RejectReason::UnknownOrderId, events);
         };
         let s = *self.arena.get(i);
@@ -428,13 +505,13 @@ impl MatchingBook for OrderBook {
         let mut filled = s.filled;
         // A price change is a cancel/replace: the order may now cross and match as a taker.
         // (At an unchanged price it cannot cross, so this is a no-op for a quantity increase.)
-        let remaining = if level == s.level {
-            new_qty
-        } else {
+        let remaining = if level != s.level && self.crosses_opposite(s.side, level) {
             self.match_taker(id, s.side, level, new_qty, &mut filled, events)
+        } else {
+            new_qty
         };
         if remaining == 0 {
-            self.ids.remove(id);
+            self.ids.remove_present(id, i);
             self.arena.free(i);
             self.len -= 1;
             events.push(Event::Done { id, filled });
@@ -450,7 +527,7 @@ impl MatchingBook for OrderBook {
             Side::Buy => (&mut self.bids, &mut self.arena),
             Side::Sell => (&mut self.asks, &mut self.arena),
         };
-        sb.push_back(arena, i);
+        sb.push_back(arena, i, level, remaining);
     }
 
     #[inline]
@@ -485,7 +562,7 @@ impl MatchingBook for OrderBook {
 
     #[inline]
     fn order(&self, id: OrderId) -> Option<OrderView> {
-        let s = self.arena.get(self.ids.get(id)?);
+        let s = self.arena.get(self.ids.get(id, self.arena.slots())?);
         Some(OrderView {
             id,
             side: s.side,
