@@ -15,7 +15,9 @@ N_DATES, N_TICKERS, N_FEATURES = 80, 60, 8
 TEST_DATES = 20
 
 
-def small(model: type[LightGBMAlpha] | type[CatBoostAlpha], **params: object):  # type: ignore[no-untyped-def]
+def small(
+    model: type[LightGBMAlpha] | type[CatBoostAlpha], **params: object
+) -> LightGBMAlpha | CatBoostAlpha:
     """A fast configuration for the small panel (1 thread: OpenMP threads stall on a busy machine)."""
     if model is LightGBMAlpha:
         base: dict[str, object] = {"n_estimators": 60, "num_leaves": 8, "min_child_samples": 40}
@@ -47,7 +49,9 @@ def panel() -> tuple[pd.DataFrame, pd.Series]:
     return X, y
 
 
-def split(panel: tuple[pd.DataFrame, pd.Series]) -> tuple[pd.DataFrame, ...]:
+def split(
+    panel: tuple[pd.DataFrame, pd.Series],
+) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
     X, y = panel
     dates = X.index.get_level_values(0)
     cut = dates.unique()
