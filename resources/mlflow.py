@@ -16,7 +16,7 @@ import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 import mlflow
@@ -83,8 +83,9 @@ def mlflow_resource(context: dg.InitResourceContext) -> Iterator[MlFlow]:
         config.get("artifact_location") or default_artifact_location(),
     )
     # dagster-mlflow's resource function may come back as a one-item generator
-    created = mlflow_tracking.resource_fn(context)
-    tracker: MlFlow = next(created) if inspect.isgenerator(created) else created
+    resource_fn: Any = mlflow_tracking.resource_fn
+    created: Any = resource_fn(context)
+    tracker = cast(MlFlow, next(created) if inspect.isgenerator(created) else created)
     try:
         yield tracker
     finally:
