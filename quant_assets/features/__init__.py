@@ -1,0 +1,1 @@
+"""Feature computations on bars: pure Polars libraries, no Dagster code."""
