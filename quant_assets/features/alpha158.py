@@ -10,7 +10,8 @@ API
 - :data:`LOOKBACK_ROWS` = 60: the prior rows (sessions of the ticker's life) the last row's
   features depend on (ROC60 = ``Ref($close, 60)``; CORD60/WVMA60/VSUMP60 are 60-row windows of
   a ``Ref(x, 1)`` difference). A one-day computation therefore reads the day plus the 60 sessions
-  before it for every ticker and keeps the last day of the result.
+  before it for every ticker, passes each ticker's ``first_dates`` (see Rows) and keeps the last
+  day of the result.
 - :func:`compute_alpha158`: long bars in, ``ticker, date`` and the 158 Float32 features out.
 - :func:`reindex_bars`: the row set Qlib computes on (each ticker on the union calendar between
   its first and last date; missing days are rows of nulls).
@@ -21,7 +22,11 @@ Qlib reindexes every ticker to the shared calendar (the union of the input's dat
 ticker's first and last date: a missing day inside a ticker's life is a row whose raw fields are
 missing, rolling windows count it, and the output has a row for it (most features null there,
 the window statistics that skip missing values are not). The output is sorted by
-``ticker, date``.
+``ticker, date``. A computation on a window of the history (the lookback of a one-day run) sees
+a ticker start at its first bar in the window, so a ticker that misses the window's first days
+would lose those rows (CNTP60's row count, IdxMax's first-NaN and position change):
+``first_dates`` (columns ``ticker, first_date``: the first date of each ticker's whole history)
+makes each ticker's rows start at ``max(first_date, first session of the input)`` instead.
 
 Missing values: null, never NaN
 -------------------------------
@@ -43,7 +48,7 @@ Rsquare and Corr, ``Log($volume+1)`` and the ``+1e-12`` epsilons. The golden vec
 the unscaled input (VMA5 on AAA's zero-volume day is ``Mean(volume, 5) / 1e-12`` of the raw
 volume, and the prices reproduce to float32 rounding without scaling, see the tests), so the
 default computes on the bars as given. ``first_close`` (columns ``ticker, first_close``) divides
-each ticker's open/high/low/close/vwap by that value (volume untouched), for callers that want
+each ticker's open/high/low/close/vwap by that value and multiplies its volume by it, for callers that want
 Qlib's collector price scale; an incremental computation that reads only a lookback window from
 the store must then pass the close stored for the ticker's first day, not the window's first.
 
@@ -115,7 +120,11 @@ def _bars_frame(bars: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _padded(bars: pl.LazyFrame, first_close: pl.DataFrame | pl.LazyFrame | None) -> pl.DataFrame:
+def _padded(
+    bars: pl.LazyFrame,
+    first_close: pl.DataFrame | pl.LazyFrame | None,
+    first_dates: pl.DataFrame | pl.LazyFrame | None,
+) -> pl.DataFrame:
     """Reindexed bars with ``_PAD`` null rows before each ticker.
 
     Columns: ticker, date, ``live`` (False on pad rows), ``t`` (Float64 row index inside the
@@ -151,11 +160,31 @@ def _padded(bars: pl.LazyFrame, first_close: pl.DataFrame | pl.LazyFrame | None)
             f"bars have {dup.height} duplicated (ticker, date) pairs, "
             f"e.g. {dup.head(3).rows()}; deduplicate them first"
         )
-    spans = (
+    lazy_spans = (
         keyed.lazy()
         .group_by("tid")
         .agg(pl.col("k").min().alias("lo"), pl.col("k").max().alias("hi"))
-        .sort("tid")
+    )
+    if first_dates is not None:
+        known = (
+            first_dates.lazy()
+            .select(pl.col("ticker").cast(pl.String), pl.col("first_date").cast(pl.Date))
+            .filter(pl.col("ticker").is_in(tickers.implode()))
+            .collect()
+        )
+        known = known.select(
+            tickers.search_sorted(known["ticker"]).cast(pl.Int64).alias("tid"),
+            calendar.search_sorted(known["first_date"]).cast(pl.Int64).alias("start"),
+        )
+        lazy_spans = (
+            lazy_spans.join(
+                known.lazy().group_by("tid").agg(pl.col("start").min()), on="tid", how="left"
+            )
+            .with_columns(pl.min_horizontal("lo", "start").alias("lo"))
+            .drop("start")
+        )
+    spans = (
+        lazy_spans.sort("tid")
         .with_columns((pl.col("hi") - pl.col("lo") + 1 + _PAD).alias("len"))
         .with_columns((pl.col("len").cum_sum() - pl.col("len")).alias("offset"))
         .collect()
@@ -185,13 +214,15 @@ def _padded(bars: pl.LazyFrame, first_close: pl.DataFrame | pl.LazyFrame | None)
 
 
 def reindex_bars(
-    bars: pl.DataFrame | pl.LazyFrame, first_close: pl.DataFrame | pl.LazyFrame | None = None
+    bars: pl.DataFrame | pl.LazyFrame,
+    first_close: pl.DataFrame | pl.LazyFrame | None = None,
+    first_dates: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
     """Bars on Qlib's row set: every ticker on the union calendar from its first to its last date.
 
     Returns ``ticker, date`` and the raw fields as Float32 (nulls on missing days), sorted by
     ticker and date: the rows :func:`compute_alpha158` returns, with the values it computes on."""
-    frame = _padded(_bars_frame(bars), first_close)
+    frame = _padded(_bars_frame(bars), first_close, first_dates)
     return frame.filter("live").select("ticker", "date", *_FIELDS)
 
 
@@ -620,13 +651,19 @@ def _prev(d: int) -> int:
 def compute_alpha158(
     bars: pl.DataFrame | pl.LazyFrame,
     first_close: pl.DataFrame | pl.LazyFrame | None = None,
+    first_dates: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
     """Alpha158 of long OHLCV ``bars`` (ticker, date, open, high, low, close, volume[, vwap]).
 
     ``date`` may be Date or Datetime (cast to Date); ``vwap`` may be missing or null (VWAP0 is
-    then null). ``(ticker, date)`` must be unique and non-null (ValueError otherwise). Returns ``ticker, date`` and the 158 features
-    (:data:`ALPHA158_NAMES`) as Float32, one row per ticker and session of the input's union
-    calendar between the ticker's first and last date, sorted by ticker and date; missing values
-    are null (see the module docstring). ``first_close`` (ticker, first_close): optional divisor
-    of each ticker's prices (Qlib's collector scale, see "Scale" above)."""
-    return _features(_padded(_bars_frame(bars), first_close))
+    then null). ``(ticker, date)`` must be unique and non-null (ValueError otherwise).
+
+    Returns ``ticker, date`` and the 158 features (:data:`ALPHA158_NAMES`) as Float32, one row
+    per ticker and session of the input's union calendar between the ticker's first and last
+    date, sorted by ticker and date; missing values are null (see the module docstring).
+
+    ``first_close`` (ticker, first_close): optional divisor of each ticker's prices (Qlib's
+    collector scale, see "Scale" above). ``first_dates`` (ticker, first_date): each ticker's first
+    date in its whole history, needed when ``bars`` is a window of it, e.g. the
+    :data:`LOOKBACK_ROWS` lookback of a one-day run (see "Rows" above)."""
+    return _features(_padded(_bars_frame(bars), first_close, first_dates))
