@@ -232,9 +232,9 @@ def reindex_bars(
 # 1. per-row inputs: zero-filled float64 columns whose window sums give every rolling statistic
 #    (a valid-count column next to each, so NaN-skipping means and stds are sums / counts), the
 #    values whose window max/min are needed (nulls skipped), and rank signs;
-# 2. window sums by doubling (no running-sum drift, no over()): S5 = rolling_sum(5), S10 = S5 + S5[-5],
-#    S20 = S10 + S10[-10], S30 = S20 + S10[-20], S60 = S30 + S30[-30] (x[-k]: shift by k rows);
-#    max/min the same way with max/min_horizontal (which skip nulls, like pandas);
+# 2. window sums by doubling (no running-sum drift, no over()): S5 = x + x[-1] + ... + x[-4],
+#    S10 = S5 + S5[-5], S20 = S10 + S10[-10], S30 = S10 + S10[-10] + S10[-20], S60 = S30 +
+#    S30[-30] (x[-k]: shift by k rows); max/min the same way with max/min_horizontal;
 # 3. each window's 29 features as soon as its statistics exist; statistics no longer needed are
 #    dropped, so the peak memory holds about two windows' statistics.
 
@@ -390,7 +390,7 @@ def _at(name: str, d: int) -> str:
 _DOUBLING: dict[int, tuple[tuple[int, int], ...]] = {
     10: ((5, 0), (5, 5)),
     20: ((10, 0), (10, 10)),
-    30: ((20, 0), (10, 20)),
+    30: ((10, 0), (10, 10), (10, 20)),  # not from S20, which can then go before S30 exists
     60: ((30, 0), (30, 30)),
 }
 
@@ -622,26 +622,33 @@ def _features(padded: pl.DataFrame) -> pl.DataFrame:
     Each stage is its own small lazy query, collected before the next: one query for the whole
     computation would hold hundreds of with_columns nodes over a frame of hundreds of columns,
     whose planning alone costs seconds."""
+    live = padded["live"]
     ctx = _hstack(padded, _stage(padded, _row_inputs()))
     ctx = _hstack(ctx, _stage(ctx, _pair_inputs()))
     quantiles = _quantiles(ctx)
-    pieces = [padded.select("ticker", "date", "live"), _stage(ctx, _out(_kbar_features()))]
+    # each piece keeps only the live rows as soon as it exists: the full-height float32 features
+    # are never all held, nor copied once more by a final filter
+    pieces = [
+        padded.filter(live).select("ticker", "date"),
+        _stage(ctx, _out(_kbar_features())).filter(live),
+    ]
     base = ctx.select("close", "t", "row", "_c", "_v_eps")
-    held: dict[int, pl.DataFrame] = {}  # statistics still needed by larger windows
     sgn = ctx.select(f"_sgn{WINDOWS[0]}")
-    ctx = ctx.select(*_SUMS, *_EXTREMES)
+    # the row inputs (about 50 float64 columns) only feed window 5's statistics
+    held: dict[int, pl.DataFrame] = {0: ctx.select(*_SUMS, *_EXTREMES)}
+    del ctx
     for d in WINDOWS:
         if d != WINDOWS[0]:
             sgn = _stage(_hstack(padded, sgn), _rank_signs(_prev(d), d))
-        stats = _stage(ctx if d == WINDOWS[0] else _hstack(*held.values()), _window_stats(d))
-        work = _hstack(base, sgn, stats, quantiles.select(_at("_q0.8", d), _at("_q0.2", d)))
-        work = _hstack(work, _stage(work, _window_derived(d)))
-        pieces.append(_stage(work, _out(_window_features(d))))
+        stats = _stage(_hstack(*held.values()), _window_stats(d))
         needed = {w for later in WINDOWS if later > d for w, _ in _DOUBLING[later]}
         held = {w: f for w, f in [*held.items(), (d, stats)] if w in needed}
+        work = _hstack(base, sgn, stats, quantiles.select(_at("_q0.8", d), _at("_q0.2", d)))
+        del stats  # (still in ``held`` if a larger window needs it)
+        work = _hstack(work, _stage(work, _window_derived(d)))
+        pieces.append(_stage(work, _out(_window_features(d))).filter(live))
         del work
-    out = _hstack(*pieces)
-    return out.lazy().filter("live").select("ticker", "date", *ALPHA158_NAMES).collect()
+    return _hstack(*pieces).select("ticker", "date", *ALPHA158_NAMES)
 
 
 def _prev(d: int) -> int:
