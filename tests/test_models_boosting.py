@@ -170,3 +170,15 @@ def test_predict_requires_the_fitted_features_and_reorders_them(
     np.testing.assert_array_equal(est.predict(shuffled), est.predict(X_test))
     with pytest.raises(ValueError, match="lacks fitted features"):
         est.predict(X_test.drop(columns=[SIGNAL]))
+
+
+def test_lightgbm_bin_edges_come_from_bin_sample_rows(
+    panel: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    # the panel has fewer rows than the default sample: bin edges from all of them vs from 200
+    X_train, y_train, X_test, _ = split(panel)
+    full = small(LightGBMAlpha).fit(X_train, y_train).predict(X_test)
+    again = small(LightGBMAlpha, bin_sample=len(X_train)).fit(X_train, y_train).predict(X_test)
+    sampled = small(LightGBMAlpha, bin_sample=200).fit(X_train, y_train).predict(X_test)
+    np.testing.assert_array_equal(full, again)
+    assert not np.allclose(full, sampled)
