@@ -119,16 +119,16 @@ impl SideBook {
     fn unlink(&mut self, arena: &mut Arena, i: u32) {
         let s = *arena.get(i);
         let lvl = &mut self.levels[s.level as usize];
-        if s.prev != NIL {
-            arena.get_mut(s.prev).next = s.next;
-        } else {
-            lvl.head = s.next;
-        }
-        if s.next != NIL {
-            arena.get_mut(s.next).prev = s.prev;
-        } else {
-            lvl.tail = s.prev;
-        }
+        // Branch-free: whether `i` is the head and/or the tail of its level is a coin toss for
+        // a cancel, so instead of branching, a missing neighbour's link write goes to slot `i`
+        // itself (which is being removed; the caller frees or relinks it) and the level's
+        // head/tail are conditionally replaced (cmov).
+        let prev_w = if s.prev != NIL { s.prev } else { i };
+        let next_w = if s.next != NIL { s.next } else { i };
+        arena.get_mut(prev_w).next = s.next;
+        arena.get_mut(next_w).prev = s.prev;
+        lvl.head = if lvl.head == i { s.next } else { lvl.head };
+        lvl.tail = if lvl.tail == i { s.prev } else { lvl.tail };
         lvl.qty -= s.remaining;
         lvl.count -= 1;
         if lvl.count == 0 {
@@ -280,18 +280,21 @@ impl OrderBook {
                 while mi != NIL {
                     let m = *arena.get(mi);
                     seq += 1;
-                    events.push(Event::Fill {
-                        seq,
-                        maker_id: m.id,
-                        taker_id,
-                        price,
-                        qty: m.remaining,
-                        taker_side,
-                    });
-                    events.push(Event::Done {
-                        id: m.id,
-                        filled: m.filled + m.remaining,
-                    });
+                    // One capacity check and one length update for the pair.
+                    events.extend_from_slice(&[
+                        Event::Fill {
+                            seq,
+                            maker_id: m.id,
+                            taker_id,
+                            price,
+                            qty: m.remaining,
+                            taker_side,
+                        },
+                        Event::Done {
+                            id: m.id,
+                            filled: m.filled + m.remaining,
+                        },
+                    ]);
                     ids.remove_present(m.id, mi);
                     mi = m.next;
                 }
