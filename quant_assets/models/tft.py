@@ -186,9 +186,14 @@ class TemporalFusionAlpha(BaseEstimator, RegressorMixin):
         random_state: seed of weights, dropout and shuffling.
     """
 
+    # The suggested inputs (the estimator itself reads whatever float columns X has): the
+    # session's OHLCV made scale-free (open/high/low over close, body and range, volume over its
+    # 5-day mean and std) and an Alpha158 subset of returns, trend, volatility and volume-price
+    # features, short and 20-day windows only since the encoder already sees 20 sessions.
     DEFAULT_FEATURES: ClassVar[tuple[str, ...]] = (
-        "KMID", "KLEN", "ROC5", "ROC20", "MA5", "MA20", "STD5", "STD20",
-        "RSV5", "CORR5", "CNTD5", "SUMD5", "VMA5", "VSTD5", "WVMA5",
+        "OPEN0", "HIGH0", "LOW0", "KMID", "KLEN", "VMA5", "VSTD5",
+        "ROC5", "ROC20", "MA5", "MA20", "STD5", "STD20",
+        "RSV5", "CORR5", "CNTD5", "SUMD5", "WVMA5",
     )  # fmt: skip
 
     sectors_: dict[str, str] | None  # the ticker -> sector map fitted with (None: no static)
