@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from quant_assets.features.alpha158 import ALPHA158_NAMES
+
 
 @dataclass(frozen=True)
 class Column:
@@ -88,6 +90,111 @@ MACRO_SERIES = TableSchema(
     key=("series_id", "date"),
 )
 
+# the research layer: features are float32 (see ARCHITECTURE.md), returns and scores float64
+ALPHA158 = TableSchema(
+    name="alpha158",
+    columns=(
+        Column("ticker", pl.String()),
+        Column("date", pl.Date()),
+        *(Column(name, pl.Float32(), nullable=True) for name in ALPHA158_NAMES),
+    ),
+    key=("ticker", "date"),
+)
+
+LABELS = TableSchema(
+    name="labels",
+    columns=(
+        Column("ticker", pl.String()),
+        Column("date", pl.Date()),
+        # the session the 5-day holding period ends on: the label is known from then on
+        Column("horizon_date", pl.Date()),
+        Column("forward_return", pl.Float64()),
+        Column("benchmark_return", pl.Float64()),
+        Column("label", pl.Float64()),
+    ),
+    key=("ticker", "date"),
+)
+
+# one row per (training week, model, CPCV path): the validation distribution of every model
+MODEL_VALIDATION = TableSchema(
+    name="model_validation",
+    columns=(
+        Column("week", pl.Date()),
+        Column("model", pl.String()),
+        Column("path", pl.Int32()),
+        Column("ic", pl.Float64(), nullable=True),
+        Column("rank_ic", pl.Float64(), nullable=True),
+        Column("icir", pl.Float64(), nullable=True),
+        Column("rank_icir", pl.Float64(), nullable=True),
+    ),
+    key=("week", "model", "path"),
+    time_column="week",
+)
+
+# per-feature mean |SHAP| of each boosted model, per training week (explanation drift reads it)
+SHAP_SUMMARY = TableSchema(
+    name="shap_summary",
+    columns=(
+        Column("week", pl.Date()),
+        Column("model", pl.String()),
+        Column("feature", pl.String()),
+        Column("mean_abs_shap", pl.Float64()),
+        Column("importance_rank", pl.Int32()),
+    ),
+    key=("week", "model", "feature"),
+    time_column="week",
+)
+
+# what each weekly training produced and which registered version is champion after its gate
+ALPHA_MODELS = TableSchema(
+    name="alpha_models",
+    columns=(
+        Column("week", pl.Date()),
+        Column("registered_model", pl.String()),
+        Column("version", pl.String()),
+        Column("alias", pl.String()),
+        Column("champion_version", pl.String()),
+        Column("champion_week", pl.Date()),
+        Column("champion_training_end", pl.Date()),
+        Column("training_start", pl.Date()),
+        Column("training_end", pl.Date()),
+        Column("mlflow_run_id", pl.String()),
+        Column("gate_metric", pl.Float64(), nullable=True),
+        Column("champion_gate_metric", pl.Float64(), nullable=True),
+        Column("ensemble_weights", pl.String()),
+    ),
+    key=("week",),
+    time_column="week",
+)
+
+PREDICTIONS = TableSchema(
+    name="predictions",
+    columns=(
+        Column("ticker", pl.String()),
+        Column("date", pl.Date()),
+        Column("score_lightgbm", pl.Float64(), nullable=True),
+        Column("score_catboost", pl.Float64(), nullable=True),
+        Column("score_tft", pl.Float64(), nullable=True),
+        Column("score_ensemble", pl.Float64()),
+        Column("model_version", pl.String()),
+        Column("model_week", pl.Date()),
+        Column("training_end", pl.Date()),
+    ),
+    key=("ticker", "date"),
+)
+
 TABLES: dict[str, TableSchema] = {
-    t.name: t for t in (UNIVERSE, RAW_BARS, RAW_BARS_QUARANTINE, MACRO_SERIES)
+    t.name: t
+    for t in (
+        UNIVERSE,
+        RAW_BARS,
+        RAW_BARS_QUARANTINE,
+        MACRO_SERIES,
+        ALPHA158,
+        LABELS,
+        MODEL_VALIDATION,
+        SHAP_SUMMARY,
+        ALPHA_MODELS,
+        PREDICTIONS,
+    )
 }
