@@ -1,0 +1,202 @@
+"""One weekly training, without Dagster: CPCV of every model, the rank ensemble weighted by
+validation Rank ICIR, the final fits on the whole window, and their explanations.
+
+``train_alpha`` is what the ``alpha_model`` asset runs; it takes explicit parameters
+(:class:`TrainingSpec`) and in-memory frames, so tests and benchmarks call it directly.
+
+Inputs: ``X`` is the Alpha158 panel indexed by ``(date, ticker)`` (sorted) over the training
+window, ``y`` the raw 5-session forward excess return on the same index (NaN where the label is
+not realised by the end of the window: those rows are never trained on, but the TFT reads them as
+encoder history). ``sectors`` maps ticker -> sector (the TFT's static covariate).
+
+Ensemble validation caveat: the ensemble's CPCV paths combine the models' paths with weights
+taken from those same paths, which flatters it slightly; the gate (``gate_scores``) therefore
+compares the candidate with the champion only on sessions the champion never saw.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from quant_assets.models.boosting import CatBoostAlpha, LightGBMAlpha
+from quant_assets.models.bundle import AlphaBundle
+from quant_assets.models.cross_section import daily_ic
+from quant_assets.models.ensemble import RankEnsemble, ensemble_cpcv
+from quant_assets.models.tft import TemporalFusionAlpha
+from quant_assets.models.validation import (
+    CPCVResult,
+    cpcv_evaluate,
+    make_cpcv,
+    result_from_predictions,
+)
+
+MODEL_NAMES = ("lightgbm", "catboost", "tft")
+ENSEMBLE = "ensemble"
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Explicit parameters of one training. ``*_params`` go to the estimators' constructors."""
+
+    models: tuple[str, ...] = MODEL_NAMES
+    n_folds: int = 6
+    n_test_folds: int = 2
+    purged_size: int = 5
+    embargo_size: int = 5
+    shap_sessions: int = 21
+    lightgbm_params: dict[str, Any] = field(default_factory=dict)
+    catboost_params: dict[str, Any] = field(default_factory=dict)
+    tft_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.models) - set(MODEL_NAMES)
+        if unknown or not self.models:
+            raise ValueError(f"models must be a non-empty subset of {MODEL_NAMES}: {self.models}")
+
+    def estimator(self, name: str, sectors: pd.Series) -> Any:
+        if name == "lightgbm":
+            return LightGBMAlpha(**self.lightgbm_params)
+        if name == "catboost":
+            return CatBoostAlpha(**self.catboost_params)
+        # the sector map is a constructor parameter so every CPCV clone keeps it
+        return TemporalFusionAlpha(
+            **self.tft_params, sectors={str(k): str(v) for k, v in sectors.items()}
+        )
+
+    def feature_columns(self, name: str, available: list[str]) -> list[str]:
+        """Every Alpha158 column for the boosted trees, the TFT's subset for the TFT."""
+        if name == "tft":
+            return [c for c in TemporalFusionAlpha.DEFAULT_FEATURES if c in available]
+        return list(available)
+
+
+@dataclass
+class TrainingOutcome:
+    """CPCV results by model name (and ``ensemble``), the fitted bundle, the SHAP summary of the
+    boosted models (model, feature, mean_abs_shap, importance_rank), feature importances, the
+    fitting time of each model and the TFT (when trained) for its interpretation."""
+
+    validation: dict[str, CPCVResult]
+    bundle: AlphaBundle
+    shap_summary: pl.DataFrame
+    importances: dict[str, pd.Series]
+    seconds: dict[str, float]
+    tft: TemporalFusionAlpha | None = None
+
+    @property
+    def ensemble_scores(self) -> pd.Series:
+        """Out-of-sample ensemble score per labelled row: its mean over the CPCV paths."""
+        return self.validation[ENSEMBLE].predictions.mean(axis=1).rename("score_ensemble")
+
+    def path_table(self) -> pl.DataFrame:
+        """One row per (model, path): ic, rank_ic, icir, rank_icir."""
+        frames = []
+        for name, result in self.validation.items():
+            paths = result.paths.reset_index()
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "model": name,
+                        "path": paths["path"].astype(np.int32).to_numpy(),
+                        "ic": paths["ic_mean"].to_numpy(np.float64),
+                        "rank_ic": paths["rank_ic_mean"].to_numpy(np.float64),
+                        "icir": paths["icir"].to_numpy(np.float64),
+                        "rank_icir": paths["rank_icir"].to_numpy(np.float64),
+                    }
+                )
+            )
+        return pl.concat(frames).fill_nan(None)
+
+
+def _shap_frame(model: str, summary: pd.Series) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "model": model,
+            "feature": [str(f) for f in summary.index],
+            "mean_abs_shap": summary.to_numpy(np.float64),
+            "importance_rank": np.arange(1, len(summary) + 1, dtype=np.int32),
+        }
+    )
+
+
+def train_alpha(
+    X: pd.DataFrame,
+    y: pd.Series,
+    sectors: pd.Series,
+    spec: TrainingSpec,
+    training_start: date,
+    training_end: date,
+) -> TrainingOutcome:
+    """CPCV every model of ``spec`` on the labelled rows, weight the rank ensemble by their
+    validation Rank ICIR, refit every model on all labelled rows and explain them."""
+    labelled = y.notna().to_numpy()
+    if not labelled.any():
+        raise ValueError("no labelled rows to train on")
+    available = [str(c) for c in X.columns]
+    cv = make_cpcv(spec.n_folds, spec.n_test_folds, spec.purged_size, spec.embargo_size)
+    validation: dict[str, CPCVResult] = {}
+    models: dict[str, Any] = {}
+    features: dict[str, list[str]] = {}
+    importances: dict[str, pd.Series] = {}
+    seconds: dict[str, float] = {}
+    shap_frames: list[pl.DataFrame] = []
+    tft: TemporalFusionAlpha | None = None
+    last_dates = X.index.get_level_values("date").unique().sort_values()[-spec.shap_sessions :]
+    for name in spec.models:
+        started = time.perf_counter()
+        columns = spec.feature_columns(name, available)
+        features[name] = columns
+        estimator = spec.estimator(name, sectors)
+        if name == "tft":
+            # unlabelled rows stay: they are the encoder history of the last labelled dates
+            panel = X[columns]
+            validation[name] = cpcv_evaluate(estimator, panel, y, cv)
+            model = estimator.fit(panel, y)
+            tft = model
+            importances[name] = model.feature_importances_
+        else:
+            panel = X[columns][labelled]
+            validation[name] = cpcv_evaluate(estimator, panel, y[labelled], cv)
+            model = estimator.fit(panel, y[labelled])
+            importances[name] = model.feature_importances_
+            recent = X[columns][X.index.get_level_values("date").isin(last_dates)]
+            shap_frames.append(_shap_frame(name, model.shap_summary(recent)))
+        models[name] = model
+        seconds[name] = time.perf_counter() - started
+    # every model is evaluated on the labelled rows only, so the paths line up
+    aligned = {
+        name: _labelled_only(result, y[labelled].index) for name, result in validation.items()
+    }
+    weights = RankEnsemble.from_validation({n: r.rank_icir for n, r in aligned.items()})
+    aligned[ENSEMBLE] = ensemble_cpcv(aligned, weights)
+    bundle = AlphaBundle(
+        models=models,
+        features=features,
+        weights=weights.weights,
+        training_start=training_start,
+        training_end=training_end,
+        sectors=sectors.rename("sector").to_frame(),
+    )
+    shap = pl.concat(shap_frames) if shap_frames else _shap_frame("none", pd.Series())
+    return TrainingOutcome(aligned, bundle, shap, importances, seconds, tft)
+
+
+def _labelled_only(result: CPCVResult, rows: pd.Index) -> CPCVResult:
+    if result.predictions.index.equals(rows):
+        return result
+    return result_from_predictions(
+        result.predictions.reindex(rows), result.label.reindex(rows), result.splits
+    )
+
+
+def mean_rank_ic(scores: pd.Series, label: pd.Series) -> float | None:
+    """Mean daily Rank IC of ``scores`` against ``label`` (None without a valid date)."""
+    daily = daily_ic(scores, label)["rank_ic"].dropna()
+    return float(daily.mean()) if len(daily) else None
