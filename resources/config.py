@@ -12,6 +12,7 @@ import dagster as dg
 
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
+from resources.mlflow import ModelRegistry, mlflow_resource
 from resources.settings import default_store_url
 from resources.storage import Store
 
@@ -55,4 +56,7 @@ def resources_from_env() -> dict[str, Any]:
         "store": store_from_env(),
         "market_data": market_data_from_env(),
         "macro_data": macro_data_from_env(),
+        # MLflow's own MLFLOW_TRACKING_URI (or the local sqlite default) for both
+        "mlflow": mlflow_resource,
+        "model_registry": ModelRegistry(),
     }

@@ -92,3 +92,16 @@ def mlflow_resource(context: dg.InitResourceContext) -> Iterator[MlFlow]:
         # a run the asset marked FAILED is no longer active; anything else finished normally
         if mlflow.active_run() is not None:
             mlflow.end_run()
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """Read access to the MLflow model registry for assets that load models but log nothing
+    (no MLflow run is started, unlike ``mlflow_resource``)."""
+
+    tracking_uri: str | None = None
+
+    def activate(self) -> str:
+        """Point the MLflow client at the registry; returns the URI used."""
+        uri = self.tracking_uri or default_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        return uri

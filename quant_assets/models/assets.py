@@ -1,0 +1,405 @@
+"""Model assets: the weekly ``alpha_model`` (CPCV, rank ensemble, MLflow registry with a
+champion/challenger gate) and the daily ``predictions`` of the last completed week's champion."""
+
+import dataclasses
+import json
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+from pydantic import Field
+
+from quant_assets.features.alpha158 import ALPHA158_NAMES
+from quant_assets.features.assets import alpha158, labels
+from quant_assets.ingest.assets import universe
+from quant_assets.metadata import date_range_metadata, preview
+from quant_assets.models import registry
+from quant_assets.models.bundle import AlphaBundle
+from quant_assets.models.training import (
+    ENSEMBLE,
+    MODEL_NAMES,
+    TrainingOutcome,
+    TrainingSpec,
+    mean_rank_ic,
+    train_alpha,
+)
+from quant_assets.models.windows import TrainingWindow, model_week_for, training_window
+from quant_assets.partitions import (
+    daily_partitions,
+    next_trading_day,
+    partition_dates,
+    shift_sessions,
+    weekly_partitions,
+)
+from resources.mlflow import ModelRegistry
+from resources.storage import Store
+
+# sessions of Alpha158 history read before a scored day (the TFT's encoder window and margin)
+PREDICTION_LOOKBACK_SESSIONS = 60
+
+
+class AlphaModelConfig(dg.Config):
+    """Training parameters (the UI's launchpad shows them). ``None`` keeps the estimator's
+    default. Sizes are in sessions."""
+
+    window_sessions: int = 756
+    min_training_sessions: int = 120
+    models: list[str] = Field(default_factory=lambda: list(MODEL_NAMES))
+    n_folds: int = 6
+    n_test_folds: int = 2
+    purged_size: int = 5
+    embargo_size: int = 5
+    random_state: int = 0
+    lightgbm_n_estimators: int | None = None
+    catboost_iterations: int | None = None
+    tft_max_epochs: int | None = None
+    tft_limit_train_batches: int | None = None
+    # the gate: sessions, labelled by the end of the window, that the champion never saw
+    gate_min_sessions: int = 20
+    gate_min_improvement: float = 0.0
+
+    def spec(self) -> TrainingSpec:
+        def given(**params: Any) -> dict[str, Any]:
+            return {k: v for k, v in params.items() if v is not None}
+
+        seed = self.random_state
+        return TrainingSpec(
+            models=tuple(self.models),
+            n_folds=self.n_folds,
+            n_test_folds=self.n_test_folds,
+            purged_size=self.purged_size,
+            embargo_size=self.embargo_size,
+            lightgbm_params=given(n_estimators=self.lightgbm_n_estimators, random_state=seed),
+            catboost_params=given(iterations=self.catboost_iterations, random_state=seed),
+            tft_params=given(
+                max_epochs=self.tft_max_epochs,
+                limit_train_batches=self.tft_limit_train_batches,
+                random_state=seed,
+            ),
+        )
+
+
+def _panel(frame: pl.DataFrame) -> pd.DataFrame:
+    return frame.to_pandas().set_index(["date", "ticker"]).sort_index()
+
+
+def training_panel(store: Store, window: TrainingWindow) -> tuple[pd.DataFrame, pd.Series]:
+    """Alpha158 over the window and the labels realised by its last session (NaN otherwise)."""
+    features = store.read("alpha158", window.start, next_trading_day(window.end))
+    realised = (
+        store.read(
+            "labels",
+            window.start,
+            next_trading_day(window.last_label_day),
+            columns=["ticker", "date", "horizon_date", "label"],
+        )
+        # the window's own rule, whatever a wider labels table holds
+        .filter(pl.col("horizon_date") <= window.end)
+        .select("ticker", "date", "label")
+    )
+    panel = _panel(features.join(realised, on=["ticker", "date"], how="left"))
+    return panel[list(ALPHA158_NAMES)], panel["label"]
+
+
+def sector_map(store: Store) -> pd.Series:
+    members = store.read("universe", columns=["ticker", "sector"])
+    return members.to_pandas().set_index("ticker")["sector"]
+
+
+def _version_tags(window: TrainingWindow, run_id: str) -> dict[str, str]:
+    return {
+        "week": window.week.isoformat(),
+        "training_start": window.start.isoformat(),
+        "training_end": window.end.isoformat(),
+        "last_label_day": window.last_label_day.isoformat(),
+        "mlflow_run_id": run_id,
+    }
+
+
+def _judge(
+    config: AlphaModelConfig,
+    outcome: TrainingOutcome,
+    X: pd.DataFrame,
+    y: pd.Series,
+    champion: Any,
+) -> registry.GateDecision:
+    """The gate on the labelled sessions after the champion's training window: the candidate's
+    out-of-sample CPCV ensemble scores against the champion's scores on the same rows."""
+    if champion is None:
+        return registry.gate(None, None, has_champion=False)
+    champion_end = date.fromisoformat(champion.tags["training_end"])
+    dates = y.index.get_level_values("date")
+    unseen = (dates > pd.Timestamp(champion_end)) & y.notna().to_numpy()
+    sessions = int(pd.Index(dates[unseen]).nunique())
+    if sessions < config.gate_min_sessions:
+        return dataclasses.replace(
+            registry.gate(None, None, has_champion=True),
+            reason=(
+                f"only {sessions} labelled sessions after the champion's training end "
+                f"{champion_end} (< {config.gate_min_sessions}): the champion stays"
+            ),
+        )
+    first_unseen = dates[unseen].min().date()
+    history = dates >= pd.Timestamp(shift_sessions(first_unseen, PREDICTION_LOOKBACK_SESSIONS))
+    champion_bundle = registry.load_bundle(champion.version)
+    champion_scores = champion_bundle.predict(X[history])["score_ensemble"]
+    rows = y.index[unseen]
+    candidate = mean_rank_ic(outcome.ensemble_scores.reindex(rows), y[rows])
+    incumbent = mean_rank_ic(champion_scores.reindex(rows), y[rows])
+    return registry.gate(candidate, incumbent, True, config.gate_min_improvement)
+
+
+def _log_validation(tracker: Any, outcome: TrainingOutcome) -> dict[str, float]:
+    """Per-path metrics (step = path) and the distribution summary; returns the headline
+    figures (mean over paths) shown in the asset's metadata."""
+    headline: dict[str, float] = {}
+    for name, result in outcome.validation.items():
+        for path, row in result.paths.iterrows():
+            tracker.log_metrics(
+                {
+                    f"{name}_path_ic": float(row["ic_mean"]),
+                    f"{name}_path_rank_ic": float(row["rank_ic_mean"]),
+                    f"{name}_path_icir": float(row["icir"]),
+                    f"{name}_path_rank_icir": float(row["rank_icir"]),
+                },
+                step=int(str(path)),
+            )
+        for metric in ("ic_mean", "rank_ic_mean", "icir", "rank_icir"):
+            values = result.paths[metric].to_numpy(np.float64)
+            tracker.log_metrics(
+                {
+                    f"{name}_{metric}_mean": float(np.nanmean(values)),
+                    f"{name}_{metric}_p05": float(np.nanquantile(values, 0.05)),
+                    f"{name}_{metric}_p95": float(np.nanquantile(values, 0.95)),
+                }
+            )
+            headline[f"{name}_{metric}"] = float(np.nanmean(values))
+    return headline
+
+
+def _log_artifacts(tracker: Any, outcome: TrainingOutcome) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        for name, importance in outcome.importances.items():
+            importance.rename("importance").rename_axis("feature").to_csv(
+                root / f"importance_{name}.csv"
+            )
+        outcome.shap_summary.write_csv(root / "shap_summary.csv")
+        outcome.path_table().write_csv(root / "cpcv_paths.csv")
+        tracker.log_artifacts(str(root), artifact_path="validation")
+        if outcome.tft is not None:
+            interpretation = root / "tft_interpretation"
+            outcome.tft.save_interpretation(interpretation)
+            tracker.log_artifacts(str(interpretation), artifact_path="tft_interpretation")
+
+
+@dg.asset(
+    group_name="models",
+    kinds={"lightgbm", "catboost", "pytorch", "mlflow"},
+    partitions_def=weekly_partitions,
+    deps=[alpha158, labels, universe],
+    required_resource_keys={"store", "mlflow"},
+)
+def alpha_model(
+    context: dg.AssetExecutionContext, config: AlphaModelConfig
+) -> dg.MaterializeResult:
+    """The week's alpha model: LightGBM, CatBoost and a TFT trained on the trailing window of
+    Alpha158 and realised labels, validated with combinatorial purged CV, combined into a rank
+    ensemble weighted by validation Rank ICIR, logged and registered in MLflow. The version
+    becomes ``champion`` only if it beats the current champion on sessions that one never saw;
+    otherwise it is the ``challenger``."""
+    store: Store = context.resources.store
+    tracker = context.resources.mlflow
+    window = training_window(date.fromisoformat(context.partition_key), config.window_sessions)
+    X, y = training_panel(store, window)
+    labelled_sessions = int(pd.Index(y.dropna().index.get_level_values("date")).nunique())
+    if labelled_sessions < config.min_training_sessions:
+        raise dg.Failure(
+            f"week {window.week}: {labelled_sessions} sessions with realised labels in "
+            f"[{window.start}, {window.last_label_day}], fewer than min_training_sessions="
+            f"{config.min_training_sessions}: materialize alpha158 and labels for the window first"
+        )
+    spec = config.spec()
+    try:
+        outcome = train_alpha(X, y, sector_map(store), spec, window.start, window.end)
+        run_id = tracker.active_run().info.run_id
+        tracker.log_params(
+            {
+                **{k: v for k, v in config.model_dump().items() if k != "models"},
+                "models": ",".join(spec.models),
+                "week": window.week.isoformat(),
+                "training_start": window.start.isoformat(),
+                "training_end": window.end.isoformat(),
+                "last_label_day": window.last_label_day.isoformat(),
+                "labelled_rows": int(y.notna().sum()),
+                "tickers": int(X.index.get_level_values("ticker").nunique()),
+            }
+        )
+        headline = _log_validation(tracker, outcome)
+        _log_artifacts(tracker, outcome)
+        client = mlflow.MlflowClient()
+        champion = registry.champion_version(client)
+        decision = _judge(config, outcome, X, y, champion)
+        version = registry.log_bundle(outcome.bundle)
+        for key, value in _version_tags(window, run_id).items():
+            client.set_model_version_tag(registry.REGISTERED_MODEL, version.version, key, value)
+        registry.set_alias(client, version.version, decision.alias)
+        tracker.set_tags({"gate": decision.alias, "gate_reason": decision.reason})
+    except Exception:
+        tracker.cleanup_on_error()
+        raise
+    new_champion = decision.alias == registry.CHAMPION
+    if new_champion:
+        champion_version, champion_tags = str(version.version), _version_tags(window, run_id)
+    else:
+        assert champion is not None  # a challenger always has a champion to lose to
+        champion_version, champion_tags = str(champion.version), dict(champion.tags)
+    week_end = window.week + timedelta(days=7)
+    store.write_partition(
+        "model_validation",
+        outcome.path_table().with_columns(pl.lit(window.week).alias("week")),
+        window.week,
+        week_end,
+    )
+    store.write_partition(
+        "shap_summary",
+        outcome.shap_summary.with_columns(pl.lit(window.week).alias("week")),
+        window.week,
+        week_end,
+    )
+    store.write_partition(
+        "alpha_models",
+        pl.DataFrame(
+            {
+                "week": [window.week],
+                "registered_model": [registry.REGISTERED_MODEL],
+                "version": [str(version.version)],
+                "alias": [decision.alias],
+                "champion_version": [champion_version],
+                "champion_week": [date.fromisoformat(champion_tags["week"])],
+                "champion_training_end": [date.fromisoformat(champion_tags["training_end"])],
+                "training_start": [window.start],
+                "training_end": [window.end],
+                "mlflow_run_id": [run_id],
+                "gate_metric": [decision.candidate_metric],
+                "champion_gate_metric": [decision.champion_metric],
+                "ensemble_weights": [json.dumps(outcome.bundle.weights)],
+            }
+        ),
+        window.week,
+        week_end,
+    )
+    context.log.info(f"alpha_model {window.week}: version {version.version} {decision.reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "training_start": str(window.start),
+            "training_end": str(window.end),
+            "labelled_sessions": labelled_sessions,
+            "labelled_rows": int(y.notna().sum()),
+            **{k: float(v) for k, v in headline.items()},
+            "ensemble_weights": dg.MetadataValue.json(outcome.bundle.weights),
+            "fit_seconds": dg.MetadataValue.json(
+                {k: round(v, 2) for k, v in outcome.seconds.items()}
+            ),
+            "mlflow_run_id": run_id,
+            "mlflow_run": dg.MetadataValue.url(
+                f"{mlflow.get_tracking_uri()}#/experiments/"
+                f"{tracker.active_run().info.experiment_id}/runs/{run_id}"
+            ),
+            "model_version": f"{registry.REGISTERED_MODEL}/{version.version}",
+            "alias": decision.alias,
+            "gate": decision.reason,
+            "top_shap_features": preview(outcome.shap_summary.sort("importance_rank").head(10)),
+            "cpcv_paths": preview(
+                outcome.path_table().filter(pl.col("model") == ENSEMBLE), rows=20
+            ),
+        }
+    )
+
+
+def _model_for_day(models: pl.DataFrame, day: date) -> dict[str, Any]:
+    """The ``alpha_models`` row of the last week trained before ``day``'s week began."""
+    week = model_week_for(day)
+    usable = models.filter(pl.col("week") <= week).sort("week")
+    if usable.is_empty():
+        raise dg.Failure(
+            f"no alpha_model trained for the week of {week} or before: materialize alpha_model "
+            f"for week {week} before predictions for {day}"
+        )
+    return usable.row(-1, named=True)
+
+
+@dg.asset(
+    group_name="models",
+    kinds={"polars", "mlflow"},
+    partitions_def=daily_partitions,
+    deps=[
+        alpha158,
+        dg.AssetDep(
+            alpha_model,
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1),
+        ),
+    ],
+)
+def predictions(
+    context: dg.AssetExecutionContext, store: Store, model_registry: ModelRegistry
+) -> dg.MaterializeResult:
+    """Each stock's score per session from the champion of the last completed training week:
+    one column per model and the rank ensemble. A day never uses a model whose training
+    window reaches that day."""
+    start, end = partition_dates(context)
+    models = store.read("alpha_models")
+    sessions = (
+        store.read("alpha158", start, end, columns=["date"])["date"].unique().sort().to_list()
+    )
+    if not sessions:
+        raise dg.Failure(f"no alpha158 stored in [{start}, {end}): materialize alpha158 first")
+    features = store.read("alpha158", shift_sessions(start, PREDICTION_LOOKBACK_SESSIONS), end)
+    panel = _panel(features)
+    model_registry.activate()
+    bundles: dict[str, AlphaBundle] = {}
+    frames = []
+    for day in sessions:  # a handful of sessions per run; rows are scored in one call per day
+        row = _model_for_day(models, day)
+        version = row["champion_version"]
+        if row["champion_training_end"] >= day:
+            raise dg.Failure(f"{day}: model {version} was trained on data up to {day} or later")
+        if version not in bundles:
+            bundles[version] = registry.load_bundle(version)
+        dates = panel.index.get_level_values("date")
+        history = panel[
+            (dates >= pd.Timestamp(shift_sessions(day, PREDICTION_LOOKBACK_SESSIONS)))
+            & (dates <= pd.Timestamp(day))
+        ]
+        scores = bundles[version].predict(history).xs(pd.Timestamp(day), level="date")
+        frames.append(
+            pl.from_pandas(scores.reset_index()).with_columns(
+                pl.lit(day).alias("date"),
+                pl.lit(version).alias("model_version"),
+                pl.lit(row["champion_week"]).alias("model_week"),
+                pl.lit(row["champion_training_end"]).alias("training_end"),
+            )
+        )
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    for name in MODEL_NAMES:
+        if f"score_{name}" not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"score_{name}"))
+    written = store.write_partition("predictions", frame, start, end)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written,
+            "tickers": frame["ticker"].n_unique(),
+            "model_versions": sorted(frame["model_version"].unique().to_list()),
+            "score_ensemble_mean": float(
+                frame.select(pl.col("score_ensemble").mean()).item() or 0.0
+            ),
+            **date_range_metadata(frame),
+            "preview": preview(frame.sort("score_ensemble", descending=True)),
+        }
+    )

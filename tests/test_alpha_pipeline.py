@@ -1,0 +1,173 @@
+"""alpha158 -> labels -> alpha_model -> predictions through the real Dagster machinery, a DuckDB
+store and MLflow (sqlite + artifacts) in a temporary directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import dagster as dg
+import mlflow
+import polars as pl
+import pytest
+
+from quant_assets.features.alpha158 import ALPHA158_NAMES
+from quant_assets.features.assets import alpha158, labels
+from quant_assets.ingest.assets import raw_bars, universe
+from quant_assets.models import registry
+from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.models.windows import model_week_for
+from quant_assets.partitions import trading_sessions
+from resources.macro.resource import MacroData
+from resources.market_data.resource import MarketData
+from resources.mlflow import ModelRegistry, mlflow_resource
+from resources.storage import Store
+
+RANGE = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+FIRST, LAST = "2023-01-03", "2024-03-28"
+WEEK_1, WEEK_2, WEEK_LATE = "2024-02-05", "2024-02-12", "2024-03-18"
+TINY = {
+    "window_sessions": 200,
+    "min_training_sessions": 100,
+    "n_folds": 3,
+    "n_test_folds": 2,
+    "lightgbm_n_estimators": 20,
+    "catboost_iterations": 20,
+    "tft_max_epochs": 1,
+    "tft_limit_train_batches": 4,
+}
+
+
+def _resources(store: Store) -> dict:
+    return {
+        "store": store,
+        "market_data": MarketData(n_tickers=12),
+        "macro_data": MacroData(),
+        "mlflow": mlflow_resource,
+        "model_registry": ModelRegistry(),
+    }
+
+
+def _range(store: Store, assets: list, first: str, last: str) -> None:
+    result = dg.materialize(
+        assets, resources=_resources(store), tags=dict(zip(RANGE, (first, last), strict=True))
+    )
+    assert result.success
+
+
+def _train(store: Store, week: str, **config) -> dict:
+    result = dg.materialize(
+        [alpha_model],
+        resources=_resources(store),
+        partition_key=week,
+        run_config={"ops": {"alpha_model": {"config": {**TINY, **config}}}},
+    )
+    assert result.success
+    event = result.asset_materializations_for_node("alpha_model")[0]
+    return {key: value.value for key, value in event.metadata.items()}
+
+
+@dataclass
+class Pipeline:
+    store: Store
+    first_training: dict
+    second_training: dict
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
+    """Fifteen months of bars, features and labels, then one training with every model and
+    another a week later with the trees only. MLflow lives in the module's directory (each
+    test gets its own QUANT_DATA_DIR, so the tracking URI is pinned explicitly)."""
+    data = tmp_path_factory.mktemp("pipeline")
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+    monkey.setenv("QUANT_MLFLOW_ARTIFACTS", (data / "artifacts").as_uri())
+    store = Store(url=str(data / "quant.duckdb"))
+    _range(store, [universe, raw_bars, alpha158], FIRST, LAST)
+    last_labelled = trading_sessions(date(2024, 3, 1), date(2024, 3, 29))[-6]
+    _range(store, [labels], FIRST, last_labelled.isoformat())
+    first = _train(store, WEEK_1)
+    second = _train(store, WEEK_2, models=["lightgbm", "catboost"])
+    yield Pipeline(store, first, second)
+    monkey.undo()
+
+
+def test_alpha158_asset_one_day_equals_its_backfill(pipeline: Pipeline, tmp_path):
+    day = "2024-03-12"
+    backfilled = pipeline.store.read("alpha158", date(2024, 3, 12), date(2024, 3, 13))
+    # recompute that single day in place from its stored lookback
+    result = dg.materialize([alpha158], resources=_resources(pipeline.store), partition_key=day)
+    assert result.success
+    incremental = pipeline.store.read("alpha158", date(2024, 3, 12), date(2024, 3, 13))
+    assert incremental.height == 12
+    diff = incremental.select(ALPHA158_NAMES) - backfilled.select(ALPHA158_NAMES)
+    assert diff.select(pl.all().abs().max()).max_horizontal().item() <= 1e-6
+
+
+def test_labels_ask_for_an_unrealised_day_fails_clearly(pipeline: Pipeline):
+    result = dg.materialize(
+        [labels], resources=_resources(pipeline.store), partition_key=LAST, raise_on_error=False
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0]
+    assert "not yet available" in str(failure.event_specific_data.error)
+
+
+def test_training_registers_a_champion_then_a_challenger(pipeline: Pipeline):
+    first, second = pipeline.first_training, pipeline.second_training
+    assert first["alias"] == registry.CHAMPION and first["gate"] == "no champion yet"
+    # a week later the champion has seen every label the candidate has, bar none
+    assert second["alias"] == registry.CHALLENGER
+    assert "the champion stays" in second["gate"]
+    client = mlflow.MlflowClient(ModelRegistry().activate())
+    champion = client.get_model_version_by_alias(registry.REGISTERED_MODEL, registry.CHAMPION)
+    assert f"{registry.REGISTERED_MODEL}/{champion.version}" == first["model_version"]
+    assert champion.tags["week"] == WEEK_1
+    run = client.get_run(first["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    # metrics per CPCV path (3 folds, 2 test folds: 3 splits, 2 paths) for every model and the ensemble
+    for name in ("lightgbm", "catboost", "tft", "ensemble"):
+        history = client.get_metric_history(run.info.run_id, f"{name}_path_rank_ic")
+        assert sorted(m.step for m in history) == [0, 1]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"validation", "tft_interpretation"} <= artifacts
+    assert champion.run_id == run.info.run_id  # the registered bundle came from that run
+    stored = pipeline.store.read("alpha_models").sort("week")
+    assert stored["alias"].to_list() == [registry.CHAMPION, registry.CHALLENGER]
+    assert stored["champion_version"].n_unique() == 1
+    shap = pipeline.store.read("shap_summary").filter(pl.col("week") == date.fromisoformat(WEEK_1))
+    assert set(shap["model"]) == {"lightgbm", "catboost"}
+    assert shap.group_by("model").len()["len"].to_list() == [158, 158]
+    paths = pipeline.store.read("model_validation")
+    assert set(paths["model"]) >= {"lightgbm", "catboost", "tft", "ensemble"}
+
+
+def test_the_gate_compares_both_models_on_sessions_the_champion_never_saw(pipeline: Pipeline):
+    late = _train(pipeline.store, WEEK_LATE, models=["lightgbm", "catboost"], gate_min_sessions=5)
+    row = pipeline.store.read("alpha_models").filter(
+        pl.col("week") == date.fromisoformat(WEEK_LATE)
+    )
+    candidate, incumbent = row["gate_metric"].item(), row["champion_gate_metric"].item()
+    assert candidate is not None and incumbent is not None
+    expected = registry.CHAMPION if candidate > incumbent else registry.CHALLENGER
+    assert late["alias"] == row["alias"].item() == expected
+
+
+def test_predictions_never_use_a_model_trained_on_the_day_or_later(pipeline: Pipeline):
+    result = dg.materialize(
+        [predictions],
+        resources=_resources(pipeline.store),
+        tags=dict(zip(RANGE, ("2024-02-20", "2024-02-29"), strict=True)),
+    )
+    assert result.success
+    scores = pipeline.store.read("predictions")
+    assert scores["date"].n_unique() == 8 and scores.height == 8 * 12
+    assert (scores["training_end"] < scores["date"]).all()
+    for day, week in scores.select("date", "model_week").unique().iter_rows():
+        assert week <= model_week_for(day)
+        assert week + timedelta(days=4) < day  # the model's whole week ended before the day
+    # the week-1 champion has a TFT: every model scored, and the ensemble is a rank average
+    assert scores.select(pl.col("score_tft").is_not_null().all()).item()
+    assert scores["score_ensemble"].abs().max() <= 0.5
