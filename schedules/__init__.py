@@ -1,16 +1,39 @@
-"""Jobs and schedules: the daily pipeline at 22:00 UTC on NYSE sessions (after the close)."""
+"""Jobs and schedules: the daily pipeline at 22:00 UTC on NYSE sessions (after the close) and the
+weekly training on Mondays at 20:00 UTC (the week that just ended, before Monday's daily run)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+from dagster_mlflow import end_mlflow_on_run_finished
 
-from quant_assets.partitions import daily_partitions, is_trading_day
+from quant_assets.features.assets import alpha158, labels
+from quant_assets.features.labels import HORIZON_SESSIONS
+from quant_assets.ingest.assets import macro_series, raw_bars, universe
+from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.partitions import (
+    daily_partitions,
+    is_trading_day,
+    shift_sessions,
+    weekly_partitions,
+)
+
+# labels run apart: the session they are for is 5 sessions behind the one that just closed
+DAILY_ASSETS = [universe, raw_bars, macro_series, alpha158, predictions]
 
 daily_pipeline = dg.define_asset_job(
     name="daily_pipeline",
-    selection=dg.AssetSelection.groups("ingest"),
+    selection=dg.AssetSelection.assets(*DAILY_ASSETS, labels),
     partitions_def=daily_partitions,
-    description="Everything that runs once per trading day, for one session (or a range).",
+    description="Everything that runs once per trading day, for one session (or a range); the "
+    "schedule requests labels separately, for the session whose horizon just closed.",
+)
+
+weekly_training = dg.define_asset_job(
+    name="weekly_training",
+    selection=dg.AssetSelection.assets(alpha_model),
+    partitions_def=weekly_partitions,
+    hooks={end_mlflow_on_run_finished},
+    description="Trains, validates and registers the week's alpha model (one MLflow run).",
 )
 
 
@@ -18,16 +41,50 @@ daily_pipeline = dg.define_asset_job(
     job=daily_pipeline,
     cron_schedule="0 22 * * 1-5",
     execution_timezone="UTC",
-    description="Runs the daily pipeline for today's session after the US close; skips holidays.",
+    description="Runs the daily pipeline for today's session after the US close, and the labels "
+    "of the session 5 sessions back (realised today); skips holidays.",
 )
-def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+def daily_pipeline_schedule(
+    context: dg.ScheduleEvaluationContext,
+) -> list[dg.RunRequest] | dg.SkipReason:
     now = context.scheduled_execution_time or datetime.now(UTC)
     session = now.astimezone(UTC).date()
     if not is_trading_day(session):
         return dg.SkipReason(f"{session} is not an NYSE session")
     key = session.isoformat()
-    return dg.RunRequest(run_key=f"daily_pipeline:{key}", partition_key=key)
+    labelled = shift_sessions(session, HORIZON_SESSIONS).isoformat()
+    return [
+        dg.RunRequest(
+            run_key=f"daily_pipeline:{key}",
+            partition_key=key,
+            asset_selection=[a.key for a in DAILY_ASSETS],
+        ),
+        dg.RunRequest(
+            run_key=f"daily_labels:{labelled}",
+            partition_key=labelled,
+            asset_selection=[labels.key],
+        ),
+    ]
 
 
-jobs = [daily_pipeline]
-schedules = [daily_pipeline_schedule]
+def training_week_for(run_day: date) -> date:
+    """The week a Monday run trains: the one that ended the Friday before."""
+    monday = run_day - timedelta(days=run_day.weekday())
+    return monday - timedelta(days=7)
+
+
+@dg.schedule(
+    job=weekly_training,
+    cron_schedule="0 20 * * 1",
+    execution_timezone="UTC",
+    description="Trains the model of the week that just ended, Monday 20:00 UTC, so Monday's "
+    "22:00 daily run already scores with it if it became champion.",
+)
+def weekly_training_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    now = context.scheduled_execution_time or datetime.now(UTC)
+    week = training_week_for(now.astimezone(UTC).date()).isoformat()
+    return dg.RunRequest(run_key=f"weekly_training:{week}", partition_key=week)
+
+
+jobs = [daily_pipeline, weekly_training]
+schedules = [daily_pipeline_schedule, weekly_training_schedule]

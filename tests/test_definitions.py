@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import duckdb
 import pytest
 
 from quant_assets.definitions import defs
+from quant_assets.models.windows import model_week_for
+from quant_assets.partitions import daily_partitions, shift_sessions, weekly_partitions
 from resources.settings import PROJECT_ROOT
 
 
@@ -23,6 +25,27 @@ def test_definitions_load_with_every_ingest_asset_and_check():
     check_names = {k.name for k in graph.asset_check_keys}
     assert {"raw_bars_cover_the_universe", "raw_bars_are_fresh"} <= check_names
     assert defs.resolve_job_def("daily_pipeline") is not None
+    assert {"alpha158", "labels", "alpha_model", "predictions"} <= keys
+    assert defs.resolve_job_def("weekly_training") is not None
+
+
+@pytest.mark.parametrize(
+    ("when", "week"),
+    [
+        (datetime(2024, 6, 17, 20, 0, tzinfo=UTC), "2024-06-10"),
+        (datetime(2024, 9, 2, 20, 0, tzinfo=UTC), "2024-08-26"),  # Labor Day: the week still ended
+    ],
+)
+def test_weekly_training_targets_the_week_that_just_ended(when, week):
+    schedule = defs.resolve_schedule_def("weekly_training_schedule")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    )
+    (request,) = schedule.evaluate_tick(context).run_requests or []
+    assert request.partition_key == week
+    assert week in weekly_partitions.get_partition_keys(when)
+    # the days that week's model scores all come after its last session
+    assert model_week_for(when.date()) == date.fromisoformat(week)
 
 
 def test_workspace_validates_with_the_cli(tmp_path):
@@ -54,7 +77,14 @@ def test_daily_schedule_targets_the_session_and_skips_holidays(when, expect_run)
     result = schedule.evaluate_tick(context)
     requests = result.run_requests or []
     if expect_run:
-        assert [r.partition_key for r in requests] == [when.date().isoformat()]
+        pipeline, label_run = requests
+        assert pipeline.partition_key == when.date().isoformat()
+        assert dg.AssetKey("labels") not in pipeline.asset_selection
+        assert dg.AssetKey("predictions") in pipeline.asset_selection
+        # the labels of the session 5 sessions back, whose horizon closed today
+        assert label_run.asset_selection == [dg.AssetKey("labels")]
+        assert label_run.partition_key == shift_sessions(when.date(), 5).isoformat()
+        assert label_run.partition_key in daily_partitions.get_partition_keys(when)
     else:
         assert not requests
         assert result.skip_message and "not an NYSE session" in result.skip_message

@@ -339,6 +339,7 @@ def _model_for_day(models: pl.DataFrame, day: date) -> dict[str, Any]:
     group_name="models",
     kinds={"polars", "mlflow"},
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
         alpha158,
         dg.AssetDep(
