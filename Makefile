@@ -7,18 +7,24 @@ UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 # one planned event per asset for single-run backfills (see quant_assets/cli.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: bootstrap run ingest test test-rust postgres lint ui bench bench-engine fuzz-build clean-data
+.PHONY: bootstrap run ingest train test test-rust postgres lint ui bench bench-engine fuzz-build clean-data
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
-## the main job: the daily pipeline over the last trading year on the embedded defaults
+## the main job: bars, features, labels, a training and predictions on the embedded defaults
 run: bootstrap
 	$(UV) run quant-daily
 
-## ingest a chosen range: make ingest END=2024-12-31 SESSIONS=504
+## ingest a chosen range (bars, macro, Alpha158): make ingest END=2024-12-31 SESSIONS=504
 ingest: bootstrap
-	$(UV) run quant-daily $(if $(END),--end $(END)) $(if $(SESSIONS),--sessions $(SESSIONS))
+	$(UV) run quant-daily --ingest-only $(if $(END),--end $(END)) $(if $(SESSIONS),--sessions $(SESSIONS))
+
+## train one week's model with the weekly job's defaults: make train WEEK=2024-06-17 (a Monday)
+train: bootstrap
+	@test -n "$(WEEK)" || { echo "make train WEEK=<Monday of a completed week>"; exit 2; }
+	@$(UV) run python -c "from quant_assets.cli import dagster_home; dagster_home()"
+	$(UV) run dagster asset materialize -m quant_assets.definitions --select alpha_model --partition $(WEEK)
 
 postgres:
 	@bash scripts/postgres.sh
@@ -51,6 +57,9 @@ ui: bootstrap
 
 bench: bootstrap bench-engine
 	$(UV) run python benches/bench_ingest.py
+	$(UV) run python benches/bench_alpha158.py
+	$(UV) run python benches/bench_training.py
+	$(UV) run python benches/bench_tft.py
 
 ## the matching engine: Criterion suites (engine vs reference vs orderbook-rs), the HDR latency
 ## run over 10M operations, and the Python binding's batch and single-order figures

@@ -1,9 +1,12 @@
-"""``quant-daily``: the main job — the daily pipeline over the trailing trading year, run through
-``dagster asset materialize`` against a persistent Dagster instance, so the UI shows the runs."""
+"""``quant-daily``: the main job. Over the trailing sessions it materializes bars, macro series and
+Alpha158, the labels realised so far, trains the model of the last completed week (MLflow) and
+scores the current week, each step a ``dagster asset materialize`` run against a persistent
+Dagster instance, so the UI shows the runs."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import subprocess
@@ -14,10 +17,35 @@ from pathlib import Path
 
 import dagster as dg
 
-from quant_assets.partitions import last_completed_trading_day, start_date, trading_sessions
+from quant_assets.features.labels import HORIZON_SESSIONS
+from quant_assets.models.windows import model_week_for, week_start
+from quant_assets.partitions import (
+    last_completed_trading_day,
+    shift_sessions,
+    start_date,
+    trading_sessions,
+)
 from resources.settings import PROJECT_ROOT
 
-DAILY_SELECTION = "universe,raw_bars,macro_series"
+DAILY_SELECTION = "universe,raw_bars,macro_series,alpha158"
+
+# the main job's training: every model on the default 3-year window, with a lighter CPCV (4
+# folds, 2 test: 6 splits, 3 paths) and a shorter TFT schedule than the weekly job's defaults,
+# so the whole pipeline runs in minutes on a laptop-sized CPU
+MAIN_JOB_TRAINING = {
+    "ops": {
+        "alpha_model": {
+            "config": {
+                "n_folds": 4,
+                "n_test_folds": 2,
+                "tft_max_epochs": 2,
+                "tft_limit_train_batches": 60,
+            }
+        }
+    }
+}
+# a training window (756), the Alpha158 lookback (60) and a label horizon with margin (10)
+DEFAULT_SESSIONS = 826
 
 # One "planned" event per asset for a single-run backfill instead of one per partition: halves
 # Dagster's event-log writes for a year of partitions. The price (Dagster's): partitions of a
@@ -66,6 +94,54 @@ def session_range(end: date, sessions: int) -> tuple[date, date]:
     return days[-min(sessions, len(days))], days[-1]
 
 
+def materialize(selection: str, target: list[str], env: dict[str, str], *extra: str) -> int:
+    """One ``dagster asset materialize`` run (``target``: --partition or --partition-range)."""
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "quant_assets.definitions",
+        "--select",
+        selection,
+        *target,
+        *extra,
+    ]
+    print(f"quant-daily: {selection} {' '.join(target)}", flush=True)
+    return subprocess.run(command, env=env, cwd=PROJECT_ROOT, check=False).returncode
+
+
+def pipeline_steps(
+    first: date, last: date, training: bool
+) -> list[tuple[str, list[str], list[str]]]:
+    """(selection, partition target, extra args) of each run, in order: bars and features over
+    the range, the labels realised by ``last``, the model of the last completed week (trained
+    on the trailing window ending that week) and the predictions of ``last``'s week."""
+    steps: list[tuple[str, list[str], list[str]]] = [
+        (DAILY_SELECTION, ["--partition-range", f"{first}...{last}"], [])
+    ]
+    if not training:
+        return steps
+    week = model_week_for(last)
+    scored_from = max(first, week_start(last))
+    steps += [
+        (
+            "labels",
+            ["--partition-range", f"{first}...{shift_sessions(last, HORIZON_SESSIONS)}"],
+            [],
+        ),
+        (
+            "alpha_model",
+            ["--partition", week.isoformat()],
+            ["--config-json", json.dumps(MAIN_JOB_TRAINING)],
+        ),
+        ("predictions", ["--partition-range", f"{shift_sessions(scored_from, 0)}...{last}"], []),
+    ]
+    return steps
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quant-daily", description=__doc__)
     parser.add_argument(
@@ -77,30 +153,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sessions",
         type=int,
-        default=252,
-        help="number of sessions ending at --end (default 252, a trading year)",
+        default=DEFAULT_SESSIONS,
+        help=f"number of sessions ending at --end (default {DEFAULT_SESSIONS}: the training "
+        "window, the features' lookback and the label horizon)",
+    )
+    parser.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="only bars, macro series and features: no labels, training or predictions",
     )
     args = parser.parse_args(argv)
 
     first, last = session_range(args.end or last_completed_trading_day(), args.sessions)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home()), **FAST_BACKFILL_ENV}
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "quant_assets.definitions",
-        "--select",
-        DAILY_SELECTION,
-        "--partition-range",
-        f"{first}...{last}",
-    ]
-    print(
-        f"quant-daily: {DAILY_SELECTION} for {first}...{last} (DAGSTER_HOME={env['DAGSTER_HOME']})"
-    )
-    return subprocess.run(command, env=env, cwd=PROJECT_ROOT, check=False).returncode
+    print(f"quant-daily: {first}...{last} (DAGSTER_HOME={env['DAGSTER_HOME']})")
+    for selection, target, extra in pipeline_steps(first, last, not args.ingest_only):
+        code = materialize(selection, target, env, *extra)
+        if code != 0:
+            return code
+    return 0
 
 
 if __name__ == "__main__":
