@@ -1,5 +1,6 @@
-"""Jobs and schedules: the daily pipeline at 22:00 UTC on NYSE sessions (after the close) and the
-weekly training on Mondays at 20:00 UTC (the week that just ended, before Monday's daily run)."""
+"""Jobs and schedules: the daily pipeline at 22:00 UTC on NYSE sessions (after the close), the
+labels whose horizon closed that day at 23:30 UTC, and the weekly training on Mondays at 20:00 UTC
+(the week that just ended, before Monday's daily run)."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -37,34 +38,44 @@ weekly_training = dg.define_asset_job(
 )
 
 
+def _session(context: dg.ScheduleEvaluationContext) -> date:
+    now = context.scheduled_execution_time or datetime.now(UTC)
+    return now.astimezone(UTC).date()
+
+
 @dg.schedule(
     job=daily_pipeline,
     cron_schedule="0 22 * * 1-5",
     execution_timezone="UTC",
-    description="Runs the daily pipeline for today's session after the US close, and the labels "
-    "of the session 5 sessions back (realised today); skips holidays.",
+    description="Runs the daily pipeline for today's session after the US close; skips holidays.",
 )
-def daily_pipeline_schedule(
-    context: dg.ScheduleEvaluationContext,
-) -> list[dg.RunRequest] | dg.SkipReason:
-    now = context.scheduled_execution_time or datetime.now(UTC)
-    session = now.astimezone(UTC).date()
+def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    session = _session(context)
     if not is_trading_day(session):
         return dg.SkipReason(f"{session} is not an NYSE session")
     key = session.isoformat()
-    labelled = shift_sessions(session, HORIZON_SESSIONS).isoformat()
-    return [
-        dg.RunRequest(
-            run_key=f"daily_pipeline:{key}",
-            partition_key=key,
-            asset_selection=[a.key for a in DAILY_ASSETS],
-        ),
-        dg.RunRequest(
-            run_key=f"daily_labels:{labelled}",
-            partition_key=labelled,
-            asset_selection=[labels.key],
-        ),
-    ]
+    return dg.RunRequest(
+        run_key=f"daily_pipeline:{key}",
+        partition_key=key,
+        asset_selection=[a.key for a in DAILY_ASSETS],
+    )
+
+
+@dg.schedule(
+    job=daily_pipeline,
+    cron_schedule="30 23 * * 1-5",
+    execution_timezone="UTC",
+    description="Labels of the session 5 sessions back, whose horizon is today's session: 90 "
+    "minutes after the daily run stored today's bars (a separate run, not a race with it).",
+)
+def daily_labels_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    session = _session(context)
+    if not is_trading_day(session):
+        return dg.SkipReason(f"{session} is not an NYSE session")
+    key = shift_sessions(session, HORIZON_SESSIONS).isoformat()
+    return dg.RunRequest(
+        run_key=f"daily_labels:{key}", partition_key=key, asset_selection=[labels.key]
+    )
 
 
 def training_week_for(run_day: date) -> date:
@@ -87,4 +98,4 @@ def weekly_training_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReq
 
 
 jobs = [daily_pipeline, weekly_training]
-schedules = [daily_pipeline_schedule, weekly_training_schedule]
+schedules = [daily_pipeline_schedule, daily_labels_schedule, weekly_training_schedule]

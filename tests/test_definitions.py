@@ -30,6 +30,24 @@ def test_definitions_load_with_every_ingest_asset_and_check():
 
 
 @pytest.mark.parametrize(
+    ("when", "labelled"),
+    [
+        (datetime(2024, 3, 5, 23, 30, tzinfo=UTC), "2024-02-27"),
+        (datetime(2024, 7, 8, 23, 30, tzinfo=UTC), "2024-06-28"),  # across Independence Day
+    ],
+)
+def test_labels_schedule_targets_the_session_whose_horizon_closed(when, labelled):
+    schedule = defs.resolve_schedule_def("daily_labels_schedule")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    )
+    (request,) = schedule.evaluate_tick(context).run_requests or []
+    assert request.asset_selection == [dg.AssetKey("labels")]
+    assert request.partition_key == labelled == shift_sessions(when.date(), 5).isoformat()
+    assert labelled in daily_partitions.get_partition_keys(when)
+
+
+@pytest.mark.parametrize(
     ("when", "week"),
     [
         (datetime(2024, 6, 17, 20, 0, tzinfo=UTC), "2024-06-10"),
@@ -77,14 +95,10 @@ def test_daily_schedule_targets_the_session_and_skips_holidays(when, expect_run)
     result = schedule.evaluate_tick(context)
     requests = result.run_requests or []
     if expect_run:
-        pipeline, label_run = requests
+        (pipeline,) = requests
         assert pipeline.partition_key == when.date().isoformat()
         assert dg.AssetKey("labels") not in pipeline.asset_selection
         assert dg.AssetKey("predictions") in pipeline.asset_selection
-        # the labels of the session 5 sessions back, whose horizon closed today
-        assert label_run.asset_selection == [dg.AssetKey("labels")]
-        assert label_run.partition_key == shift_sessions(when.date(), 5).isoformat()
-        assert label_run.partition_key in daily_partitions.get_partition_keys(when)
     else:
         assert not requests
         assert result.skip_message and "not an NYSE session" in result.skip_message
