@@ -39,6 +39,39 @@ impl LevelBits {
         }
     }
 
+    /// Clears `i` and returns the next set index worse than `i` on a side whose best level is
+    /// the highest (`BID`: largest set index `< i`) or the lowest (smallest set index `> i`).
+    ///
+    /// The emptied level's word is searched from the value just computed, in a register,
+    /// instead of being stored and read back: in a sweep this search is the step from one
+    /// level to the next, on the critical path of every level.
+    #[inline]
+    pub(crate) fn clear_and_next<const BID: bool>(&mut self, i: u32) -> u32 {
+        let w = (i >> 6) as usize;
+        let word = self.words[w] & !(1u64 << (i & 63));
+        self.words[w] = word;
+        if word == 0 {
+            self.summary[w >> 6] &= !(1u64 << (w & 63));
+        }
+        if BID {
+            // bits strictly below i (bit i is clear now, so `<= i` is the same)
+            let below = word & (!0u64 >> (63 - (i & 63)));
+            if below != 0 {
+                return ((w as u32) << 6) | (63 - below.leading_zeros());
+            }
+            if i < 64 {
+                return NONE;
+            }
+            self.next_at_or_below(((w as u32) << 6) - 1)
+        } else {
+            let above = word & (!0u64 << (i & 63));
+            if above != 0 {
+                return ((w as u32) << 6) | above.trailing_zeros();
+            }
+            self.next_at_or_above(((w as u32) + 1) << 6)
+        }
+    }
+
     /// Smallest set index `>= i`, or `NONE`.
     #[inline]
     pub(crate) fn next_at_or_above(&self, i: u32) -> u32 {
@@ -134,5 +167,44 @@ mod tests {
             assert_eq!(b.next_at_or_below(q as u32), below);
         }
         assert_eq!(b.next_at_or_above(n as u32 + 1000), NONE);
+    }
+
+    #[test]
+    fn clear_and_next_matches_a_linear_scan() {
+        // sparse and dense patterns, gaps inside a word, across words and across summary words
+        let n = 64 * 64 * 3 + 17;
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for density in [2u64, 9, 200, 3000] {
+            let mut b = LevelBits::new(n);
+            let mut set = vec![false; n];
+            for (i, s) in set.iter_mut().enumerate() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x.is_multiple_of(density) {
+                    *s = true;
+                    b.set(i as u32);
+                }
+            }
+            // empty the set in random order, checking both directions' answer each time
+            let mut live: Vec<usize> = (0..n).filter(|&i| set[i]).collect();
+            while !live.is_empty() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = live.swap_remove((x % live.len() as u64) as usize);
+                set[i] = false;
+                let above = (i + 1..n).find(|&j| set[j]).map_or(NONE, |j| j as u32);
+                let below = (0..i).rev().find(|&j| set[j]).map_or(NONE, |j| j as u32);
+                let mut b2 = b.clone();
+                assert_eq!(b.clear_and_next::<false>(i as u32), above, "above {i}");
+                assert_eq!(b2.clear_and_next::<true>(i as u32), below, "below {i}");
+                assert_eq!(b.next_at_or_above(0), b2.next_at_or_above(0));
+                assert_eq!(
+                    b.next_at_or_above(0),
+                    live.iter().min().map_or(NONE, |&j| j as u32)
+                );
+            }
+        }
     }
 }

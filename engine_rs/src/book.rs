@@ -242,137 +242,55 @@ impl OrderBook {
 
     /// Matches a taker against the opposite side at levels crossing `limit`, emitting
     /// Fill (+ Done for each exhausted maker). Returns the unfilled quantity.
-    ///
-    /// A level the taker consumes completely (the common case of a sweep) is handled in one
-    /// tight pass: its makers are only read (no per-maker unlink, no per-maker level update),
-    /// its whole FIFO chain goes back to the arena's free list in O(1), and the level, the
-    /// bitmap and `best` are updated once. Only the last level touched, when the taker runs
-    /// out inside it, is consumed maker by maker.
-    #[inline(never)]
+    #[inline]
     fn match_taker(
         &mut self,
         taker_id: OrderId,
         taker_side: Side,
         limit: u32,
-        mut remaining: Qty,
+        remaining: Qty,
         filled: &mut Qty,
         events: &mut Vec<Event>,
     ) -> Qty {
-        let min_price = self.config.min_price;
-        let opp = match taker_side {
-            Side::Buy => &mut self.asks,
-            Side::Sell => &mut self.bids,
+        let t = Taker {
+            id: taker_id,
+            side: taker_side,
+            limit,
+            min_price: self.config.min_price,
         };
-        let arena = &mut self.arena;
-        let ids = &mut self.ids;
-        let mut seq = self.seq;
-        let mut len = self.len;
-        loop {
-            let best = opp.best;
-            if best == NONE || !opp.crosses(best, limit) {
-                break;
-            }
-            let price = min_price + best as Price;
-            let lvl = &mut opp.levels[best as usize];
-            if remaining >= lvl.qty {
-                // The whole level goes.
-                let mut mi = lvl.head;
-                while mi != NIL {
-                    let m = *arena.get(mi);
-                    seq += 1;
-                    // One capacity check and one length update for the pair.
-                    events.extend_from_slice(&[
-                        Event::Fill {
-                            seq,
-                            maker_id: m.id,
-                            taker_id,
-                            price,
-                            qty: m.remaining,
-                            taker_side,
-                        },
-                        Event::Done {
-                            id: m.id,
-                            filled: m.filled + m.remaining,
-                        },
-                    ]);
-                    ids.remove_present(m.id, mi);
-                    mi = m.next;
-                }
-                arena.free_chain(lvl.head, lvl.tail);
-                len -= lvl.count as usize;
-                remaining -= lvl.qty;
-                *filled += lvl.qty;
-                *lvl = EMPTY_LEVEL;
-                opp.bits.clear(best);
-                opp.best = opp.next_worse(best);
-                if remaining == 0 {
-                    break;
-                }
-            } else {
-                // The taker ends inside this level (remaining < level qty, so some maker is
-                // left): fill makers front to back, the last one possibly partially.
-                lvl.qty -= remaining;
-                *filled += remaining;
-                let mut mi = lvl.head;
-                loop {
-                    let m = arena.get_mut(mi);
-                    seq += 1;
-                    if remaining < m.remaining {
-                        m.remaining -= remaining;
-                        m.filled += remaining;
-                        events.push(Event::Fill {
-                            seq,
-                            maker_id: m.id,
-                            taker_id,
-                            price,
-                            qty: remaining,
-                            taker_side,
-                        });
-                        break;
-                    }
-                    let (mid, q, next) = (m.id, m.remaining, m.next);
-                    remaining -= q;
-                    events.push(Event::Fill {
-                        seq,
-                        maker_id: mid,
-                        taker_id,
-                        price,
-                        qty: q,
-                        taker_side,
-                    });
-                    events.push(Event::Done {
-                        id: mid,
-                        filled: m.filled + q,
-                    });
-                    ids.remove_present(mid, mi);
-                    arena.free(mi);
-                    lvl.count -= 1;
-                    len -= 1;
-                    mi = next;
-                    if remaining == 0 {
-                        break;
-                    }
-                }
-                // `mi` is the first maker left (it exists: the level had more than we took).
-                lvl.head = mi;
-                arena.get_mut(mi).prev = NIL;
-                remaining = 0;
-                break;
-            }
+        let mut st = SweepState {
+            remaining,
+            filled: *filled,
+            seq: self.seq,
+            len: self.len,
+        };
+        match taker_side {
+            Side::Buy => sweep::<false>(
+                &mut self.asks,
+                &mut self.arena,
+                &mut self.ids,
+                &t,
+                &mut st,
+                events,
+            ),
+            Side::Sell => sweep::<true>(
+                &mut self.bids,
+                &mut self.arena,
+                &mut self.ids,
+                &t,
+                &mut st,
+                events,
+            ),
         }
-        self.seq = seq;
-        self.len = len;
-        remaining
+        self.seq = st.seq;
+        self.len = st.len;
+        *filled = st.filled;
+        st.remaining
     }
 
-    #[inline]
-    fn reject(id: OrderId, reason: RejectReason, events: &mut Vec<Event>) {
-        events.push(Event::Rejected { id, reason });
-    }
-}
-
-impl MatchingBook for OrderBook {
-    fn submit(&mut self, order: NewOrder, events: &mut Vec<Event>) {
+    /// Submit, general path (see [`MatchingBook::submit`] for the fast one).
+    #[inline(never)]
+    fn submit_general(&mut self, order: NewOrder, events: &mut Vec<Event>) {
         let id = order.id;
         if order.qty == 0 {
             return Self::reject(id, RejectReason::ZeroQuantity, events);
@@ -418,17 +336,7 @@ impl MatchingBook for OrderBook {
         }
         match order.order_type {
             OrderType::Limit => {
-                let slot = OrderSlot {
-                    id,
-                    remaining,
-                    filled,
-                    level: limit,
-                    prev: NIL,
-                    next: NIL,
-                    side: order.side,
-                };
-                // Cannot fail: len < max_orders was checked above and matching only frees slots.
-                let i = self.arena.alloc(slot).expect("arena has a free slot");
+                let i = self.rest(id, order.side, limit, remaining, filled);
                 match probe {
                     // Untouched table since the probe: insert right where it ended.
                     Probe::Vacant { bucket, dist, tag } if !crossed => {
@@ -437,16 +345,216 @@ impl MatchingBook for OrderBook {
                     // Matching removed makers' entries (backward shifts): probe again.
                     _ => self.ids.insert_new(id, i),
                 }
-                self.len += 1;
-                let (side, arena) = match order.side {
-                    Side::Buy => (&mut self.bids, &mut self.arena),
-                    Side::Sell => (&mut self.asks, &mut self.arena),
-                };
-                side.push_back(arena, i, limit, remaining);
             }
             // FOK was checked fillable, so only Market/IOC get here with a remainder.
             _ => events.push(Event::Cancelled { id, remaining }),
         }
+    }
+
+    /// Puts a new order at the back of level `limit` of `side` and returns its arena slot (the
+    /// caller adds it to the id map). The caller has checked `len < max_orders`; matching only
+    /// frees slots, so the arena has a free one.
+    #[inline(always)]
+    fn rest(&mut self, id: OrderId, side: Side, limit: u32, remaining: Qty, filled: Qty) -> u32 {
+        let slot = OrderSlot {
+            id,
+            remaining,
+            filled,
+            level: limit,
+            prev: NIL,
+            next: NIL,
+            side,
+        };
+        let i = self.arena.alloc(slot).expect("arena has a free slot");
+        self.len += 1;
+        let (sb, arena) = match side {
+            Side::Buy => (&mut self.bids, &mut self.arena),
+            Side::Sell => (&mut self.asks, &mut self.arena),
+        };
+        sb.push_back(arena, i, limit, remaining);
+        i
+    }
+
+    #[inline]
+    fn reject(id: OrderId, reason: RejectReason, events: &mut Vec<Event>) {
+        events.push(Event::Rejected { id, reason });
+    }
+}
+
+/// The taker of a sweep (constant during it).
+struct Taker {
+    id: OrderId,
+    side: Side,
+    limit: u32,
+    min_price: Price,
+}
+
+/// What a sweep updates, kept in locals/registers while it runs.
+struct SweepState {
+    remaining: Qty,
+    filled: Qty,
+    seq: SeqNo,
+    len: usize,
+}
+
+/// Matches `t` against `opp` (the bid side when `BID`) at levels crossing `t.limit`.
+///
+/// A level the taker consumes completely (the common case of a sweep) is handled in one
+/// tight pass: its makers are only read (no per-maker unlink, no per-maker level update),
+/// its whole FIFO chain goes back to the arena's free list in O(1), and the level, the
+/// bitmap and `best` are updated once. Only the last level touched, when the taker runs
+/// out inside it, is consumed maker by maker.
+///
+/// Monomorphised per side and written against the parts of the book as separate `&mut`
+/// arguments: the compiler then knows that an event or arena write cannot change `best`,
+/// the level array or the id table's header, so they stay in registers for the whole sweep
+/// instead of being reloaded after every store.
+#[inline(never)]
+fn sweep<const BID: bool>(
+    opp: &mut SideBook,
+    arena: &mut Arena,
+    ids: &mut IdMap,
+    t: &Taker,
+    st: &mut SweepState,
+    events: &mut Vec<Event>,
+) {
+    let crosses = |level: u32| {
+        if BID {
+            level >= t.limit
+        } else {
+            level <= t.limit
+        }
+    };
+    let (taker_id, taker_side) = (t.id, t.side);
+    let mut remaining = st.remaining;
+    let mut filled = st.filled;
+    let mut seq = st.seq;
+    let mut len = st.len;
+    let mut best = opp.best;
+    let levels = &mut opp.levels[..];
+    while best != NONE && crosses(best) {
+        let price = t.min_price + best as Price;
+        let lvl = &mut levels[best as usize];
+        if remaining >= lvl.qty {
+            // The whole level goes.
+            let mut mi = lvl.head;
+            while mi != NIL {
+                let m = *arena.get(mi);
+                seq += 1;
+                // One capacity check and one length update for the pair.
+                events.extend_from_slice(&[
+                    Event::Fill {
+                        seq,
+                        maker_id: m.id,
+                        taker_id,
+                        price,
+                        qty: m.remaining,
+                        taker_side,
+                    },
+                    Event::Done {
+                        id: m.id,
+                        filled: m.filled + m.remaining,
+                    },
+                ]);
+                ids.remove_present(m.id, mi);
+                mi = m.next;
+            }
+            arena.free_chain(lvl.head, lvl.tail);
+            len -= lvl.count as usize;
+            remaining -= lvl.qty;
+            filled += lvl.qty;
+            *lvl = EMPTY_LEVEL;
+            best = opp.bits.clear_and_next::<BID>(best);
+            if remaining == 0 {
+                break;
+            }
+        } else {
+            // The taker ends inside this level (remaining < level qty, so some maker is
+            // left): fill makers front to back, the last one possibly partially.
+            lvl.qty -= remaining;
+            filled += remaining;
+            let mut mi = lvl.head;
+            loop {
+                let m = arena.get_mut(mi);
+                seq += 1;
+                if remaining < m.remaining {
+                    m.remaining -= remaining;
+                    m.filled += remaining;
+                    events.push(Event::Fill {
+                        seq,
+                        maker_id: m.id,
+                        taker_id,
+                        price,
+                        qty: remaining,
+                        taker_side,
+                    });
+                    break;
+                }
+                let (mid, q, next) = (m.id, m.remaining, m.next);
+                remaining -= q;
+                events.extend_from_slice(&[
+                    Event::Fill {
+                        seq,
+                        maker_id: mid,
+                        taker_id,
+                        price,
+                        qty: q,
+                        taker_side,
+                    },
+                    Event::Done {
+                        id: mid,
+                        filled: m.filled + q,
+                    },
+                ]);
+                ids.remove_present(mid, mi);
+                arena.free(mi);
+                lvl.count -= 1;
+                len -= 1;
+                mi = next;
+                if remaining == 0 {
+                    break;
+                }
+            }
+            // `mi` is the first maker left (it exists: the level had more than we took).
+            lvl.head = mi;
+            arena.get_mut(mi).prev = NIL;
+            remaining = 0;
+            break;
+        }
+    }
+    opp.best = best;
+    st.remaining = remaining;
+    st.filled = filled;
+    st.seq = seq;
+    st.len = len;
+}
+
+impl MatchingBook for OrderBook {
+    /// Submit, fast path: a Limit order that rests without matching, by far the commonest
+    /// submit of a busy book, is handled here (small enough to be inlined into the caller's
+    /// loop, with no call and no register spills); everything else (rejections, crossing
+    /// orders, Market/IOC/FOK) goes to the general path. The fast path bails out before
+    /// changing anything, so the general path sees the same book and emits the same events.
+    #[inline]
+    fn submit(&mut self, order: NewOrder, events: &mut Vec<Event>) {
+        if order.order_type == OrderType::Limit
+            && order.qty != 0
+            && self.len < self.config.max_orders
+        {
+            if let Some(limit) = self.index(order.price) {
+                if !self.crosses_opposite(order.side, limit) {
+                    if let Probe::Vacant { bucket, dist, tag } =
+                        self.ids.probe(order.id, self.arena.slots())
+                    {
+                        events.push(Event::Accepted { id: order.id });
+                        let i = self.rest(order.id, order.side, limit, order.qty, 0);
+                        self.ids.insert_vacant(bucket, dist, tag, i);
+                        return;
+                    }
+                }
+            }
+        }
+        self.submit_general(order, events)
     }
 
     fn cancel(&mut self, id: OrderId, events: &mut Vec<Event>) {

@@ -147,29 +147,40 @@ impl IdMap {
 
     /// Removes the entry in `bucket` (from a [`Probe::Found`] with no change since).
     #[inline]
-    pub(crate) fn remove_at(&mut self, mut i: usize) {
-        // Backward shift until an empty bucket or an entry already at its home.
+    pub(crate) fn remove_at(&mut self, i: usize) {
+        let mask = self.mask;
+        Self::shift_back(&mut self.table, mask, i);
+    }
+
+    /// Backward shift from `i` until an empty bucket or an entry already at its home. Works
+    /// on the table slice and the mask as locals, so its stores cannot be assumed to change
+    /// them (no reload of the table's pointer and length after each store).
+    #[inline(always)]
+    fn shift_back(table: &mut [Entry], mask: usize, mut i: usize) {
         loop {
-            let j = (i + 1) & self.mask;
-            let e = self.table[j];
-            if e.val == NIL || self.dist(e.tag, j) == 0 {
-                self.table[i] = EMPTY;
+            let j = (i + 1) & mask;
+            let e = table[j];
+            if e.val == NIL || (j.wrapping_sub(e.tag as usize) & mask) == 0 {
+                table[i] = EMPTY;
                 return;
             }
-            self.table[i] = e;
+            table[i] = e;
             i = j;
         }
     }
 
     /// Removes the entry of `key`, known to be present and stored for arena slot `slot`
-    /// (matched on the slot, so the arena is not read).
-    #[inline]
+    /// (matched on the slot, so the arena is not read). Inlined into the sweep, which calls it
+    /// once per filled maker.
+    #[inline(always)]
     pub(crate) fn remove_present(&mut self, key: OrderId, slot: u32) {
-        let mut i = hash(key) as usize & self.mask;
-        while self.table[i].val != slot {
-            i = (i + 1) & self.mask;
+        let mask = self.mask;
+        let table = &mut self.table[..];
+        let mut i = hash(key) as usize & mask;
+        while table[i].val != slot {
+            i = (i + 1) & mask;
         }
-        self.remove_at(i);
+        Self::shift_back(table, mask, i);
     }
 }
 
