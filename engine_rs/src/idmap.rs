@@ -73,22 +73,28 @@ impl IdMap {
     }
 
     /// Distance of an entry with tag `tag` in bucket `i` from its home bucket.
-    #[inline]
-    fn dist(&self, tag: u32, i: usize) -> usize {
-        i.wrapping_sub(tag as usize) & self.mask
+    #[inline(always)]
+    fn dist(mask: usize, tag: u32, i: usize) -> usize {
+        i.wrapping_sub(tag as usize) & mask
     }
+
+    // Every function below works on `table[..=mask]` and indexes it with `x & mask`: the
+    // compiler can then see that every index is in bounds and drops the bounds checks, and the
+    // table's pointer and the mask stay in registers (locals cannot be changed by the stores).
 
     /// Looks `key` up (`slots`: the arena, to confirm a tag match).
     #[inline]
     pub(crate) fn probe(&self, key: OrderId, slots: &[OrderSlot]) -> Probe {
+        let mask = self.mask;
+        let table = &self.table[..=mask];
         let tag = hash(key);
-        let mut i = tag as usize & self.mask;
+        let mut i = tag as usize & mask;
         let mut d = 0;
         loop {
-            let e = self.table[i];
+            let e = table[i & mask];
             // Robin Hood: once we pass entries closer to their home than we are to ours,
             // `key` cannot be further on.
-            if e.val == NIL || self.dist(e.tag, i) < d {
+            if e.val == NIL || Self::dist(mask, e.tag, i) < d {
                 return Probe::Vacant {
                     bucket: i,
                     dist: d,
@@ -101,7 +107,7 @@ impl IdMap {
                     slot: e.val,
                 };
             }
-            i = (i + 1) & self.mask;
+            i = (i + 1) & mask;
             d += 1;
         }
     }
@@ -117,23 +123,25 @@ impl IdMap {
     /// Inserts after a [`Probe::Vacant`] answer, with no change to the table in between.
     #[inline]
     pub(crate) fn insert_vacant(&mut self, bucket: usize, dist: usize, tag: u32, val: u32) {
+        let mask = self.mask;
+        let table = &mut self.table[..=mask];
         let mut cur = Entry { tag, val };
-        let mut i = bucket;
+        let mut i = bucket & mask;
         let mut d = dist;
         loop {
-            let e = self.table[i];
+            let e = table[i];
             if e.val == NIL {
-                self.table[i] = cur;
+                table[i] = cur;
                 return;
             }
-            let ed = self.dist(e.tag, i);
+            let ed = Self::dist(mask, e.tag, i);
             if ed < d {
                 // Take from the rich: the resident is closer to home, displace it.
-                self.table[i] = cur;
+                table[i] = cur;
                 cur = e;
                 d = ed;
             }
-            i = (i + 1) & self.mask;
+            i = (i + 1) & mask;
             d += 1;
         }
     }
@@ -149,22 +157,21 @@ impl IdMap {
     #[inline]
     pub(crate) fn remove_at(&mut self, i: usize) {
         let mask = self.mask;
-        Self::shift_back(&mut self.table, mask, i);
+        Self::shift_back(&mut self.table[..=mask], mask, i & mask);
     }
 
-    /// Backward shift from `i` until an empty bucket or an entry already at its home. Works
-    /// on the table slice and the mask as locals, so its stores cannot be assumed to change
-    /// them (no reload of the table's pointer and length after each store).
+    /// Backward shift from `i` until an empty bucket or an entry already at its home
+    /// (`table` is `table[..=mask]`, `i <= mask`).
     #[inline(always)]
     fn shift_back(table: &mut [Entry], mask: usize, mut i: usize) {
         loop {
             let j = (i + 1) & mask;
             let e = table[j];
-            if e.val == NIL || (j.wrapping_sub(e.tag as usize) & mask) == 0 {
-                table[i] = EMPTY;
+            if e.val == NIL || Self::dist(mask, e.tag, j) == 0 {
+                table[i & mask] = EMPTY;
                 return;
             }
-            table[i] = e;
+            table[i & mask] = e;
             i = j;
         }
     }
@@ -175,7 +182,7 @@ impl IdMap {
     #[inline(always)]
     pub(crate) fn remove_present(&mut self, key: OrderId, slot: u32) {
         let mask = self.mask;
-        let table = &mut self.table[..];
+        let table = &mut self.table[..=mask];
         let mut i = hash(key) as usize & mask;
         while table[i].val != slot {
             i = (i + 1) & mask;
