@@ -1,0 +1,1 @@
+"""Portfolio construction and risk: ML views, allocation methods, risk measures, performance."""
