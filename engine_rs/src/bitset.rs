@@ -39,35 +39,39 @@ impl LevelBits {
         }
     }
 
-    /// Clears `i` and returns the next set index worse than `i` on a side whose best level is
-    /// the highest (`BID`: largest set index `< i`) or the lowest (smallest set index `> i`).
+    /// Clears `i`, the best set index of a side (the highest when `BID`, else the lowest),
+    /// and returns the new best: the largest set index `< i` (`BID`) or the smallest `> i`.
     ///
-    /// The emptied level's word is searched from the value just computed, in a register,
-    /// instead of being stored and read back: in a sweep this search is the step from one
-    /// level to the next, on the critical path of every level.
+    /// Since `i` is the extreme set bit, what is left of its word after the clear lies wholly
+    /// on the worse side, so the answer is that word's top/bottom bit, found from the value
+    /// just computed in a register (no mask, no store and read back). In a sweep this is the
+    /// step from one level to the next, on the critical path of every level.
     #[inline]
-    pub(crate) fn clear_and_next<const BID: bool>(&mut self, i: u32) -> u32 {
+    pub(crate) fn clear_best_and_next<const BID: bool>(&mut self, i: u32) -> u32 {
         let w = (i >> 6) as usize;
         let word = self.words[w] & !(1u64 << (i & 63));
         self.words[w] = word;
-        if word == 0 {
-            self.summary[w >> 6] &= !(1u64 << (w & 63));
-        }
-        if BID {
-            // bits strictly below i (bit i is clear now, so `<= i` is the same)
-            let below = word & (!0u64 >> (63 - (i & 63)));
-            if below != 0 {
-                return ((w as u32) << 6) | (63 - below.leading_zeros());
-            }
-            if i < 64 {
-                return NONE;
-            }
-            self.next_at_or_below(((w as u32) << 6) - 1)
+        debug_assert!(if BID {
+            word >> (i & 63) == 0
         } else {
-            let above = word & (!0u64 << (i & 63));
-            if above != 0 {
-                return ((w as u32) << 6) | above.trailing_zeros();
+            word & ((1u64 << (i & 63)) - 1) == 0
+        });
+        if word != 0 {
+            let bit = if BID {
+                63 - word.leading_zeros()
+            } else {
+                word.trailing_zeros()
+            };
+            return ((w as u32) << 6) | bit;
+        }
+        self.summary[w >> 6] &= !(1u64 << (w & 63));
+        if BID {
+            if w == 0 {
+                NONE
+            } else {
+                self.next_at_or_below(((w as u32) << 6) - 1)
             }
+        } else {
             self.next_at_or_above(((w as u32) + 1) << 6)
         }
     }
@@ -170,13 +174,13 @@ mod tests {
     }
 
     #[test]
-    fn clear_and_next_matches_a_linear_scan() {
-        // sparse and dense patterns, gaps inside a word, across words and across summary words
+    fn clear_best_and_next_matches_a_linear_scan() {
+        // sparse and dense patterns: gaps inside a word, across words and across summary words
         let n = 64 * 64 * 3 + 17;
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for density in [2u64, 9, 200, 3000] {
-            let mut b = LevelBits::new(n);
+        for density in [1u64, 2, 9, 200, 3000] {
             let mut set = vec![false; n];
+            let mut b = LevelBits::new(n);
             for (i, s) in set.iter_mut().enumerate() {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -186,25 +190,21 @@ mod tests {
                     b.set(i as u32);
                 }
             }
-            // empty the set in random order, checking both directions' answer each time
-            let mut live: Vec<usize> = (0..n).filter(|&i| set[i]).collect();
-            while !live.is_empty() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let i = live.swap_remove((x % live.len() as u64) as usize);
-                set[i] = false;
-                let above = (i + 1..n).find(|&j| set[j]).map_or(NONE, |j| j as u32);
-                let below = (0..i).rev().find(|&j| set[j]).map_or(NONE, |j| j as u32);
-                let mut b2 = b.clone();
-                assert_eq!(b.clear_and_next::<false>(i as u32), above, "above {i}");
-                assert_eq!(b2.clear_and_next::<true>(i as u32), below, "below {i}");
-                assert_eq!(b.next_at_or_above(0), b2.next_at_or_above(0));
-                assert_eq!(
-                    b.next_at_or_above(0),
-                    live.iter().min().map_or(NONE, |&j| j as u32)
-                );
+            let live: Vec<u32> = (0..n as u32).filter(|&i| set[i as usize]).collect();
+            // asks: clear the lowest set index again and again
+            let mut asks = b.clone();
+            for (k, &i) in live.iter().enumerate() {
+                let expected = live.get(k + 1).copied().unwrap_or(NONE);
+                assert_eq!(asks.clear_best_and_next::<false>(i), expected, "ask {i}");
             }
+            assert_eq!(asks.next_at_or_above(0), NONE);
+            // bids: clear the highest set index again and again
+            let mut bids = b.clone();
+            for (k, &i) in live.iter().enumerate().rev() {
+                let expected = if k == 0 { NONE } else { live[k - 1] };
+                assert_eq!(bids.clear_best_and_next::<true>(i), expected, "bid {i}");
+            }
+            assert_eq!(bids.next_at_or_below(n as u32 - 1), NONE);
         }
     }
 }

@@ -464,7 +464,7 @@ fn sweep<const BID: bool>(
             remaining -= lvl.qty;
             filled += lvl.qty;
             *lvl = EMPTY_LEVEL;
-            best = opp.bits.clear_and_next::<BID>(best);
+            best = opp.bits.clear_best_and_next::<BID>(best);
             if remaining == 0 {
                 break;
             }
