@@ -27,6 +27,7 @@ from quant_assets.portfolio.risk import (
     sector_risk_contributions,
     sector_weights,
     simulate_portfolio_returns,
+    summary_metrics,
     top_n_weight,
     var_cornish_fisher,
     var_cvar_historical,
@@ -230,6 +231,21 @@ def test_rebalance_turnover_and_cost() -> None:
     # a per-asset half-spread is paid only on what each asset trades
     _, cost = rebalance_cost([0.5, 0.3, 0.2], [0.4, 0.4, 0.2], 5.0, [10.0, 2.0, 50.0])
     assert cost == pytest.approx(0.1 * 15e-4 + 0.1 * 7e-4)
+
+
+def test_summary_metrics_agree_with_the_single_measures() -> None:
+    returns, weights = random_assets(t=80, n=12)
+    bench = returns.mean(axis=1)
+    rp = portfolio_returns(returns, weights)
+    out = summary_metrics(returns, weights, bench, cost_bps=10.0)
+    assert out["beta"] == pytest.approx(beta(rp, bench))
+    assert out["max_drawdown"] == pytest.approx(max_drawdown(rp))
+    assert out["top10_weight"] == pytest.approx(top_n_weight(weights, 10))
+    # from cash the whole invested book is traded
+    assert out["turnover"] == pytest.approx(weights.sum())
+    assert out["transaction_cost"] == pytest.approx(weights.sum() * 10e-4)
+    assert out["sharpe_60"] == pytest.approx(rolling_sharpe(rp)["sharpe_60"][-1])
+    assert np.isnan(out["sharpe_90"])  # 80 days of history: the 90-day window is not full
 
 
 # --- stress tests -----------------------------------------------------------------------------

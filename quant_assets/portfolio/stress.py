@@ -26,7 +26,7 @@ import polars as pl
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from quant_assets.portfolio.risk import FloatArray, _matrix, _vector, portfolio_returns
+from quant_assets.portfolio.risk import FloatArray, as_matrix, as_vector, portfolio_returns
 
 MARKET_SHOCKS = (-0.10, -0.20)
 SECTOR_SHOCK = -0.15
@@ -36,8 +36,8 @@ WORST_WINDOW = 5
 
 def asset_betas(asset_returns: ArrayLike, benchmark_returns: ArrayLike) -> FloatArray:
     """OLS beta of every asset on the benchmark, ``cov(r_i, b) / var(b)``, in one product."""
-    r = _matrix(asset_returns, "asset_returns")
-    b = _vector(benchmark_returns, "benchmark_returns")
+    r = as_matrix(asset_returns, "asset_returns")
+    b = as_vector(benchmark_returns, "benchmark_returns")
     if r.shape[0] != b.shape[0]:
         raise ValueError("asset_returns and benchmark_returns must have the same number of rows")
     bc = b - b.mean()
@@ -46,7 +46,7 @@ def asset_betas(asset_returns: ArrayLike, benchmark_returns: ArrayLike) -> Float
 
 def market_shock_pnl(weights: ArrayLike, betas: ArrayLike, shock: float) -> float:
     """Portfolio return when the benchmark moves by ``shock``: ``shock * sum(w_i beta_i)``."""
-    return float(shock * (_vector(weights, "weights") @ _vector(betas, "betas")))
+    return float(shock * (as_vector(weights, "weights") @ as_vector(betas, "betas")))
 
 
 def sector_shock_pnl(weights: ArrayLike, sectors: Sequence[str], shock: float) -> pl.DataFrame:
@@ -54,7 +54,7 @@ def sector_shock_pnl(weights: ArrayLike, sectors: Sequence[str], shock: float) -
 
     Columns ``sector``, ``pnl``, sorted by sector (one scenario per sector present).
     """
-    w = _vector(weights, "weights")
+    w = as_vector(weights, "weights")
     if len(sectors) != w.size:
         raise ValueError(f"{w.size} weights but {len(sectors)} sectors")
     return (
@@ -69,7 +69,7 @@ def stressed_var_normal(
     returns: ArrayLike, alpha: float = 0.95, vol_multiplier: float = VOL_MULTIPLIER
 ) -> float:
     """Parametric normal VaR with volatility scaled: ``k * sigma * z_alpha - mu`` (loss > 0)."""
-    r = _vector(returns, "returns")
+    r = as_vector(returns, "returns")
     return float(vol_multiplier * r.std(ddof=1) * stats.norm.ppf(alpha) - r.mean())
 
 
@@ -78,7 +78,7 @@ def worst_window(returns: ArrayLike, window: int = WORST_WINDOW) -> tuple[float,
 
     Compounding through cumulative sums of ``log(1 + r)`` keeps it one vectorised pass.
     """
-    r = _vector(returns, "returns")
+    r = as_vector(returns, "returns")
     if r.size < window:
         raise ValueError(f"need at least {window} returns, got {r.size}")
     cum = np.concatenate(([0.0], np.cumsum(np.log1p(r))))
