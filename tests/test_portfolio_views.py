@@ -6,9 +6,12 @@ import re
 from datetime import date, timedelta
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
+from skfolio.prior import BlackLitterman
 from skfolio.utils.equations import equations_to_matrix
+from sklearn.base import clone
 
 from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
 
@@ -131,3 +134,35 @@ def test_predict_before_fit_and_bad_inputs() -> None:
     cal = ScoreCalibrator(min_dates=10).fit(_history(slope=0.02, noise=0.03, seed=10))
     with pytest.raises(ValueError, match="duplicate"):
         cal.predict(pl.concat([_today(), _today()]))
+
+
+def test_views_drive_a_skfolio_black_litterman_posterior() -> None:
+    today = _today()
+    rng = np.random.default_rng(0)
+    returns = pd.DataFrame(
+        rng.normal(0.0, 0.01, size=(300, N_NAMES)), columns=today["ticker"].to_list()
+    )
+    prior = returns.mean().to_numpy()
+    for slope, full in ((0.02, True), (0.004, False)):
+        cal = ScoreCalibrator().fit(_history(slope=slope, noise=0.03, seed=3))
+        views, conf = cal.views(today)
+        mu = BlackLitterman(views=views, view_confidences=conf).fit(returns)
+        posterior = mu.return_distribution_.mu
+        target = cal.predict(today)["expected_return_daily"].to_numpy()
+        assert np.isfinite(posterior).all()
+        if full:
+            # Idzorek 100% confidence: the posterior is the view itself
+            assert cal.confidence_ == 1.0
+            np.testing.assert_allclose(posterior, target, atol=1e-12)
+        else:
+            # partial confidence: a move towards the views, but not all the way
+            assert 0.0 < cal.confidence_ < 1.0
+            assert np.corrcoef(posterior - prior, target - prior)[0, 1] > 0.9
+            assert np.abs(posterior - prior).sum() < np.abs(target - prior).sum()
+
+
+def test_is_a_clonable_sklearn_estimator() -> None:
+    cal = ScoreCalibrator(min_dates=10, full_confidence_ic=0.05)
+    copy = clone(cal)
+    assert copy.get_params() == cal.get_params()
+    assert not hasattr(copy, "slope_")
