@@ -115,6 +115,12 @@ def test_view_strings_parse_in_skfolio_and_confidences_are_fresh_floats() -> Non
     np.testing.assert_allclose(conf, np.full(N_NAMES, cal.confidence_))
     conf[:] = 0.0  # what skfolio does to it in place must not leak into the next call
     assert (cal.views(today)[1] == cal.confidence_).all()
+    # views for a total-return prior are shifted by the benchmark's expected daily return
+    shifted, _ = cal.views(today, benchmark_return=0.0004)
+    _, right_shifted, _, _ = equations_to_matrix(
+        groups=tickers, equations=shifted, sum_to_one=False
+    )
+    np.testing.assert_allclose(right_shifted - right, 0.0004, rtol=1e-9)
 
 
 def test_too_short_history_raises_a_clear_error() -> None:

@@ -47,7 +47,9 @@ are independent; the t-statistic uses that effective count instead of ``n_dates`
 per date and not annualised.
 
 Views are written in skfolio's ``BlackLitterman`` format, one absolute view per ticker:
-``"TICKER == value"`` with the daily expected excess return as value, and the confidences as a
+``"TICKER == value"`` with the daily expected excess return as value (plus the benchmark's
+expected daily return when the prior is one of total returns, see :meth:`ScoreCalibrator.views`),
+and the confidences as a
 fresh float64 array (skfolio turns an integer array into a NaN posterior and modifies a float one
 in place, so every call builds a new one).
 """
@@ -200,12 +202,23 @@ class ScoreCalibrator(BaseEstimator):
             confidence=pl.lit(self.confidence_, dtype=pl.Float64),
         )
 
-    def views(self, scores: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+    def views(
+        self, scores: pl.DataFrame, benchmark_return: float = 0.0
+    ) -> tuple[list[str], np.ndarray]:
         """skfolio ``BlackLitterman`` views ``["TICKER == daily_mu", ...]`` and a fresh float64
-        confidence array in the same order (pass both as ``views=``/``view_confidences=``)."""
+        confidence array in the same order (pass both as ``views=``/``view_confidences=``).
+
+        The calibrated values are daily returns IN EXCESS OF THE BENCHMARK (the label's
+        definition), so they suit a prior fitted on benchmark-excess returns, the default
+        (``benchmark_return=0``). For a prior of total returns pass the prior's expected daily
+        benchmark return: each view becomes ``benchmark_return + expected_return_daily`` (the
+        label is a difference of simple returns, so the offset is additive).
+        """
+        if not math.isfinite(benchmark_return):
+            raise ValueError(f"benchmark_return must be finite, got {benchmark_return}")
         predicted = self.predict(scores)
         views = [
-            f"{ticker} == {value!r}"
+            f"{ticker} == {benchmark_return + value!r}"
             for ticker, value in zip(
                 predicted["ticker"].to_list(),
                 predicted["expected_return_daily"].to_list(),
