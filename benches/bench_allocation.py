@@ -1,0 +1,118 @@
+"""Allocation methods benchmark: one day's fit of every method on 500 assets x 756 sessions.
+
+Target (issue 5): all methods together <= 10 s per day on this 2-core machine. Returns are
+simple daily adj_close returns of SyntheticMarket (seed 7) members over the last 3 years;
+the constrained Markowitz gets a previous book (yesterday's fit on the window shifted by
+one session) so the turnover constraint is live, and the sectors of the universe.
+
+    flock /tmp/quant-bench.lock uv run python benches/bench_allocation.py [--tickers 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LAST = date(2024, 1, 1)
+
+
+def load_returns(tickers: int, sessions: int):  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    from resources.market_data.synthetic import SyntheticMarket
+
+    market = SyntheticMarket(n_tickers=tickers)
+    universe = market.universe().filter(~pl.col("is_benchmark"))
+    bars = market.fetch_bars(universe["ticker"].to_list(), date(LAST.year - 4, 1, 1), LAST)
+    wide = (
+        bars.sort("ticker", "date")
+        .with_columns(
+            (pl.col("adj_close") / pl.col("adj_close").shift(1).over("ticker") - 1).alias("r")
+        )
+        .pivot(on="ticker", index="date", values="r")
+        .sort("date")
+        .drop_nulls()
+        .tail(sessions + 1)
+    )
+    frame = wide.drop("date").to_pandas()
+    sectors = universe.to_pandas().set_index("ticker")["sector"]
+    return frame, sectors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tickers", type=int, default=500)
+    parser.add_argument("--sessions", type=int, default=756)
+    args = parser.parse_args()
+
+    # module import (~1.5 s for skfolio.optimization) is a per-process cost, not a per-day one
+    import skfolio.optimization  # noqa: F401
+
+    from quant_assets.portfolio.allocation import (
+        BlackLittermanAllocation,
+        ConstrainedMarkowitz,
+        HierarchicalRiskParity,
+        MinimumCVaR,
+        RiskParity,
+        check_constraints,
+    )
+
+    returns, sectors = load_returns(args.tickers, args.sessions)
+    yesterday, today = returns.iloc[:-1], returns.iloc[1:]
+    print(f"returns: {today.shape[0]} sessions x {today.shape[1]} tickers", flush=True)
+    previous = ConstrainedMarkowitz().fit(yesterday, sectors=sectors)
+    first_two = list(today.columns[:2])
+    views = [f"{first_two[0]} == 0.001", f"{first_two[0]} - {first_two[1]} == 0.0005"]
+    methods = {
+        "black_litterman": (
+            BlackLittermanAllocation(views=views, view_confidences=[0.5, 0.3]),
+            {},
+        ),
+        "hrp": (HierarchicalRiskParity(), {}),
+        "min_cvar": (MinimumCVaR(), {}),
+        "risk_parity": (RiskParity(), {}),
+        "constrained_markowitz": (
+            ConstrainedMarkowitz(),
+            {"sectors": sectors, "prev_weights": previous.weights_},
+        ),
+    }
+    total = 0.0
+    for name, (model, context) in methods.items():
+        start = time.perf_counter()
+        model.fit(today, **context)
+        elapsed = time.perf_counter() - start
+        total += elapsed
+        names = int((model.weights_ > 1e-6).sum())
+        print(
+            f"  {name:<22} {elapsed:7.2f} s  status={model.status_}  names={names}  "
+            f"cash={model.cash_:.4f}",
+            flush=True,
+        )
+    markowitz = methods["constrained_markowitz"][0]
+    assert isinstance(markowitz, ConstrainedMarkowitz)
+    if markowitz.feasible_:
+        violations = check_constraints(
+            markowitz.weights_,
+            prev_weights=previous.weights_,
+            sectors=sectors,
+            max_names=50,
+            sector_cap=0.25,
+            max_turnover=0.15,
+            vol_target=0.10,
+            covariance=markowitz.covariance_,
+        )
+        print(
+            f"  markowitz: turnover {markowitz.turnover_:.4f}, ex-ante vol "
+            f"{markowitz.ex_ante_vol_:.4f}, violations {violations}"
+        )
+    print(f"total (all methods, one day): {total:.2f} s (target <= 10 s)")
+
+
+if __name__ == "__main__":
+    main()
