@@ -248,6 +248,7 @@ def test_cardinality_heuristic_cuts_a_wider_relaxation() -> None:
     narrow = ConstrainedMarkowitz(max_names=10, risk_aversion=30).fit(
         returns, sectors=sectors, expected_returns=mu
     )
+    assert wide.stage_ == "relaxed" and narrow.stage_ == "restricted"
     assert narrow.feasible_ and int((narrow.weights_ > 0).sum()) <= 10
     # the kept names are the relaxation's largest weights
     assert set(narrow.weights_[narrow.weights_ > 0].index) <= set(wide.weights_.nlargest(10).index)
