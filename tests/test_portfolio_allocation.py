@@ -267,6 +267,34 @@ def test_infeasible_problem_is_reported_not_relaxed() -> None:
     assert model.weights_.isna().all()
 
 
+def test_names_dropped_from_the_universe_use_up_turnover() -> None:
+    returns, sectors, mu = _instance(6)
+    first = ConstrainedMarkowitz(max_names=10).fit(returns, sectors=sectors, expected_returns=mu)
+    # yesterday's book also held a delisted name at 10%: only 5% of turnover is left
+    prev = pd.concat([first.weights_ * 0.9, pd.Series({"GONE": 0.1})])
+    model = ConstrainedMarkowitz(max_names=10).fit(
+        returns, sectors=sectors, expected_returns=-mu, prev_weights=prev
+    )
+    assert model.feasible_, model.status_
+    moved = (model.weights_ - prev.reindex(model.weights_.index)).abs().sum()
+    assert moved <= 0.05 + 1e-6
+    assert moved == pytest.approx(0.05, abs=1e-4)  # reversed views: the cap binds
+    assert model.turnover_ == pytest.approx(moved + 0.1)
+
+
+def test_long_short_book_respects_gross_limit() -> None:
+    returns, sectors, mu = _instance(7)
+    model = ConstrainedMarkowitz(long_only=False, gross_limit=1.0, max_names=20).fit(
+        returns, sectors=sectors, expected_returns=mu
+    )
+    assert model.feasible_, model.status_
+    w = model.weights_
+    assert (w < -1e-4).any()
+    assert w.abs().sum() <= 1.0 + 1e-6
+    assert int((w.abs() > 1e-6).sum()) <= 20
+    assert model.violations_ == []
+
+
 def test_check_constraints_reports_every_violation() -> None:
     idx = ["A", "B", "C", "D"]
     w = pd.Series([0.6, 0.5, -0.1, 0.1], index=idx)
@@ -285,4 +313,8 @@ def test_check_constraints_reports_every_violation() -> None:
     )
     kinds = {line.split(":")[0] for line in found}
     assert kinds == {"long-only", "budget", "cardinality", "sector cap", "turnover", "vol target"}
+    assert check_constraints(w, long_only=False, gross_limit=1.0) == [
+        "gross: sum of |weights| 1.3 > 1.0",
+        "budget: sum of weights 1.1 > 1",
+    ]
     assert check_constraints(pd.Series([0.25, 0.25, 0.25, 0.25], index=idx), max_names=4) == []

@@ -389,10 +389,11 @@ class ConstrainedMarkowitz(_Allocation):
 
     maximise   H mu'w - risk_aversion / 2 * H w' Sigma w - cost_rate * ||w - w_prev||_1
     subject to w >= 0 (long-only), sum(w) <= 1 (cash = 1 - sum(w) >= 0),
-               sum_{i in s} w_i <= sector_cap for every sector s,
+               sum_{i in s} w_i <= sector_cap for every sector s (net exposure),
                ||w - w_prev||_1 <= max_turnover (total one-way L1 turnover of the risky book),
                sqrt(252) * sqrt(w' Sigma w) <= vol_target (ex-ante annualised vol),
-               #{i: w_i > 0} <= max_names.
+               #{i: w_i != 0} <= max_names.
+    With ``long_only=False`` the bound w >= 0 becomes a gross limit ||w||_1 <= gross_limit.
 
     Sigma: Ledoit-Wolf shrinkage (sklearn) of the daily returns. mu: ``expected_returns``
     from the fit context (e.g. ML views, daily) or the sample mean (mu, Sigma daily).
@@ -410,7 +411,9 @@ class ConstrainedMarkowitz(_Allocation):
     re-solve. If the restricted problem is infeasible the result is reported infeasible.
 
     Context for fit: ``prev_weights`` (pd.Series, yesterday's live book; None = first
-    build from cash: costs charged against zero, no turnover cap), ``sectors`` (pd.Series
+    build from cash: costs charged against zero, no turnover cap; names in it that are
+    missing from ``returns`` are sold in full and that sale counts against the turnover
+    cap), ``sectors`` (pd.Series
     ticker -> sector; None = no sector cap), ``expected_returns`` (pd.Series).
     After fit: ``expected_returns_``, ``covariance_`` (Ledoit-Wolf, daily), ``turnover_``,
     ``ex_ante_vol_`` (annualised), ``violations_`` (check_constraints on the result),
@@ -427,6 +430,7 @@ class ConstrainedMarkowitz(_Allocation):
         risk_aversion: float = 1.0,
         cost_horizon: int = ANNUALISATION,
         long_only: bool = True,
+        gross_limit: float = 1.0,
         tol: float = 1e-6,
         solver: str = "CLARABEL",
     ) -> None:
@@ -438,6 +442,7 @@ class ConstrainedMarkowitz(_Allocation):
         self.risk_aversion = risk_aversion
         self.cost_horizon = cost_horizon
         self.long_only = long_only
+        self.gross_limit = gross_limit
         self.tol = tol
         self.solver = solver
 
@@ -448,6 +453,7 @@ class ConstrainedMarkowitz(_Allocation):
         prev: np.ndarray,
         sector_ids: np.ndarray | None,
         has_prev: bool,
+        forced_sale: float,
         excluded: np.ndarray | None,
     ) -> tuple[np.ndarray | None, str]:
         n = mu.size
@@ -465,14 +471,14 @@ class ConstrainedMarkowitz(_Allocation):
         if self.long_only:
             constraints.append(w >= 0)
         else:
-            constraints.append(cp.sum(w) >= -1.0)
+            constraints.append(cp.norm1(w) <= self.gross_limit)
         if self.sector_cap is not None and sector_ids is not None:
             n_sectors = int(sector_ids.max()) + 1
             membership = np.zeros((n_sectors, n))
             membership[sector_ids, np.arange(n)] = 1.0
             constraints.append(membership @ w <= self.sector_cap)
         if self.max_turnover is not None and has_prev:
-            constraints.append(trade <= self.max_turnover)
+            constraints.append(trade + forced_sale <= self.max_turnover)
         if self.vol_target is not None:
             constraints.append(cp.norm(risk, 2) <= self.vol_target / np.sqrt(ANNUALISATION))
         if excluded is not None and excluded.any():
@@ -488,9 +494,12 @@ class ConstrainedMarkowitz(_Allocation):
         out = np.asarray(w.value, dtype=np.float64)
         if excluded is not None:
             out[excluded] = 0.0
-        # solver noise of order 1e-9 below the bounds
-        if self.long_only:
-            out = np.where(out < 1e-9, 0.0, out)
+        # solver noise of order 1e-9 around zero (below the bound when long-only)
+        out = (
+            np.where(out < 1e-9, 0.0, out)
+            if self.long_only
+            else np.where(np.abs(out) < 1e-9, 0.0, out)
+        )
         return out, status
 
     def fit(self, returns: pd.DataFrame, **context: Any) -> ConstrainedMarkowitz:
@@ -507,10 +516,13 @@ class ConstrainedMarkowitz(_Allocation):
             if prev_weights is not None
             else np.zeros(n)
         )
-        if prev_weights is not None and not set(prev_weights.index[prev_weights != 0]) <= set(
-            tickers
-        ):
-            raise ValueError("prev_weights holds tickers outside returns' columns")
+        # names held yesterday but gone from today's universe must be sold in full: that
+        # trade is fixed, so it only uses up turnover budget
+        forced_sale = (
+            float(prev_weights[~prev_weights.index.isin(tickers)].abs().sum())
+            if prev_weights is not None
+            else 0.0
+        )
         mu = (
             expected.reindex(tickers).to_numpy(dtype=np.float64)
             if expected is not None
@@ -531,17 +543,18 @@ class ConstrainedMarkowitz(_Allocation):
         self.expected_returns_ = pd.Series(mu, index=tickers)
         self.covariance_ = pd.DataFrame(covariance, index=tickers, columns=tickers)
 
-        weights, status = self._solve(mu, factor, prev, sector_ids, has_prev, None)
+        args = (mu, factor, prev, sector_ids, has_prev, forced_sale)
+        weights, status = self._solve(*args, None)
         stage = "relaxed"
         if (
             weights is not None
             and self.max_names is not None
-            and int((weights > self.tol).sum()) > self.max_names
+            and int((np.abs(weights) > self.tol).sum()) > self.max_names
         ):
-            keep = np.argsort(-weights, kind="stable")[: self.max_names]
+            keep = np.argsort(-np.abs(weights), kind="stable")[: self.max_names]
             excluded = np.ones(n, dtype=bool)
             excluded[keep] = False
-            weights, status = self._solve(mu, factor, prev, sector_ids, has_prev, excluded)
+            weights, status = self._solve(*args, excluded)
             stage = "restricted"
         self.stage_ = stage
         if weights is None:
@@ -553,7 +566,7 @@ class ConstrainedMarkowitz(_Allocation):
 
         result = pd.Series(weights, index=tickers)
         self._set_result(result, status, True)
-        self.turnover_ = float(np.abs(weights - prev).sum())
+        self.turnover_ = float(np.abs(weights - prev).sum()) + forced_sale
         self.ex_ante_vol_ = float(np.sqrt(ANNUALISATION * weights @ covariance @ weights))
         self.violations_ = check_constraints(
             result,
@@ -565,6 +578,7 @@ class ConstrainedMarkowitz(_Allocation):
             vol_target=self.vol_target,
             covariance=self.covariance_,
             long_only=self.long_only,
+            gross_limit=None if self.long_only else self.gross_limit,
             tol=self.tol,
         )
         if self.violations_:
@@ -585,12 +599,13 @@ def check_constraints(
     vol_target: float | None = None,
     covariance: pd.DataFrame | None = None,
     long_only: bool = True,
+    gross_limit: float | None = None,
     fully_invested: bool = False,
     tol: float = 1e-6,
 ) -> list[str]:
     """Every violated hard constraint of ``weights`` as a readable line (empty = all hold).
 
-    Checks: finite weights; long-only (w >= -tol); budget (sum <= 1 + tol, or |sum - 1| <= tol
+    Checks: finite weights; long-only (w >= -tol); gross (sum |w| <= gross_limit + tol); budget (sum <= 1 + tol, or |sum - 1| <= tol
     when ``fully_invested``); cardinality (#{w > tol} <= max_names); each sector's sum
     <= sector_cap + tol; total turnover ||w - w_prev||_1 <= max_turnover + tol (w_prev
     reindexed, missing = 0); ex-ante annualised vol sqrt(252 w' Sigma w) <= vol_target + tol
@@ -602,6 +617,9 @@ def check_constraints(
         return ["weights contain NaN or inf"]
     if long_only and (w < -tol).any():
         violations.append(f"long-only: min weight {w.min():.3g} < 0 ({w.idxmin()})")
+    gross = float(w.abs().sum())
+    if gross_limit is not None and gross > gross_limit + tol:
+        violations.append(f"gross: sum of |weights| {gross:.6g} > {gross_limit}")
     total = float(w.sum())
     if fully_invested and abs(total - 1.0) > tol:
         violations.append(f"budget: sum of weights {total:.6g} != 1")
