@@ -493,20 +493,18 @@ fn sweep<const BID: bool>(
                 }
                 let (mid, q, next) = (m.id, m.remaining, m.next);
                 remaining -= q;
-                events.extend_from_slice(&[
-                    Event::Fill {
-                        seq,
-                        maker_id: mid,
-                        taker_id,
-                        price,
-                        qty: q,
-                        taker_side,
-                    },
-                    Event::Done {
-                        id: mid,
-                        filled: m.filled + q,
-                    },
-                ]);
+                events.push(Event::Fill {
+                    seq,
+                    maker_id: mid,
+                    taker_id,
+                    price,
+                    qty: q,
+                    taker_side,
+                });
+                events.push(Event::Done {
+                    id: mid,
+                    filled: m.filled + q,
+                });
                 ids.remove_present(mid, mi);
                 arena.free(mi);
                 lvl.count -= 1;
