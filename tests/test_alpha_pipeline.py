@@ -17,7 +17,7 @@ from quant_assets.features.assets import alpha158, labels
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.models import registry
 from quant_assets.models.assets import alpha_model, predictions
-from quant_assets.models.windows import model_week_for
+from quant_assets.models.windows import model_week_for, training_window
 from quant_assets.partitions import trading_sessions
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
@@ -36,6 +36,7 @@ TINY = {
     "catboost_iterations": 20,
     "tft_max_epochs": 1,
     "tft_limit_train_batches": 4,
+    "validation_score_sessions": 100,
 }
 
 
@@ -140,6 +141,14 @@ def test_training_registers_a_champion_then_a_challenger(pipeline: Pipeline):
     shap = pipeline.store.read("shap_summary").filter(pl.col("week") == date.fromisoformat(WEEK_1))
     assert set(shap["model"]) == {"lightgbm", "catboost"}
     assert shap.group_by("model").len()["len"].to_list() == [158, 158]
+    # the calibration history: the last 100 labelled sessions, ending at the last realised label
+    oos = pipeline.store.read("validation_scores").filter(
+        pl.col("week") == date.fromisoformat(WEEK_1)
+    )
+    window = training_window(date.fromisoformat(WEEK_1), TINY["window_sessions"])
+    assert oos["date"].n_unique() == 100 and oos["ticker"].n_unique() == 12
+    assert oos["date"].max() == window.last_label_day
+    assert oos["score_ensemble"].abs().max() <= 0.5 and oos["label"].null_count() == 0
     paths = pipeline.store.read("model_validation")
     assert set(paths["model"]) >= {"lightgbm", "catboost", "tft", "ensemble"}
 

@@ -63,6 +63,8 @@ class AlphaModelConfig(dg.Config):
     # the gate: sessions, labelled by the end of the window, that the champion never saw
     gate_min_sessions: int = 20
     gate_min_improvement: float = 0.0
+    # labelled sessions of out-of-sample scores kept in validation_scores (calibration history)
+    validation_score_sessions: int = 252
 
     def spec(self) -> TrainingSpec:
         def given(**params: Any) -> dict[str, Any]:
@@ -153,6 +155,16 @@ def _judge(
     candidate = mean_rank_ic(outcome.ensemble_scores.reindex(rows), y[rows])
     incumbent = mean_rank_ic(champion_scores.reindex(rows), y[rows])
     return registry.gate(candidate, incumbent, True, config.gate_min_improvement)
+
+
+def validation_scores(outcome: TrainingOutcome, y: pd.Series, sessions: int) -> pl.DataFrame:
+    """The ensemble's out-of-sample CPCV score and the realised label of the last ``sessions``
+    labelled sessions (ticker, date, score_ensemble, label)."""
+    frame = pd.concat([outcome.ensemble_scores, y.rename("label")], axis=1, join="inner")
+    frame = frame[frame["label"].notna()]
+    dates = frame.index.get_level_values("date")
+    kept = frame[dates >= dates.unique().sort_values()[-sessions:][0]]
+    return pl.from_pandas(kept.reset_index()).with_columns(pl.col("date").cast(pl.Date))
 
 
 def _log_validation(tracker: Any, outcome: TrainingOutcome) -> dict[str, float]:
@@ -270,6 +282,14 @@ def alpha_model(
     store.write_partition(
         "shap_summary",
         outcome.shap_summary.with_columns(pl.lit(window.week).alias("week")),
+        window.week,
+        week_end,
+    )
+    store.write_partition(
+        "validation_scores",
+        validation_scores(outcome, y, config.validation_score_sessions).with_columns(
+            pl.lit(window.week).alias("week")
+        ),
         window.week,
         week_end,
     )

@@ -167,6 +167,21 @@ ALPHA_MODELS = TableSchema(
     time_column="week",
 )
 
+# each week's out-of-sample ensemble score (mean over the CPCV paths) with the realised label, on
+# the window's last labelled sessions: the score -> return calibration history of ml_views
+VALIDATION_SCORES = TableSchema(
+    name="validation_scores",
+    columns=(
+        Column("week", pl.Date()),
+        Column("ticker", pl.String()),
+        Column("date", pl.Date()),
+        Column("score_ensemble", pl.Float64(), nullable=True),
+        Column("label", pl.Float64()),
+    ),
+    key=("week", "ticker", "date"),
+    time_column="week",
+)
+
 PREDICTIONS = TableSchema(
     name="predictions",
     columns=(
@@ -195,6 +210,7 @@ TABLES: dict[str, TableSchema] = {
         MODEL_VALIDATION,
         SHAP_SUMMARY,
         ALPHA_MODELS,
+        VALIDATION_SCORES,
         PREDICTIONS,
     )
 }
