@@ -137,7 +137,11 @@ def pipeline_steps(
             ["--partition", week.isoformat()],
             ["--config-json", json.dumps(MAIN_JOB_TRAINING)],
         ),
-        ("predictions", ["--partition-range", f"{shift_sessions(scored_from, 0)}...{last}"], []),
+        (
+            "predictions,ml_views",
+            ["--partition-range", f"{shift_sessions(scored_from, 0)}...{last}"],
+            [],
+        ),
     ]
     return steps
 

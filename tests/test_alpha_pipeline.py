@@ -19,6 +19,8 @@ from quant_assets.models import registry
 from quant_assets.models.assets import alpha_model, predictions
 from quant_assets.models.windows import model_week_for, training_window
 from quant_assets.partitions import trading_sessions
+from quant_assets.portfolio.assets import ml_views
+from quant_assets.portfolio.views import ScoreCalibrator
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
 from resources.mlflow import ModelRegistry, mlflow_resource
@@ -180,3 +182,27 @@ def test_predictions_never_use_a_model_trained_on_the_day_or_later(pipeline: Pip
     # the week-1 champion has a TFT: every model scored, and the ensemble is a rank average
     assert scores.select(pl.col("score_tft").is_not_null().all()).item()
     assert scores["score_ensemble"].abs().max() <= 0.5
+
+
+def test_ml_views_calibrate_scores_on_the_champions_out_of_sample_history(pipeline: Pipeline):
+    window = dict(zip(RANGE, ("2024-02-20", "2024-02-29"), strict=True))
+    assert dg.materialize([predictions], resources=_resources(pipeline.store), tags=window).success
+    result = dg.materialize(
+        [ml_views],
+        resources=_resources(pipeline.store),
+        tags=window,
+        run_config={"ops": {"ml_views": {"config": {"min_dates": 60, "min_names": 10}}}},
+    )
+    assert result.success
+    views = pipeline.store.read("ml_views")
+    assert views.height == 8 * 12 and set(views["prior"]) == {"benchmark_excess_daily"}
+    # refitting on the stored history gives the same slope: the views use that history only
+    history = pipeline.store.read("validation_scores", where={"week": [date.fromisoformat(WEEK_1)]})
+    refit = ScoreCalibrator().fit(history.rename({"score_ensemble": "score"}))
+    assert views["slope"].unique().to_list() == [refit.slope_]
+    assert views["calibration_dates"].unique().to_list() == [refit.n_dates_]
+    for day in views.partition_by("date"):
+        ordered = day.sort("score_ensemble")
+        assert ordered["expected_return_daily"].diff().drop_nulls().min() >= 0  # monotone
+        assert abs(ordered["expected_return_horizon"].sum()) < 1e-12  # centred cross-section
+        assert day["confidence"].n_unique() == 1 and 0.0 <= day["confidence"][0] <= 1.0

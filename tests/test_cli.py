@@ -14,7 +14,12 @@ from quant_assets.partitions import trading_sessions
 def test_the_main_job_ingests_labels_trains_the_last_week_and_scores_this_week():
     first, last = session_range(date(2024, 6, 26), DEFAULT_SESSIONS)  # a Wednesday
     steps = pipeline_steps(first, last, training=True)
-    assert [s[0] for s in steps] == [DAILY_SELECTION, "labels", "alpha_model", "predictions"]
+    assert [s[0] for s in steps] == [
+        DAILY_SELECTION,
+        "labels",
+        "alpha_model",
+        "predictions,ml_views",
+    ]
     assert steps[0][1] == ["--partition-range", f"{first}...2024-06-26"]
     # labels only up to the session whose 5-session horizon ends on the last session
     assert steps[1][1] == ["--partition-range", f"{first}...2024-06-18"]

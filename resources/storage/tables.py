@@ -182,6 +182,25 @@ VALIDATION_SCORES = TableSchema(
     time_column="week",
 )
 
+# one absolute Black-Litterman view per (ticker, date), calibrated on the champion's own
+# out-of-sample history; ``prior`` names the prior the values are meant for
+ML_VIEWS = TableSchema(
+    name="ml_views",
+    columns=(
+        Column("ticker", pl.String()),
+        Column("date", pl.Date()),
+        Column("score_ensemble", pl.Float64()),
+        Column("expected_return_horizon", pl.Float64()),
+        Column("expected_return_daily", pl.Float64()),
+        Column("confidence", pl.Float64()),
+        Column("slope", pl.Float64()),
+        Column("calibration_dates", pl.Int32()),
+        Column("model_week", pl.Date()),
+        Column("prior", pl.String()),
+    ),
+    key=("ticker", "date"),
+)
+
 PREDICTIONS = TableSchema(
     name="predictions",
     columns=(
@@ -212,5 +231,6 @@ TABLES: dict[str, TableSchema] = {
         ALPHA_MODELS,
         VALIDATION_SCORES,
         PREDICTIONS,
+        ML_VIEWS,
     )
 }
