@@ -20,7 +20,6 @@ from quant_assets.features.assets import alpha158, labels
 from quant_assets.ingest.assets import universe
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models import registry
-from quant_assets.models.bundle import AlphaBundle
 from quant_assets.models.training import (
     ENSEMBLE,
     MODEL_NAMES,
@@ -376,32 +375,36 @@ def predictions(
     window reaches that day."""
     start, end = partition_dates(context)
     models = store.read("alpha_models")
-    sessions = (
-        store.read("alpha158", start, end, columns=["date"])["date"].unique().sort().to_list()
-    )
+    features = store.read("alpha158", shift_sessions(start, PREDICTION_LOOKBACK_SESSIONS), end)
+    sessions = features.filter(pl.col("date") >= start)["date"].unique().sort().to_list()
     if not sessions:
         raise dg.Failure(f"no alpha158 stored in [{start}, {end}): materialize alpha158 first")
-    features = store.read("alpha158", shift_sessions(start, PREDICTION_LOOKBACK_SESSIONS), end)
     panel = _panel(features)
+    dates = panel.index.get_level_values("date")
     model_registry.activate()
-    bundles: dict[str, AlphaBundle] = {}
-    frames = []
-    for day in sessions:  # a handful of sessions per run; rows are scored in one call per day
+    days_by_version: dict[str, list[date]] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for day in sessions:
         row = _model_for_day(models, day)
         version = row["champion_version"]
         if row["champion_training_end"] >= day:
             raise dg.Failure(f"{day}: model {version} was trained on data up to {day} or later")
-        if version not in bundles:
-            bundles[version] = registry.load_bundle(version)
-        dates = panel.index.get_level_values("date")
+        days_by_version.setdefault(version, []).append(day)
+        rows[version] = row
+    frames = []
+    # one scoring call per model version over its days and their lookback (the TFT's encoder)
+    for version, days in days_by_version.items():
         history = panel[
-            (dates >= pd.Timestamp(shift_sessions(day, PREDICTION_LOOKBACK_SESSIONS)))
-            & (dates <= pd.Timestamp(day))
+            (dates >= pd.Timestamp(shift_sessions(days[0], PREDICTION_LOOKBACK_SESSIONS)))
+            & (dates <= pd.Timestamp(days[-1]))
         ]
-        scores = bundles[version].predict(history).xs(pd.Timestamp(day), level="date")
+        scores = registry.load_bundle(version).predict(history).reset_index()
+        row = rows[version]
         frames.append(
-            pl.from_pandas(scores.reset_index()).with_columns(
-                pl.lit(day).alias("date"),
+            pl.from_pandas(scores)
+            .with_columns(pl.col("date").cast(pl.Date))
+            .filter(pl.col("date").is_in(days))
+            .with_columns(
                 pl.lit(version).alias("model_version"),
                 pl.lit(row["champion_week"]).alias("model_week"),
                 pl.lit(row["champion_training_end"]).alias("training_end"),
