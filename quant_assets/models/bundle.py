@@ -8,7 +8,7 @@ every model of the ensemble together, and a day's predictions always come from o
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,15 +26,14 @@ _MANIFEST = "bundle.json"
 
 @dataclass
 class AlphaBundle:
-    """Fitted models by name, the feature columns each reads, the ensemble weights, the sector
-    of each ticker (the TFT's static covariate) and the training window it was fitted on."""
+    """Fitted models by name, the feature columns each reads, the ensemble weights and the
+    training window they were fitted on (the TFT keeps its own ticker -> sector map)."""
 
     models: dict[str, Any]
     features: dict[str, list[str]]
     weights: dict[str, float]
     training_start: date
     training_end: date
-    sectors: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["sector"]))
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Scores of every model and of the ensemble for the rows of ``X`` (MultiIndex (date,
@@ -42,11 +41,7 @@ class AlphaBundle:
         only the dates you want. Columns ``score_<model>`` and ``score_ensemble``."""
         scores: dict[str, pd.Series] = {}
         for name, model in self.models.items():
-            columns = X[self.features[name]]
-            if isinstance(model, TemporalFusionAlpha):
-                values = model.predict(columns, static=self.sectors)
-            else:
-                values = model.predict(columns)
+            values = model.predict(X[self.features[name]])
             scores[name] = pd.Series(np.asarray(values, dtype=np.float64), index=X.index)
         ensemble = RankEnsemble(weights=self.weights).combine(scores)
         frame = pd.DataFrame({f"score_{name}": s for name, s in scores.items()})
@@ -63,7 +58,6 @@ class AlphaBundle:
             else:
                 joblib.dump(model, directory / f"{name}.joblib")
                 kinds[name] = "joblib"
-        self.sectors.to_csv(directory / "sectors.csv")
         manifest = {
             "kinds": kinds,
             "features": self.features,
@@ -89,7 +83,6 @@ class AlphaBundle:
             weights=manifest["weights"],
             training_start=date.fromisoformat(manifest["training_start"]),
             training_end=date.fromisoformat(manifest["training_end"]),
-            sectors=pd.read_csv(directory / "sectors.csv", index_col=0),
         )
 
 

@@ -182,7 +182,6 @@ def train_alpha(
         weights=weights.weights,
         training_start=training_start,
         training_end=training_end,
-        sectors=sectors.rename("sector").to_frame(),
     )
     shap = pl.concat(shap_frames) if shap_frames else _shap_frame("none", pd.Series())
     return TrainingOutcome(aligned, bundle, shap, importances, seconds, tft)
