@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quant_assets.cli import FAST_BACKFILL_ENV, dagster_home  # noqa: E402
+from quant_assets.cli import FAST_BACKFILL_ENV, dagster_home, materialize_command  # noqa: E402
 from quant_assets.ingest.validation import validate_bars  # noqa: E402
 from quant_assets.partitions import next_trading_day, trading_sessions  # noqa: E402
 from resources.market_data.synthetic import SyntheticMarket  # noqa: E402
@@ -65,19 +65,9 @@ def whole_run(tickers: int, first: date, last: date, workdir: Path) -> None:
     env.pop("QUANT_STORE_URL", None)
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
     dagster_home()  # the instance configuration quant-daily uses
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "quant_assets.definitions",
-        "--select",
-        "universe,raw_bars,macro_series",
-        "--partition-range",
-        f"{first}...{last}",
-    ]
+    command = materialize_command(
+        "universe,raw_bars,macro_series", "--partition-range", f"{first}...{last}"
+    )
     t0 = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - t0

@@ -94,9 +94,9 @@ def session_range(end: date, sessions: int) -> tuple[date, date]:
     return days[-min(sessions, len(days))], days[-1]
 
 
-def materialize(selection: str, target: list[str], env: dict[str, str], *extra: str) -> int:
-    """One ``dagster asset materialize`` run (``target``: --partition or --partition-range)."""
-    command = [
+def materialize_command(selection: str, *args: str) -> list[str]:
+    """``dagster asset materialize`` of ``selection`` on this code location, plus ``args``."""
+    return [
         sys.executable,
         "-m",
         "dagster",
@@ -106,9 +106,13 @@ def materialize(selection: str, target: list[str], env: dict[str, str], *extra: 
         "quant_assets.definitions",
         "--select",
         selection,
-        *target,
-        *extra,
+        *args,
     ]
+
+
+def materialize(selection: str, target: list[str], env: dict[str, str], *extra: str) -> int:
+    """One ``dagster asset materialize`` run (``target``: --partition or --partition-range)."""
+    command = materialize_command(selection, *target, *extra)
     print(f"quant-daily: {selection} {' '.join(target)}", flush=True)
     return subprocess.run(command, env=env, cwd=PROJECT_ROOT, check=False).returncode
 
