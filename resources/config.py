@@ -13,6 +13,7 @@ import dagster as dg
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
 from resources.mlflow import ModelRegistry, mlflow_resource
+from resources.portfolio_policy import PortfolioPolicy
 from resources.settings import default_store_url
 from resources.storage import Store
 
@@ -59,4 +60,5 @@ def resources_from_env() -> dict[str, Any]:
         # MLflow's own MLFLOW_TRACKING_URI (or the local sqlite default) for both
         "mlflow": mlflow_resource,
         "model_registry": ModelRegistry(),
+        "portfolio_policy": PortfolioPolicy(),
     }

@@ -27,6 +27,7 @@ from quant_assets.portfolio.risk import (
     sector_risk_contributions,
     sector_weights,
     simulate_portfolio_returns,
+    stop_loss_breaches,
     summary_metrics,
     top_n_weight,
     var_cornish_fisher,
@@ -300,3 +301,23 @@ def test_stress_table_assembles_every_scenario() -> None:
     rp = portfolio_returns(returns, weights)
     assert pnl["worst_5d"] == pytest.approx(worst_window(rp)[0])
     np.testing.assert_allclose(table["loss"].to_numpy(), -table["pnl"].to_numpy())
+
+
+def test_stop_loss_flags_held_positions_beyond_the_multiple_of_their_window_vol():
+    rng = np.random.default_rng(21)
+    returns = rng.normal(0.0, 0.01, size=(80, 4))
+    # ticker 0 loses 2% a day for 5 days: 5-day return -9.6% against sqrt(5) * ~1% vol
+    returns[-5:, 0] = -0.02
+    returns[-5:, 1] = -0.02
+    returns[-5:, 3] = 0.02  # a short position's loss
+    weights = np.array([0.3, 0.0, 0.4, -0.1])
+    hits = stop_loss_breaches(["A", "B", "C", "D"], returns, weights, multiple=3.0, window=5)
+    # B is not held; C moved normally
+    assert hits["ticker"].to_list() == ["A", "D"]
+    expected_vol = returns[-68:-5, 0].std(ddof=1) * np.sqrt(5)
+    assert hits["vol_window"][0] == pytest.approx(expected_vol)
+    assert hits["return_window"][0] == pytest.approx(0.98**5 - 1)
+    assert hits["sigmas"][0] == pytest.approx((0.98**5 - 1) / expected_vol)
+    # a looser multiple lets A through
+    loose = stop_loss_breaches(["A", "B", "C", "D"], returns, weights, multiple=50.0)
+    assert loose.is_empty()

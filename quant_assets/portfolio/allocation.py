@@ -111,6 +111,9 @@ class _Allocation:
 
 
 def _skfolio_weights(model: Any, tickers: pd.Index) -> tuple[pd.Series, str, bool]:
+    if getattr(model, "weights_", None) is None:
+        # raise_on_failure=False: skfolio leaves weights_ None and keeps the reason in error_
+        return _nan_weights(tickers), f"failed: {getattr(model, 'error_', 'no weights')}", False
     weights = np.asarray(model.weights_, dtype=np.float64)
     if not np.isfinite(weights).all():
         return _nan_weights(tickers), "failed: non-finite weights", False
@@ -209,13 +212,15 @@ class BlackLittermanAllocation(_Allocation):
             raise_on_failure=False,
         )
         model.fit(returns)
+        weights, status, feasible = _skfolio_weights(model, tickers)
+        self._set_result(weights, status, feasible)
+        if not feasible:
+            return self
         distribution = model.prior_estimator_.return_distribution_
         self.expected_returns_ = pd.Series(np.asarray(distribution.mu), index=tickers)
         self.covariance_ = pd.DataFrame(
             np.asarray(distribution.covariance), index=tickers, columns=tickers
         )
-        weights, status, feasible = _skfolio_weights(model, tickers)
-        self._set_result(weights, status, feasible)
         return self
 
 

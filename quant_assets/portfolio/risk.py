@@ -428,3 +428,46 @@ def summary_metrics(
         "turnover": turnover,
         "transaction_cost": cost,
     }
+
+
+# --- position stop-loss -----------------------------------------------------------------------
+
+
+def stop_loss_breaches(
+    tickers: Sequence[str],
+    asset_returns: ArrayLike,
+    weights: ArrayLike,
+    multiple: float = 3.0,
+    window: int = 5,
+    vol_sessions: int = 63,
+) -> pl.DataFrame:
+    """Held positions whose last ``window``-session return is a loss beyond ``multiple`` times
+    their ``window``-session volatility.
+
+    ``sigma_window = sqrt(window) * std`` of the daily returns over the ``vol_sessions``
+    sessions BEFORE the last ``window`` (so the move being judged does not inflate its own
+    yardstick); a long position breaches when ``prod(1 + r) - 1 <= -multiple * sigma_window``
+    over the last ``window`` sessions (a short one on the symmetric gain). Columns ``ticker``,
+    ``weight``, ``return_window``, ``vol_window``, ``sigmas`` (return / vol), breaches only.
+    """
+    r = as_matrix(asset_returns, "asset_returns")
+    w = as_vector(weights, "weights")
+    if r.shape[1] != w.size or len(tickers) != w.size:
+        raise ValueError("tickers, asset_returns columns and weights must line up")
+    if r.shape[0] < window + 2:
+        raise ValueError(f"stop-loss needs at least {window + 2} sessions, got {r.shape[0]}")
+    recent = np.prod(1.0 + r[-window:], axis=0) - 1.0
+    before = r[-(window + vol_sessions) : -window]
+    vol = before.std(axis=0, ddof=1) * np.sqrt(window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigmas = np.where(vol > 0, recent / vol, 0.0)
+    breach = ((w > 0) & (sigmas <= -multiple)) | ((w < 0) & (sigmas >= multiple))
+    return pl.DataFrame(
+        {
+            "ticker": [str(t) for t in tickers],
+            "weight": w,
+            "return_window": recent,
+            "vol_window": vol,
+            "sigmas": sigmas,
+        }
+    ).filter(pl.Series(breach))

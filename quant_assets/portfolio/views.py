@@ -67,6 +67,16 @@ from sklearn.base import BaseEstimator
 from quant_assets.features.labels import HORIZON_SESSIONS
 
 
+def view_strings(
+    tickers: list[str], excess_daily: list[float], benchmark_return: float = 0.0
+) -> list[str]:
+    """skfolio absolute views ``"TICKER == mu"`` with ``mu = benchmark_return + excess``."""
+    return [
+        f"{ticker} == {benchmark_return + float(value)!r}"
+        for ticker, value in zip(tickers, excess_daily, strict=True)
+    ]
+
+
 class InsufficientHistoryError(ValueError):
     """The out-of-sample history is too short to calibrate the scores."""
 
@@ -217,13 +227,10 @@ class ScoreCalibrator(BaseEstimator):
         if not math.isfinite(benchmark_return):
             raise ValueError(f"benchmark_return must be finite, got {benchmark_return}")
         predicted = self.predict(scores)
-        views = [
-            f"{ticker} == {benchmark_return + value!r}"
-            for ticker, value in zip(
-                predicted["ticker"].to_list(),
-                predicted["expected_return_daily"].to_list(),
-                strict=True,
-            )
-        ]
+        views = view_strings(
+            predicted["ticker"].to_list(),
+            predicted["expected_return_daily"].to_list(),
+            benchmark_return,
+        )
         confidences = np.array(predicted["confidence"].to_numpy(), dtype=np.float64, copy=True)
         return views, confidences

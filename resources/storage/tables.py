@@ -217,6 +217,64 @@ PREDICTIONS = TableSchema(
     key=("ticker", "date"),
 )
 
+# one row per (date, method, ticker) with a non-zero weight: every method, every day
+TARGET_WEIGHTS = TableSchema(
+    name="target_weights",
+    columns=(
+        Column("date", pl.Date()),
+        Column("method", pl.String()),
+        Column("ticker", pl.String()),
+        Column("weight", pl.Float64()),
+        Column("is_live", pl.Boolean()),
+    ),
+    key=("date", "method", "ticker"),
+)
+
+# one row per (date, method): how the optimisation went, infeasible ones included
+ALLOCATION_STATUS = TableSchema(
+    name="allocation_status",
+    columns=(
+        Column("date", pl.Date()),
+        Column("method", pl.String()),
+        Column("is_live", pl.Boolean()),
+        Column("feasible", pl.Boolean()),
+        Column("status", pl.String()),
+        Column("names", pl.Int32()),
+        Column("invested", pl.Float64(), nullable=True),
+        Column("turnover", pl.Float64(), nullable=True),
+        Column("ex_ante_vol", pl.Float64(), nullable=True),
+        Column("seconds", pl.Float64()),
+    ),
+    key=("date", "method"),
+)
+
+# long format: every scalar risk figure of every book, one row per (date, method, metric)
+RISK_METRICS = TableSchema(
+    name="risk_metrics",
+    columns=(
+        Column("date", pl.Date()),
+        Column("method", pl.String()),
+        Column("is_live", pl.Boolean()),
+        Column("metric", pl.String()),
+        Column("value", pl.Float64(), nullable=True),
+    ),
+    key=("date", "method", "metric"),
+)
+
+# weight and Euler volatility contribution of each ticker and each sector of every book
+RISK_CONTRIBUTIONS = TableSchema(
+    name="risk_contributions",
+    columns=(
+        Column("date", pl.Date()),
+        Column("method", pl.String()),
+        Column("level", pl.String()),
+        Column("name", pl.String()),
+        Column("weight", pl.Float64()),
+        Column("risk_contribution", pl.Float64()),
+    ),
+    key=("date", "method", "level", "name"),
+)
+
 TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (
@@ -232,5 +290,9 @@ TABLES: dict[str, TableSchema] = {
         VALIDATION_SCORES,
         PREDICTIONS,
         ML_VIEWS,
+        TARGET_WEIGHTS,
+        ALLOCATION_STATUS,
+        RISK_METRICS,
+        RISK_CONTRIBUTIONS,
     )
 }

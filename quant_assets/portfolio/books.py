@@ -1,0 +1,276 @@
+"""One day's books: every allocation method fitted on the same returns window and views.
+
+Shared by the ``target_weights`` asset and the backtest, so what is backtested is what runs.
+
+Inputs of a day ``d`` (all known at d's close):
+
+- the returns window: the last ``lookback_sessions`` sessions of simple daily returns up to and
+  including ``d``, restricted to the tickers with a return on every one of them (a ticker with
+  a gap, or listed within the window, sits the day out rather than being given made-up
+  returns);
+- the benchmark's returns over the same sessions; its mean is the prior's expected daily
+  benchmark return ``mu_b``;
+- the ML views of ``d`` (``ml_views``): expected daily returns IN EXCESS of the benchmark and
+  one confidence. The methods that use views see absolute expected returns
+  ``mu_b + excess``: Black-Litterman as absolute views over the empirical prior, the
+  constrained Markowitz as its ``mu`` (names without a view get ``mu_b``, no edge);
+- each method's previous weights (the turnover constraint and cost of the Markowitz book are
+  against its own previous book, which is the live book when it is the live method).
+
+Every method reports feasibility; a feasible book is re-checked against the hard constraints
+it claims (``check_constraints``), and one that fails is reported infeasible, not passed on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from quant_assets.portfolio.allocation import (
+    BlackLittermanAllocation,
+    ConstrainedMarkowitz,
+    HierarchicalRiskParity,
+    MinimumCVaR,
+    RiskParity,
+    check_constraints,
+)
+from quant_assets.portfolio.views import view_strings
+from resources.portfolio_policy import PortfolioPolicy
+
+# below this many sessions a covariance of hundreds of names is mostly noise
+MIN_WINDOW_SESSIONS = 60
+WEIGHT_TOL = 1e-6
+
+
+class InsufficientReturnsError(ValueError):
+    """Too few sessions of returns before a day to build its books."""
+
+
+def returns_panel(bars: pl.DataFrame) -> pl.DataFrame:
+    """Wide simple daily returns from ``ticker, date, adj_close`` bars: a ``date`` column and
+    one column per ticker, sorted by date. Consecutive STORED sessions are compared, so a
+    ticker missing a session has a null return on that session and on the next one."""
+    prices = bars.select("date", "ticker", "adj_close").pivot(
+        on="ticker", index="date", values="adj_close"
+    )
+    prices = prices.sort("date")
+    tickers = [c for c in prices.columns if c != "date"]
+    return prices.select(
+        "date", *((pl.col(t) / pl.col(t).shift(1) - 1.0).alias(t) for t in tickers)
+    ).slice(1)
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    """What every method of one day is fitted on (see the module docstring)."""
+
+    day: Any
+    returns: pd.DataFrame
+    benchmark: pd.Series
+    sectors: pd.Series
+    views: pl.DataFrame | None
+    previous: dict[str, pd.Series]
+
+    @property
+    def benchmark_mean(self) -> float:
+        return float(self.benchmark.mean())
+
+    def expected_returns(self) -> pd.Series:
+        """``mu_b + excess view`` per ticker of the window (``mu_b`` without a view)."""
+        mu = pd.Series(self.benchmark_mean, index=self.returns.columns, dtype=np.float64)
+        if self.views is not None and not self.views.is_empty():
+            excess = pd.Series(
+                self.views["expected_return_daily"].to_numpy(),
+                index=self.views["ticker"].to_list(),
+            )
+            excess = excess[excess.index.isin(mu.index)]
+            mu[excess.index] += excess
+        return mu
+
+
+def day_inputs(
+    day: Any,
+    panel: pl.DataFrame,
+    benchmark: str,
+    sectors: pd.Series,
+    views: pl.DataFrame | None,
+    previous: dict[str, pd.Series],
+    lookback_sessions: int,
+) -> DayInputs:
+    """The returns window of ``day`` from ``returns_panel`` output (which must hold the
+    benchmark's column) and the other inputs, checked."""
+    window = panel.filter(pl.col("date") <= day).tail(lookback_sessions)
+    if window.height < MIN_WINDOW_SESSIONS:
+        raise InsufficientReturnsError(
+            f"{day}: {window.height} sessions of returns stored up to this day, "
+            f"{MIN_WINDOW_SESSIONS} needed (lookback {lookback_sessions})"
+        )
+    if window["date"].max() != day:
+        raise InsufficientReturnsError(f"{day}: no bars stored for this session")
+    if benchmark not in window.columns or window[benchmark].null_count():
+        raise InsufficientReturnsError(f"{day}: benchmark {benchmark} has missing returns")
+    investable = [
+        c
+        for c in window.columns
+        if c not in ("date", benchmark) and c in sectors.index and window[c].null_count() == 0
+    ]
+    if len(investable) < 2:
+        raise InsufficientReturnsError(f"{day}: fewer than 2 tickers with a full window")
+    frame = window.select(investable).to_pandas()
+    frame.index = pd.Index(window["date"].to_list(), name="date")
+    bench = pd.Series(window[benchmark].to_numpy(), index=frame.index, name=benchmark)
+    return DayInputs(day, frame, bench, sectors.reindex(investable), views, previous)
+
+
+def _estimator(method: str, inputs: DayInputs, policy: PortfolioPolicy) -> tuple[Any, dict]:
+    if method == "black_litterman":
+        views, confidences = None, None
+        if inputs.views is not None:
+            usable = inputs.views.filter(
+                pl.col("ticker").is_in(list(inputs.returns.columns)) & (pl.col("confidence") > 0)
+            )
+            if not usable.is_empty():
+                views = view_strings(
+                    usable["ticker"].to_list(),
+                    usable["expected_return_daily"].to_list(),
+                    inputs.benchmark_mean,
+                )
+                confidences = usable["confidence"].to_numpy().astype(np.float64)
+        return BlackLittermanAllocation(views=views, view_confidences=confidences), {}
+    if method == "hrp":
+        return HierarchicalRiskParity(), {}
+    if method == "min_cvar":
+        return MinimumCVaR(beta=0.95), {}
+    if method == "risk_parity":
+        return RiskParity(), {}
+    if method == "constrained_markowitz":
+        model = ConstrainedMarkowitz(
+            max_names=policy.max_names,
+            sector_cap=policy.sector_cap,
+            max_turnover=policy.max_turnover,
+            vol_target=policy.vol_target,
+            cost_rate=policy.cost_bps / 1e4,
+            long_only=policy.long_only,
+        )
+        context = {
+            "prev_weights": inputs.previous.get(method),
+            "sectors": inputs.sectors,
+            "expected_returns": inputs.expected_returns(),
+        }
+        return model, context
+    if method in ("herc", "relaxed_risk_parity"):
+        # Riskfolio-Lib takes seconds to import: only when one of its methods is asked for
+        riskfolio_methods = importlib.import_module("quant_assets.portfolio.riskfolio_methods")
+        if method == "herc":
+            return riskfolio_methods.HierarchicalEqualRiskContribution(), {}
+        return riskfolio_methods.RelaxedRiskParity(), {}
+    raise ValueError(f"unknown allocation method {method!r}")
+
+
+def _claimed_violations(method: str, model: Any, inputs: DayInputs) -> list[str]:
+    if method == "constrained_markowitz":
+        return list(model.violations_)
+    # every other method is long-only and fully invested
+    return check_constraints(model.weights_, fully_invested=True, long_only=True)
+
+
+@dataclass(frozen=True)
+class DayBooks:
+    """``weights``: date, method, ticker, weight, is_live (non-zero weights of feasible books);
+    ``status``: one row per method (the ``allocation_status`` table's columns)."""
+
+    weights: pl.DataFrame
+    status: pl.DataFrame
+
+    def book(self, method: str) -> pd.Series | None:
+        rows = self.weights.filter(pl.col("method") == method)
+        if rows.is_empty():
+            return None
+        return pd.Series(rows["weight"].to_numpy(), index=rows["ticker"].to_list())
+
+
+def allocate_day(inputs: DayInputs, policy: PortfolioPolicy) -> DayBooks:
+    """Fit every method of ``policy.methods`` on ``inputs``."""
+    weight_frames: list[pl.DataFrame] = []
+    status_rows: list[dict[str, Any]] = []
+    for method in policy.methods:
+        started = time.perf_counter()
+        model, context = _estimator(method, inputs, policy)
+        model.fit(inputs.returns, **context)
+        seconds = time.perf_counter() - started
+        feasible = bool(model.feasible_)
+        status = str(model.status_)
+        if feasible:
+            violations = _claimed_violations(method, model, inputs)
+            if violations:
+                feasible = False
+                status = f"{status}; violated: {'; '.join(violations)}"
+        is_live = method == policy.live_method
+        weights = model.weights_
+        held = weights[weights.abs() > WEIGHT_TOL] if feasible else weights.iloc[:0]
+        previous = inputs.previous.get(method)
+        turnover = None
+        if feasible:
+            before = previous if previous is not None else pd.Series(dtype=np.float64)
+            union = held.index.union(before.index)
+            turnover = float(
+                (held.reindex(union, fill_value=0.0) - before.reindex(union, fill_value=0.0))
+                .abs()
+                .sum()
+            )
+        ex_ante = None
+        if feasible:
+            # the same Ledoit-Wolf covariance the Markowitz book is constrained with
+            sigma = getattr(model, "covariance_", None)
+            if sigma is None:
+                sigma = inputs.returns.cov()
+            w = weights.reindex(sigma.index).fillna(0.0).to_numpy()
+            ex_ante = float(np.sqrt(252.0 * w @ sigma.to_numpy() @ w))
+        status_rows.append(
+            {
+                "date": inputs.day,
+                "method": method,
+                "is_live": is_live,
+                "feasible": feasible,
+                "status": status,
+                "names": int(held.size),
+                "invested": float(held.sum()) if feasible else None,
+                "turnover": turnover,
+                "ex_ante_vol": ex_ante,
+                "seconds": seconds,
+            }
+        )
+        if feasible:
+            weight_frames.append(
+                pl.DataFrame(
+                    {
+                        "ticker": [str(t) for t in held.index],
+                        "weight": held.to_numpy(dtype=np.float64),
+                    }
+                ).with_columns(
+                    pl.lit(inputs.day).alias("date"),
+                    pl.lit(method).alias("method"),
+                    pl.lit(is_live).alias("is_live"),
+                )
+            )
+    columns = ["date", "method", "ticker", "weight", "is_live"]
+    weights_frame = (
+        pl.concat(weight_frames).select(columns)
+        if weight_frames
+        else pl.DataFrame(
+            schema={
+                "date": pl.Date,
+                "method": pl.String,
+                "ticker": pl.String,
+                "weight": pl.Float64,
+                "is_live": pl.Boolean,
+            }
+        )
+    )
+    return DayBooks(weights_frame, pl.DataFrame(status_rows))

@@ -1,0 +1,189 @@
+"""Risk limits on the live book as BLOCKING asset checks, named for what they guarantee.
+
+A failed check stops every asset downstream of the checked one in the run, which is how a
+breach stops paper orders. Each check reads what ``target_weights`` / ``risk_metrics`` stored
+for the run's days and compares it with the ``portfolio_policy`` resource, the same numbers
+the optimiser was given. The metadata names the offending days and values.
+"""
+
+import dagster as dg
+import polars as pl
+
+from quant_assets.ingest.assets import window_of_run
+from quant_assets.portfolio.assets import risk_metrics, target_weights
+from resources.portfolio_policy import PortfolioPolicy
+from resources.storage import Store
+
+
+def _window(context: dg.AssetCheckExecutionContext, store: Store, table: str) -> pl.DataFrame:
+    window = window_of_run(context)
+    if window is None:
+        bounds = store.date_bounds(table)
+        if bounds is None:
+            return pl.DataFrame()
+        return store.read(table, bounds[1], None)
+    return store.read(table, *window)
+
+
+def _live_metric_check(
+    context: dg.AssetCheckExecutionContext,
+    store: Store,
+    metrics: list[str],
+    breached: pl.Expr,
+    limits: dict[str, float],
+) -> dg.AssetCheckResult:
+    """Pass when no live-book day of the run breaches: ``breached`` is the breach condition
+    over the live book's metrics, one column per metric and a row per day."""
+    stored = _window(context, store, "risk_metrics")
+    if stored.is_empty():
+        return dg.AssetCheckResult(passed=False, metadata={"reason": "no risk_metrics stored"})
+    live = (
+        stored.filter(pl.col("is_live") & pl.col("metric").is_in(metrics))
+        .pivot(on="metric", index="date", values="value")
+        .sort("date")
+    )
+    absent = [m for m in metrics if m not in live.columns]
+    if live.is_empty() or absent:
+        return dg.AssetCheckResult(
+            passed=False, metadata={"reason": f"live book metrics missing: {absent or metrics}"}
+        )
+    bad = live.filter(breached)
+    latest = live.tail(1).to_dicts()[0]
+    return dg.AssetCheckResult(
+        passed=bad.is_empty(),
+        metadata={
+            "days_checked": live.height,
+            "days_breached": bad.height,
+            **{f"limit_{k}": v for k, v in limits.items()},
+            **{f"latest_{m}": float(latest[m]) for m in metrics},
+            "breaches": dg.MetadataValue.json(
+                [{k: str(v) for k, v in row.items()} for row in bad.head(20).to_dicts()]
+            ),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=target_weights,
+    blocking=True,
+    description="The live method produced a feasible book on every day of the run (an "
+    "infeasible optimisation is reported with the solver's reason, never relaxed).",
+)
+def live_book_is_feasible(
+    context: dg.AssetCheckExecutionContext, store: Store
+) -> dg.AssetCheckResult:
+    status = _window(context, store, "allocation_status")
+    if status.is_empty():
+        return dg.AssetCheckResult(passed=False, metadata={"reason": "no allocation_status"})
+    infeasible = status.filter(~pl.col("feasible"))
+    live_infeasible = infeasible.filter(pl.col("is_live"))
+    return dg.AssetCheckResult(
+        passed=live_infeasible.is_empty(),
+        metadata={
+            "books_checked": status.height,
+            "live_infeasible_days": live_infeasible.height,
+            # other methods' failures do not stop orders but are reported here too
+            "infeasible_books": dg.MetadataValue.json(
+                infeasible.select("date", "method", "status")
+                .with_columns(pl.col("date").cast(pl.String))
+                .head(50)
+                .to_dicts()
+            ),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=risk_metrics,
+    blocking=True,
+    description="The live book's realised drawdown from its peak is within the policy's "
+    "maximum (10%): beyond it only risk-reducing trades may follow.",
+)
+def live_book_within_max_drawdown(
+    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
+) -> dg.AssetCheckResult:
+    limit = portfolio_policy.max_drawdown
+    return _live_metric_check(
+        context,
+        store,
+        ["realised_drawdown", "realised_sessions"],
+        pl.col("realised_drawdown") > limit,
+        {"max_drawdown": limit},
+    )
+
+
+@dg.asset_check(
+    asset=risk_metrics,
+    blocking=True,
+    description="No live position has lost more than the policy's multiple (3x) of its "
+    "rolling 5-session volatility over the last 5 sessions (position stop-loss).",
+)
+def live_positions_within_stop_loss(
+    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
+) -> dg.AssetCheckResult:
+    return _live_metric_check(
+        context,
+        store,
+        ["stop_loss_breaches"],
+        pl.col("stop_loss_breaches") > 0,
+        {
+            "vol_multiple": portfolio_policy.stop_loss_vol_multiple,
+            "vol_window": float(portfolio_policy.stop_loss_vol_window),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=risk_metrics,
+    blocking=True,
+    description="Every sector's net weight in the live book is within the sector cap (25%).",
+)
+def live_book_within_sector_cap(
+    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
+) -> dg.AssetCheckResult:
+    cap = portfolio_policy.sector_cap
+    return _live_metric_check(
+        context,
+        store,
+        ["max_sector_weight"],
+        pl.col("max_sector_weight") > cap + 1e-6,
+        {"sector_cap": cap},
+    )
+
+
+@dg.asset_check(
+    asset=risk_metrics,
+    blocking=True,
+    description="The live book's largest position and its ten largest together are within "
+    "the concentration limits (10% and 60% of NAV).",
+)
+def live_book_within_concentration_limits(
+    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
+) -> dg.AssetCheckResult:
+    position, top10 = portfolio_policy.max_position, portfolio_policy.max_top10
+    return _live_metric_check(
+        context,
+        store,
+        ["max_position", "top10_weight"],
+        (pl.col("max_position") > position + 1e-6) | (pl.col("top10_weight") > top10 + 1e-6),
+        {"max_position": position, "max_top10": top10},
+    )
+
+
+@dg.asset_check(
+    asset=risk_metrics,
+    blocking=True,
+    description="The live book's ex-ante (Ledoit-Wolf) annualised volatility lies in the "
+    "policy's band around the 10% target.",
+)
+def live_book_within_volatility_band(
+    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
+) -> dg.AssetCheckResult:
+    low, high = portfolio_policy.vol_band_low, portfolio_policy.vol_band_high
+    return _live_metric_check(
+        context,
+        store,
+        ["ex_ante_vol"],
+        (pl.col("ex_ante_vol") < low) | (pl.col("ex_ante_vol") > high),
+        {"vol_band_low": low, "vol_band_high": high},
+    )
