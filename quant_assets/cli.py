@@ -28,6 +28,8 @@ from quant_assets.partitions import (
 from resources.settings import PROJECT_ROOT
 
 DAILY_SELECTION = "universe,raw_bars,macro_series,alpha158"
+# the current week: scores, views, every book and its risk (with the blocking risk-limit checks)
+PORTFOLIO_SELECTION = "predictions,ml_views,target_weights,risk_metrics"
 
 # the main job's training: every model on the default 3-year window, with a lighter CPCV (4
 # folds, 2 test: 6 splits, 3 paths) and a shorter TFT schedule than the weekly job's defaults,
@@ -142,7 +144,7 @@ def pipeline_steps(
             ["--config-json", json.dumps(MAIN_JOB_TRAINING)],
         ),
         (
-            "predictions,ml_views",
+            PORTFOLIO_SELECTION,
             ["--partition-range", f"{shift_sessions(scored_from, 0)}...{last}"],
             [],
         ),

@@ -17,10 +17,19 @@ from quant_assets.partitions import (
     shift_sessions,
     weekly_partitions,
 )
-from quant_assets.portfolio.assets import ml_views
+from quant_assets.portfolio.assets import ml_views, risk_metrics, target_weights
 
 # labels run apart: the session they are for is 5 sessions behind the one that just closed
-DAILY_ASSETS = [universe, raw_bars, macro_series, alpha158, predictions, ml_views]
+DAILY_ASSETS = [
+    universe,
+    raw_bars,
+    macro_series,
+    alpha158,
+    predictions,
+    ml_views,
+    target_weights,
+    risk_metrics,
+]
 
 daily_pipeline = dg.define_asset_job(
     name="daily_pipeline",

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from quant_assets.cli import DAILY_SELECTION, DEFAULT_SESSIONS, pipeline_steps, session_range
+from quant_assets.cli import (
+    DAILY_SELECTION,
+    DEFAULT_SESSIONS,
+    PORTFOLIO_SELECTION,
+    pipeline_steps,
+    session_range,
+)
 from quant_assets.features.alpha158 import LOOKBACK_ROWS
 from quant_assets.models.windows import training_window
 from quant_assets.partitions import trading_sessions
@@ -18,7 +24,7 @@ def test_the_main_job_ingests_labels_trains_the_last_week_and_scores_this_week()
         DAILY_SELECTION,
         "labels",
         "alpha_model",
-        "predictions,ml_views",
+        PORTFOLIO_SELECTION,
     ]
     assert steps[0][1] == ["--partition-range", f"{first}...2024-06-26"]
     # labels only up to the session whose 5-session horizon ends on the last session

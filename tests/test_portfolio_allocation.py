@@ -187,7 +187,14 @@ def _instance(seed: int, n: int = 60, t: int = 300) -> tuple[pd.DataFrame, pd.Se
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_constrained_markowitz_honours_every_constraint(seed: int) -> None:
     returns, sectors, mu = _instance(seed)
-    limits = {"max_names": 10, "sector_cap": 0.25, "max_turnover": 0.15, "vol_target": 0.10}
+    limits = {
+        "max_names": 10,
+        "sector_cap": 0.25,
+        "max_turnover": 0.15,
+        "vol_target": 0.10,
+        "max_weight": 0.12,
+        "max_top10": 0.8,
+    }
     first = ConstrainedMarkowitz(**limits).fit(
         returns.iloc[:-20], sectors=sectors, expected_returns=mu
     )
@@ -213,6 +220,7 @@ def test_constrained_markowitz_honours_every_constraint(seed: int) -> None:
     # independent re-computation of each limit
     assert (w >= 0).all()
     assert int((w > 1e-6).sum()) <= 10
+    assert w.max() <= 0.12 + 1e-6 and w.nlargest(10).sum() <= 0.8 + 1e-6
     assert w.groupby(sectors).sum().max() <= 0.25 + 1e-6
     turnover = (w - first.weights_).abs().sum()
     assert turnover <= 0.15 + 1e-6 and turnover == pytest.approx(model.turnover_)
@@ -234,6 +242,23 @@ def test_constrained_markowitz_vol_target_binds_and_rest_is_cash() -> None:
     assert model.feasible_
     assert model.ex_ante_vol_ == pytest.approx(0.10, abs=1e-5)
     assert model.cash_ > 0.05
+
+
+def test_concentration_limits_bind_where_the_unconstrained_book_breaches_them() -> None:
+    returns, _, mu = _instance(7)
+    free = ConstrainedMarkowitz(max_names=None, sector_cap=None, max_turnover=None).fit(
+        returns, expected_returns=mu
+    )
+    assert free.weights_.max() > 0.08 and free.weights_.nlargest(10).sum() > 0.5
+    capped = ConstrainedMarkowitz(
+        max_names=None, sector_cap=None, max_turnover=None, max_weight=0.08, max_top10=0.5
+    ).fit(returns, expected_returns=mu)
+    assert capped.feasible_ and capped.violations_ == []
+    assert capped.weights_.max() == pytest.approx(0.08, abs=1e-5)
+    assert capped.weights_.nlargest(10).sum() <= 0.5 + 1e-6
+    # check_constraints flags the free book against the same limits
+    flagged = check_constraints(free.weights_, max_weight=0.08, max_top10=0.5)
+    assert any("max weight" in v for v in flagged) and any("top-10" in v for v in flagged)
 
 
 def test_cardinality_heuristic_cuts_a_wider_relaxation() -> None:

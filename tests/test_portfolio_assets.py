@@ -40,9 +40,7 @@ CHECKS = [
 
 
 def _resources(store: Store, **policy) -> dict:
-    # small universe: a position limit of 10% cannot hold with a 50-name book of 30 names
-    # held to a 10% vol, so the concentration limit is the one relaxed here
-    limits = {"lookback_sessions": 252, "max_position": 0.35, "max_top10": 1.0, **policy}
+    limits = {"lookback_sessions": 252, **policy}
     return {
         "store": store,
         "market_data": MarketData(n_tickers=TICKERS),
@@ -129,6 +127,8 @@ def test_every_method_books_every_day_with_its_constraints(books):
             max_names=policy.max_names,
             sector_cap=policy.sector_cap,
             max_turnover=policy.max_turnover if previous is not None else None,
+            max_weight=policy.max_position,
+            max_top10=policy.max_top10,
         )
         assert violations == [], (day, violations)
         previous = markowitz

@@ -397,7 +397,8 @@ class ConstrainedMarkowitz(_Allocation):
                sum_{i in s} w_i <= sector_cap for every sector s (net exposure),
                ||w - w_prev||_1 <= max_turnover (total one-way L1 turnover of the risky book),
                sqrt(252) * sqrt(w' Sigma w) <= vol_target (ex-ante annualised vol),
-               #{i: w_i != 0} <= max_names.
+               #{i: w_i != 0} <= max_names,
+               |w_i| <= max_weight, sum of the 10 largest |w_i| <= max_top10 (concentration).
     With ``long_only=False`` the bound w >= 0 becomes a gross limit ||w||_1 <= gross_limit.
 
     Sigma: Ledoit-Wolf shrinkage (sklearn) of the daily returns. mu: ``expected_returns``
@@ -436,9 +437,13 @@ class ConstrainedMarkowitz(_Allocation):
         cost_horizon: int = ANNUALISATION,
         long_only: bool = True,
         gross_limit: float = 1.0,
+        max_weight: float | None = None,
+        max_top10: float | None = None,
         tol: float = 1e-6,
         solver: str = "CLARABEL",
     ) -> None:
+        self.max_weight = max_weight
+        self.max_top10 = max_top10
         self.max_names = max_names
         self.sector_cap = sector_cap
         self.max_turnover = max_turnover
@@ -484,6 +489,11 @@ class ConstrainedMarkowitz(_Allocation):
             constraints.append(membership @ w <= self.sector_cap)
         if self.max_turnover is not None and has_prev:
             constraints.append(trade + forced_sale <= self.max_turnover)
+        if self.max_weight is not None:
+            constraints.append(cp.abs(w) <= self.max_weight)
+        if self.max_top10 is not None:
+            # the sum of the k largest entries is convex: an exact constraint, no heuristic
+            constraints.append(cp.sum_largest(cp.abs(w), 10) <= self.max_top10)
         if self.vol_target is not None:
             constraints.append(cp.norm(risk, 2) <= self.vol_target / np.sqrt(ANNUALISATION))
         if excluded is not None and excluded.any():
@@ -584,6 +594,8 @@ class ConstrainedMarkowitz(_Allocation):
             covariance=self.covariance_,
             long_only=self.long_only,
             gross_limit=None if self.long_only else self.gross_limit,
+            max_weight=self.max_weight,
+            max_top10=self.max_top10,
             tol=self.tol,
         )
         if self.violations_:
@@ -605,12 +617,14 @@ def check_constraints(
     covariance: pd.DataFrame | None = None,
     long_only: bool = True,
     gross_limit: float | None = None,
+    max_weight: float | None = None,
+    max_top10: float | None = None,
     fully_invested: bool = False,
     tol: float = 1e-6,
 ) -> list[str]:
     """Every violated hard constraint of ``weights`` as a readable line (empty = all hold).
 
-    Checks: finite weights; long-only (w >= -tol); gross (sum |w| <= gross_limit + tol); budget (sum <= 1 + tol, or |sum - 1| <= tol
+    Checks: finite weights; largest |w| <= max_weight; ten largest |w| <= max_top10; long-only (w >= -tol); gross (sum |w| <= gross_limit + tol); budget (sum <= 1 + tol, or |sum - 1| <= tol
     when ``fully_invested``); cardinality (#{w > tol} <= max_names); each sector's sum
     <= sector_cap + tol; total turnover ||w - w_prev||_1 <= max_turnover + tol (w_prev
     reindexed, missing = 0); ex-ante annualised vol sqrt(252 w' Sigma w) <= vol_target + tol
@@ -630,6 +644,12 @@ def check_constraints(
         violations.append(f"budget: sum of weights {total:.6g} != 1")
     elif total > 1.0 + tol:
         violations.append(f"budget: sum of weights {total:.6g} > 1")
+    if max_weight is not None and float(w.abs().max()) > max_weight + tol:
+        violations.append(f"max weight: {w.abs().idxmax()} {w.abs().max():.4f} > {max_weight}")
+    if max_top10 is not None:
+        top10 = float(w.abs().nlargest(10).sum())
+        if top10 > max_top10 + tol:
+            violations.append(f"top-10 weight: {top10:.4f} > {max_top10}")
     if max_names is not None:
         names = int((w.abs() > tol).sum())
         if names > max_names:

@@ -157,6 +157,8 @@ def _estimator(method: str, inputs: DayInputs, policy: PortfolioPolicy) -> tuple
             vol_target=policy.vol_target,
             cost_rate=policy.cost_bps / 1e4,
             long_only=policy.long_only,
+            max_weight=policy.max_position,
+            max_top10=policy.max_top10,
         )
         context = {
             "prev_weights": inputs.previous.get(method),
