@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,11 +198,13 @@ class DayBooks:
         return pd.Series(rows["weight"].to_numpy(), index=rows["ticker"].to_list())
 
 
-def allocate_day(inputs: DayInputs, policy: PortfolioPolicy) -> DayBooks:
-    """Fit every method of ``policy.methods`` on ``inputs``."""
+def allocate_day(
+    inputs: DayInputs, policy: PortfolioPolicy, methods: Sequence[str] | None = None
+) -> DayBooks:
+    """Fit every method of ``methods`` (default ``policy.methods``) on ``inputs``."""
     weight_frames: list[pl.DataFrame] = []
     status_rows: list[dict[str, Any]] = []
-    for method in policy.methods:
+    for method in policy.methods if methods is None else methods:
         started = time.perf_counter()
         model, context = _estimator(method, inputs, policy)
         model.fit(inputs.returns, **context)

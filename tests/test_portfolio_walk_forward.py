@@ -1,0 +1,113 @@
+"""The walk-forward backtest has no look-ahead: scores -> calibrated views -> books -> P&L on a
+zero-drift market of iid returns, where only a signal that knows the future can earn."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from quant_assets.features.labels import forward_excess_returns
+from quant_assets.partitions import trading_sessions
+from quant_assets.portfolio.walk_forward import (
+    EQUAL_WEIGHT,
+    INDEX,
+    BacktestSpec,
+    backtest_from_scores,
+)
+from resources.portfolio_policy import PortfolioPolicy
+
+N_TICKERS, SESSIONS, SCORED = 20, 300, 200
+BENCHMARK = "IDX"
+# book methods that use the scores, plus one that does not
+METHODS = ["hrp", "black_litterman", "constrained_markowitz"]
+
+
+@pytest.fixture(scope="module")
+def market() -> dict:
+    days = trading_sessions(date(2021, 1, 4), date(2023, 6, 30))[:SESSIONS]
+    rng = np.random.default_rng(17)
+    returns = rng.normal(0.0, 0.015, size=(SESSIONS, N_TICKERS))
+    returns[0] = 0.0
+    tickers = [f"T{i:02d}" for i in range(N_TICKERS)]
+    index_returns = returns.mean(axis=1)
+    closes = 100 * np.cumprod(1 + np.column_stack([returns, index_returns]), axis=0)
+    names = [*tickers, BENCHMARK]
+    bars = pl.DataFrame(
+        {
+            "ticker": np.repeat(names, SESSIONS),
+            "date": days * len(names),
+            "adj_close": closes.T.ravel(),
+        }
+    ).with_columns(
+        (pl.col("adj_close") * 1.004).alias("adj_high"),
+        (pl.col("adj_close") * 0.996).alias("adj_low"),
+    )
+    labels = forward_excess_returns(bars, BENCHMARK, days[0], days[-6])
+    y = labels.to_pandas().set_index(["date", "ticker"])["label"].sort_index()
+    y.index = y.index.set_levels(pd.DatetimeIndex(y.index.levels[0]), level="date")
+    # next session's excess return of each ticker, dated on the session before it
+    wide = pd.DataFrame(returns - index_returns[:, None], index=pd.DatetimeIndex(days))
+    wide.columns = tickers
+    next_day = wide.shift(-1)
+    sectors = pd.Series([f"S{i % 5}" for i in range(N_TICKERS)], index=tickers)
+    return {"bars": bars, "y": y, "next_day": next_day, "sectors": sectors, "days": days}
+
+
+def _scores(wide: pd.DataFrame, days: list[date]) -> pd.DataFrame:
+    """Panel scores from a dates x tickers frame, only for the last SCORED sessions."""
+    scored = wide.loc[pd.DatetimeIndex(days[-SCORED:])]
+    panel = scored.stack(future_stack=True).rename("score")
+    panel.index.names = ["date", "ticker"]
+    return panel.to_frame("ensemble")
+
+
+def _run(market: dict, wide: pd.DataFrame) -> dict[str, float]:
+    policy = PortfolioPolicy(methods=METHODS, live_method="hrp", max_turnover=2.0, max_names=10)
+    spec = BacktestSpec(reoptimise_every=1, lookback_sessions=60, min_calibration_dates=20)
+    result = backtest_from_scores(
+        _scores(wide, market["days"]),
+        market["y"],
+        market["bars"],
+        market["sectors"],
+        BENCHMARK,
+        policy,
+        spec,
+        log=lambda _: None,
+    )
+    sharpe = {}
+    for name, book in result.books.items():
+        r = book["net_return"].to_numpy()
+        sharpe[name] = float(np.sqrt(252) * r.mean() / r.std(ddof=1))
+    return sharpe
+
+
+def test_only_a_signal_from_the_future_earns_and_a_one_day_shift_removes_it(market):
+    oracle = _run(market, market["next_day"])
+    # the same information one day later: known at the close it is scored on
+    known = _run(market, market["next_day"].shift(1))
+    # Sharpe's standard error on 200 iid days is about sqrt(252 / 200) = 1.12 annualised
+    bound = 3 * np.sqrt(252 / SCORED)
+    for method in ("black_litterman", "constrained_markowitz"):
+        name = f"ensemble/{method}"
+        assert oracle[name] > 5.0, (name, oracle[name])
+        assert abs(known[name]) < bound, (name, known[name])
+    # the score-blind methods and the benchmarks do not depend on the signal at all
+    for name in ("hrp", EQUAL_WEIGHT, INDEX):
+        assert oracle[name] == pytest.approx(known[name])
+
+
+def test_a_random_signal_earns_nothing(market):
+    rng = np.random.default_rng(5)
+    noise = pd.DataFrame(
+        rng.normal(size=market["next_day"].shape),
+        index=market["next_day"].index,
+        columns=market["next_day"].columns,
+    )
+    sharpe = _run(market, noise)
+    bound = 3 * np.sqrt(252 / SCORED)
+    for method in ("black_litterman", "constrained_markowitz"):
+        assert abs(sharpe[f"ensemble/{method}"]) < bound
