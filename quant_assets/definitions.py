@@ -10,13 +10,21 @@ from quant_assets.ingest import assets as ingest_assets
 from quant_assets.ingest import checks as ingest_checks
 from quant_assets.models import assets as model_assets
 from quant_assets.portfolio import assets as portfolio_assets
+from quant_assets.portfolio import backtest_assets
 from quant_assets.portfolio import checks as portfolio_checks
 from resources.config import resources_from_env
 from schedules import jobs, schedules
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingest_assets, feature_assets, model_assets, portfolio_assets, execution_assets]
+        [
+            ingest_assets,
+            feature_assets,
+            model_assets,
+            portfolio_assets,
+            backtest_assets,
+            execution_assets,
+        ]
     ),
     asset_checks=dg.load_asset_checks_from_modules([ingest_checks, portfolio_checks]),
     jobs=jobs,

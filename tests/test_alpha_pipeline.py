@@ -24,6 +24,7 @@ from quant_assets.portfolio.views import ScoreCalibrator
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
 from resources.mlflow import ModelRegistry, mlflow_resource
+from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
 
 RANGE = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -206,3 +207,56 @@ def test_ml_views_calibrate_scores_on_the_champions_out_of_sample_history(pipeli
         assert ordered["expected_return_daily"].diff().drop_nulls().min() >= 0  # monotone
         assert abs(ordered["expected_return_horizon"].sum()) < 1e-12  # centred cross-section
         assert day["confidence"].n_unique() == 1 and 0.0 <= day["confidence"][0] <= 1.0
+
+
+def test_backtest_runs_every_model_and_method_and_stores_what_it_measured(pipeline: Pipeline):
+    from quant_assets.portfolio.backtest_assets import backtest
+
+    config = {
+        "models": ["lightgbm"],
+        "methods": ["hrp", "constrained_markowitz"],
+        "train_sessions": 150,
+        "retrain_every": 20,
+        "reoptimise_every": 10,
+        "lookback_sessions": 60,
+        "min_calibration_dates": 10,
+        "lightgbm_n_estimators": 20,
+        "cpcv_folds": 4,
+        "cpcv_test_folds": 2,
+    }
+    resources = {**_resources(pipeline.store), "portfolio_policy": PortfolioPolicy()}
+    result = dg.materialize(
+        [backtest],
+        resources=resources,
+        run_config={"ops": {"backtest": {"config": config}}},
+    )
+    assert result.success
+    metrics = pipeline.store.read("backtest_metrics")
+    expected = {
+        "hrp",
+        "lightgbm/constrained_markowitz",
+        "ensemble/constrained_markowitz",
+        "benchmark/index",
+        "benchmark/equal_weight",
+    }
+    assert set(metrics["strategy"]) == expected
+    # the deflated Sharpe counts every strategy tried
+    assert (metrics["n_trials"] == len(expected)).all()
+    assert (metrics["dsr"] <= metrics["psr"] + 1e-12).all()
+    returns = pipeline.store.read("backtest_returns")
+    first_scored = trading_sessions(date.fromisoformat(FIRST), date(2024, 3, 29))[150 + 5]
+    # nothing is traded before the first out-of-sample block (train 150 + purge 5)
+    assert returns["date"].min() >= first_scored
+    strategy = returns.filter(pl.col("strategy") == "hrp")
+    assert strategy["net_return"].to_numpy() == pytest.approx(
+        (strategy["gross_return"] - strategy["cost"]).to_numpy()
+    )
+    cpcv = pipeline.store.read("backtest_cpcv")
+    # C(4, 2) * 2 / 4 = 3 paths of the one model
+    assert cpcv.height == 3 and set(cpcv["model"]) == {"lightgbm"}
+    event = result.asset_materializations_for_node("backtest")[0]
+    assert event.metadata["strategies"].value == len(expected)
+    run = mlflow.get_run(event.metadata["mlflow_run"].value.rsplit("/", 1)[1])
+    assert run.data.metrics["hrp.sharpe"] == pytest.approx(
+        metrics.filter(pl.col("strategy") == "hrp")["sharpe"].item()
+    )

@@ -275,6 +275,62 @@ RISK_CONTRIBUTIONS = TableSchema(
     key=("date", "method", "level", "name"),
 )
 
+# the last backtest, replaced whole by each run: one row per strategy (model x method, benchmarks)
+BACKTEST_METRICS = TableSchema(
+    name="backtest_metrics",
+    columns=(
+        Column("strategy", pl.String()),
+        Column("model", pl.String()),
+        Column("method", pl.String()),
+        Column("cagr", pl.Float64(), nullable=True),
+        Column("volatility", pl.Float64(), nullable=True),
+        Column("sharpe", pl.Float64(), nullable=True),
+        Column("sortino", pl.Float64(), nullable=True),
+        Column("max_drawdown", pl.Float64(), nullable=True),
+        Column("calmar", pl.Float64(), nullable=True),
+        Column("hit_rate", pl.Float64(), nullable=True),
+        Column("mean_turnover", pl.Float64(), nullable=True),
+        Column("psr", pl.Float64(), nullable=True),
+        Column("dsr", pl.Float64(), nullable=True),
+        Column("n_obs", pl.Int64()),
+        Column("n_trials", pl.Int64()),
+        Column("mean_ic", pl.Float64(), nullable=True),
+        Column("first_date", pl.Date()),
+        Column("last_date", pl.Date()),
+    ),
+    key=("strategy",),
+    time_column=None,
+)
+
+# each strategy's simulated daily P&L in the last backtest
+BACKTEST_RETURNS = TableSchema(
+    name="backtest_returns",
+    columns=(
+        Column("strategy", pl.String()),
+        Column("date", pl.Date()),
+        Column("gross_return", pl.Float64()),
+        Column("cost", pl.Float64()),
+        Column("net_return", pl.Float64()),
+        Column("turnover", pl.Float64()),
+        Column("gross_exposure", pl.Float64()),
+    ),
+    key=("strategy", "date"),
+    time_column=None,
+)
+
+# the Sharpe ratio of every CPCV path of each model's signal portfolio in the last backtest
+BACKTEST_CPCV = TableSchema(
+    name="backtest_cpcv",
+    columns=(
+        Column("model", pl.String()),
+        Column("path", pl.Int64()),
+        Column("sharpe", pl.Float64(), nullable=True),
+        Column("n_obs", pl.Int64()),
+    ),
+    key=("model", "path"),
+    time_column=None,
+)
+
 TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (
@@ -294,5 +350,8 @@ TABLES: dict[str, TableSchema] = {
         ALLOCATION_STATUS,
         RISK_METRICS,
         RISK_CONTRIBUTIONS,
+        BACKTEST_METRICS,
+        BACKTEST_RETURNS,
+        BACKTEST_CPCV,
     )
 }
