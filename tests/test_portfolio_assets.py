@@ -19,7 +19,7 @@ from quant_assets.partitions import next_trading_day, trading_sessions
 from quant_assets.portfolio import checks
 from quant_assets.portfolio.allocation import check_constraints
 from quant_assets.portfolio.assets import risk_metrics, target_weights
-from quant_assets.portfolio.books import returns_panel
+from quant_assets.portfolio.books import allocate_day, day_inputs, returns_panel
 from quant_assets.portfolio.risk import current_drawdown
 from resources.market_data.resource import MarketData
 from resources.portfolio_policy import PortfolioPolicy
@@ -231,3 +231,20 @@ def test_a_breached_risk_limit_blocks_the_downstream_asset(books):
     )
     assert passing.success
     assert passing.asset_materializations_for_node("order_probe")
+
+
+def test_a_name_past_its_stop_loss_is_left_out_of_every_book():
+    days = trading_sessions(date(2024, 1, 2), date(2024, 6, 28))[:100]
+    rng = np.random.default_rng(9)
+    returns = rng.normal(0.0, 0.01, size=(len(days), 4))
+    returns[-5:, 1] = -0.03  # B falls 14% in five sessions, ~6 sigma of its 5-day vol
+    panel = pl.DataFrame({"date": days, **{t: returns[:, i] for i, t in enumerate("ABCX")}})
+    sectors = pd.Series(["s1", "s2", "s1"], index=["A", "B", "C"])
+    stopped = day_inputs(days[-1], panel, "X", sectors, None, {}, 60, 3.0, 5)
+    assert stopped.stopped == ("B",)
+    assert list(stopped.returns.columns) == ["A", "C"]
+    books = allocate_day(stopped, PortfolioPolicy(), ["hrp", "min_cvar"])
+    assert "B" not in set(books.weights["ticker"])
+    assert (books.status["stopped"] == 1).all()
+    # without the limit B is a candidate like the others
+    assert day_inputs(days[-1], panel, "X", sectors, None, {}, 60).stopped == ()

@@ -195,6 +195,8 @@ def target_weights(
                 views.filter(pl.col("date") == day),
                 previous,
                 portfolio_policy.lookback_sessions,
+                portfolio_policy.stop_loss_vol_multiple,
+                portfolio_policy.stop_loss_vol_window,
             )
         except InsufficientReturnsError as exc:
             raise dg.Failure(str(exc)) from exc

@@ -41,6 +41,7 @@ from quant_assets.portfolio.allocation import (
     RiskParity,
     check_constraints,
 )
+from quant_assets.portfolio.risk import stop_loss_breaches
 from quant_assets.portfolio.views import view_strings
 from resources.portfolio_policy import PortfolioPolicy
 
@@ -77,6 +78,7 @@ class DayInputs:
     sectors: pd.Series
     views: pl.DataFrame | None
     previous: dict[str, pd.Series]
+    stopped: tuple[str, ...] = ()
 
     @property
     def benchmark_mean(self) -> float:
@@ -103,9 +105,17 @@ def day_inputs(
     views: pl.DataFrame | None,
     previous: dict[str, pd.Series],
     lookback_sessions: int,
+    stop_loss_multiple: float | None = None,
+    stop_loss_window: int = 5,
 ) -> DayInputs:
     """The returns window of ``day`` from ``returns_panel`` output (which must hold the
-    benchmark's column) and the other inputs, checked."""
+    benchmark's column) and the other inputs, checked.
+
+    With ``stop_loss_multiple``, names whose last ``stop_loss_window``-session loss is beyond
+    that many times their window volatility (:func:`~quant_assets.portfolio.risk.
+    stop_loss_breaches`, as if held long) are left out of every book of the day (``stopped``):
+    the construction honours the stop-loss limit that ``live_positions_within_stop_loss``
+    guards, so a stopped position is sold rather than the day's orders blocked."""
     window = panel.filter(pl.col("date") <= day).tail(lookback_sessions)
     if window.height < MIN_WINDOW_SESSIONS:
         raise InsufficientReturnsError(
@@ -123,10 +133,21 @@ def day_inputs(
     ]
     if len(investable) < 2:
         raise InsufficientReturnsError(f"{day}: fewer than 2 tickers with a full window")
+    stopped: tuple[str, ...] = ()
+    if stop_loss_multiple is not None:
+        hits = stop_loss_breaches(
+            investable,
+            window.select(investable).to_numpy(),
+            np.ones(len(investable)),
+            stop_loss_multiple,
+            stop_loss_window,
+        )
+        stopped = tuple(hits["ticker"].to_list())
+        investable = [t for t in investable if t not in set(stopped)]
     frame = window.select(investable).to_pandas()
     frame.index = pd.Index(window["date"].to_list(), name="date")
     bench = pd.Series(window[benchmark].to_numpy(), index=frame.index, name=benchmark)
-    return DayInputs(day, frame, bench, sectors.reindex(investable), views, previous)
+    return DayInputs(day, frame, bench, sectors.reindex(investable), views, previous, stopped)
 
 
 def _estimator(method: str, inputs: DayInputs, policy: PortfolioPolicy) -> tuple[Any, dict]:
@@ -249,6 +270,7 @@ def allocate_day(
                 "turnover": turnover,
                 "ex_ante_vol": ex_ante,
                 "seconds": seconds,
+                "stopped": len(inputs.stopped),
             }
         )
         if feasible:

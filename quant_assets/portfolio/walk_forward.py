@@ -233,7 +233,17 @@ def backtest_from_scores(
     statuses: list[pl.DataFrame] = []
     previous: dict[str, pd.Series] = {}
     for day in rebalance_days:
-        base = day_inputs(day, panel, benchmark, sectors, None, {}, spec.lookback_sessions)
+        base = day_inputs(
+            day,
+            panel,
+            benchmark,
+            sectors,
+            None,
+            {},
+            spec.lookback_sessions,
+            policy.stop_loss_vol_multiple,
+            policy.stop_loss_vol_window,
+        )
         runs: list[tuple[str | None, DayInputs, list[str]]] = [(None, base, plain_methods)]
         for model in models:
             views = _calibrated_views(day, scores[model], labels, sessions, spec)
@@ -248,6 +258,7 @@ def backtest_from_scores(
                     for m in view_methods
                     if strategy_name(model, m) in previous
                 },
+                base.stopped,
             )
             runs.append((model, inputs, view_methods))
         for owner, inputs, methods in runs:

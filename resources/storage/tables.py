@@ -244,6 +244,8 @@ ALLOCATION_STATUS = TableSchema(
         Column("turnover", pl.Float64(), nullable=True),
         Column("ex_ante_vol", pl.Float64(), nullable=True),
         Column("seconds", pl.Float64()),
+        # names left out of the day's books because they hit their stop-loss
+        Column("stopped", pl.Int32()),
     ),
     key=("date", "method"),
 )
