@@ -18,13 +18,13 @@ from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.metadata import preview
 from quant_assets.models.assets import sector_map
 from quant_assets.models.training import TrainingSpec
-from quant_assets.portfolio.backtest import backtest_metrics, summarise_sharpe_distribution
+from quant_assets.portfolio.backtest import summarise_sharpe_distribution
 from quant_assets.portfolio.walk_forward import (
     EQUAL_WEIGHT,
     INDEX,
-    BacktestResult,
     BacktestSpec,
     run_backtest,
+    strategy_tables,
 )
 from resources.portfolio_policy import PortfolioPolicy
 from resources.settings import data_dir
@@ -100,46 +100,6 @@ def _history(
     return panel[list(ALPHA158_NAMES)], panel["label"], bars
 
 
-def _strategy_frames(result: BacktestResult) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(metrics per strategy, daily returns per strategy) as the stored tables' frames."""
-    net = {name: book["net_return"] for name, book in result.books.items()}
-    turnover = {name: book["turnover"] for name, book in result.books.items()}
-    ic = {
-        name: result.ic[model]
-        for name, model in result.strategy_models.items()
-        if model in result.ic
-    }
-    metrics = backtest_metrics(net, turnover, ic)
-
-    def split(name: str) -> tuple[str, str]:
-        if name in (INDEX, EQUAL_WEIGHT):
-            return "benchmark", name.split("/")[1]
-        model, _, method = name.rpartition("/")
-        return model or "-", method
-
-    parts = [split(name) for name in metrics["strategy"]]
-    first = min(book.index.min() for book in result.books.values()).date()
-    last = max(book.index.max() for book in result.books.values()).date()
-    metrics = metrics.with_columns(
-        pl.Series("model", [p[0] for p in parts]),
-        pl.Series("method", [p[1] for p in parts]),
-        pl.lit(first).alias("first_date"),
-        pl.lit(last).alias("last_date"),
-    )
-    returns = pl.concat(
-        [
-            pl.from_pandas(
-                book[["gross_return", "cost", "net_return", "turnover", "gross_exposure"]]
-                .rename_axis("date")
-                .reset_index()
-            ).with_columns(pl.col("date").cast(pl.Date), pl.lit(name).alias("strategy"))
-            for name, book in result.books.items()
-        ],
-        how="diagonal",
-    )
-    return metrics, returns
-
-
 def _plot(returns: pl.DataFrame, best: list[str]) -> tuple[bytes, bytes]:
     """PNG equity curves and drawdowns of ``best`` strategies and the benchmarks."""
     wide = (
@@ -207,7 +167,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig) -> dg.Ma
     result = run_backtest(
         X, y, bars, sector_map(store), benchmark_ticker(store), policy, spec, context.log.info
     )
-    metrics, returns = _strategy_frames(result)
+    metrics, returns = strategy_tables(result)
     cpcv = pl.concat(
         [
             pl.from_pandas(frame).with_columns(pl.lit(model).alias("model"))

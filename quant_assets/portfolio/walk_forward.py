@@ -24,7 +24,8 @@ The steps, each reusing the code that runs live:
 5. Benchmarks: the index (buy and hold, no cost) and the equal-weight book of the day's
    investable names (rebalanced on the same days, same costs).
 6. CPCV: for each model, combinatorial purged CV over the backtest period gives ``C(N, k) k / N``
-   out-of-sample score paths; each path's top-quintile portfolio (same simulator and costs) gives
+   out-of-sample score paths; each path's top-quintile portfolio (re-formed every
+   ``reoptimise_every`` sessions, same simulator and costs) gives
    one Sharpe ratio, a distribution instead of a single walk-forward number.
 """
 
@@ -45,6 +46,7 @@ from quant_assets.models.ensemble import RankEnsemble
 from quant_assets.models.training import ENSEMBLE, TrainingSpec
 from quant_assets.models.validation import cpcv_evaluate, make_cpcv, walk_forward_evaluate
 from quant_assets.portfolio.backtest import (
+    backtest_metrics,
     corwin_schultz_half_spread,
     sharpe_distribution,
     simulate_book,
@@ -357,7 +359,11 @@ def _cpcv_sharpes(
         for path in result.predictions.columns:
             wide = _wide(result.predictions[path].dropna())
             wide.index = pd.DatetimeIndex(wide.index)
-            targets = top_quantile_weights(wide, spec.signal_quantile)
+            # re-formed on the books' cadence (held and drifting in between), so the paths pay
+            # the same order of costs as the walk-forward books they are compared with
+            targets = top_quantile_weights(wide, spec.signal_quantile).iloc[
+                :: spec.reoptimise_every
+            ]
             book = simulate_book(
                 targets,
                 returns[returns.index >= wide.index[0]].reindex(columns=targets.columns),
@@ -367,3 +373,45 @@ def _cpcv_sharpes(
             path_returns[int(path)] = book["net_return"]
         out[name] = sharpe_distribution(path_returns)
     return out
+
+
+def strategy_tables(result: BacktestResult) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(metrics per strategy with its model and method, daily returns per strategy): the
+    ``backtest_metrics`` and ``backtest_returns`` tables' frames. The DSR's trials are all the
+    strategies of the result, benchmarks included."""
+    net = {name: book["net_return"] for name, book in result.books.items()}
+    turnover = {name: book["turnover"] for name, book in result.books.items()}
+    ic = {
+        name: result.ic[model]
+        for name, model in result.strategy_models.items()
+        if model in result.ic
+    }
+    metrics = backtest_metrics(net, turnover, ic)
+
+    def split(name: str) -> tuple[str, str]:
+        if name in (INDEX, EQUAL_WEIGHT):
+            return "benchmark", name.split("/")[1]
+        model, _, method = name.rpartition("/")
+        return model or "-", method
+
+    parts = [split(name) for name in metrics["strategy"]]
+    first = min(book.index.min() for book in result.books.values()).date()
+    last = max(book.index.max() for book in result.books.values()).date()
+    metrics = metrics.with_columns(
+        pl.Series("model", [p[0] for p in parts]),
+        pl.Series("method", [p[1] for p in parts]),
+        pl.lit(first).alias("first_date"),
+        pl.lit(last).alias("last_date"),
+    )
+    returns = pl.concat(
+        [
+            pl.from_pandas(
+                book[["gross_return", "cost", "net_return", "turnover", "gross_exposure"]]
+                .rename_axis("date")
+                .reset_index()
+            ).with_columns(pl.col("date").cast(pl.Date), pl.lit(name).alias("strategy"))
+            for name, book in result.books.items()
+        ],
+        how="diagonal",
+    )
+    return metrics, returns

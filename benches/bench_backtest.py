@@ -1,0 +1,123 @@
+"""Backtest benchmark: the walk-forward backtest of every model x method on a synthetic market.
+
+Target (issue 5): 500 tickers x 5 years, retraining every 4 weeks (20 sessions), all methods,
+<= 15 minutes on this 2-core machine; peak RSS reported. The input is built in-process the
+way the assets build it (SyntheticMarket seed 7 bars -> Alpha158 -> labels), then timed
+apart from the backtest itself (``run_backtest`` with ``BacktestSpec`` defaults and the
+default ``PortfolioPolicy``), which prints each stage's time and the metrics table.
+
+    flock /tmp/quant-bench.lock uv run python benches/bench_backtest.py [--tickers 500 --years 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LAST = date(2024, 12, 31)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tickers", type=int, default=500)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--models", default="lightgbm,catboost")
+    parser.add_argument("--methods", default="", help="comma list; default: the policy's")
+    args = parser.parse_args()
+
+    import polars as pl
+
+    from quant_assets.features.alpha158 import ALPHA158_NAMES, compute_alpha158
+    from quant_assets.features.labels import forward_excess_returns
+    from quant_assets.partitions import shift_sessions
+    from quant_assets.portfolio.backtest import summarise_sharpe_distribution
+    from quant_assets.portfolio.walk_forward import BacktestSpec, run_backtest, strategy_tables
+    from resources.market_data.synthetic import SyntheticMarket
+    from resources.portfolio_policy import PortfolioPolicy
+
+    print(f"start: {load()}", flush=True)
+    t0 = time.perf_counter()
+    market = SyntheticMarket(n_tickers=args.tickers)
+    universe = market.universe()
+    benchmark = universe.filter(pl.col("is_benchmark"))["ticker"].item()
+    bars = market.fetch_bars(
+        universe["ticker"].to_list(), date(LAST.year - args.years + 1, 1, 1), LAST
+    )
+    members = bars.filter(pl.col("ticker") != benchmark)
+    features = compute_alpha158(
+        members.select(
+            "ticker",
+            "date",
+            *(pl.col(f"adj_{c}").alias(c) for c in ("open", "high", "low", "close")),
+            "volume",
+            "vwap",
+        )
+    )
+    first, last = bars["date"].min(), bars["date"].max()
+    labels = forward_excess_returns(
+        bars.select("ticker", "date", "adj_close"), benchmark, first, shift_sessions(last, 5)
+    )
+    panel = (
+        features.join(labels.select("ticker", "date", "label"), on=["ticker", "date"], how="left")
+        .to_pandas()
+        .set_index(["date", "ticker"])
+        .sort_index()
+    )
+    X, y = panel[list(ALPHA158_NAMES)], panel["label"]
+    sectors = universe.to_pandas().set_index("ticker")["sector"]
+    price_bars = bars.select("ticker", "date", "adj_close", "adj_high", "adj_low")
+    del features, panel
+    sessions = X.index.get_level_values("date").nunique()
+    print(
+        f"input: {args.tickers} tickers x {sessions} sessions ({first}..{last}), "
+        f"{len(X):,} rows, built in {time.perf_counter() - t0:.1f} s; "
+        f"peak RSS so far {peak_rss_mib():,.0f} MiB",
+        flush=True,
+    )
+
+    policy = PortfolioPolicy()
+    if args.methods:
+        methods = args.methods.split(",")
+        policy = PortfolioPolicy(methods=methods, live_method=methods[0])
+    spec = BacktestSpec(models=tuple(args.models.split(",")))
+    print(f"methods: {policy.methods}; models: {spec.models} + ensemble; {spec}", flush=True)
+    t0 = time.perf_counter()
+    result = run_backtest(X, y, price_bars, sectors, benchmark, policy, spec)
+    wall = time.perf_counter() - t0
+    metrics = strategy_tables(result)[0].sort("sharpe", descending=True)
+    with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=220, float_precision=3):
+        print(metrics.drop("n_trials", "model", "method", "first_date", "last_date"))
+    for model, frame in result.cpcv_sharpes.items():
+        summary = summarise_sharpe_distribution(frame)
+        print(f"CPCV {model}: " + ", ".join(f"{k}={v:.3f}" for k, v in summary.items()))
+    infeasible = result.status.filter(~pl.col("feasible"))
+    print(f"allocation statuses: {result.status.height}, infeasible: {infeasible.height}")
+    print(
+        "stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()),
+        flush=True,
+    )
+    print(
+        f"backtest wall {wall:.1f} s = {wall / 60:.2f} min (target <= 15 min) on "
+        f"{len(result.rebalance_days)} re-optimisation days; peak RSS {peak_rss_mib():,.0f} MiB; "
+        f"end: {load()}"
+    )
+
+
+if __name__ == "__main__":
+    main()
