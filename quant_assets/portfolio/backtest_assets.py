@@ -42,7 +42,7 @@ class BacktestConfig(dg.Config):
     methods: list[str] = Field(default_factory=list)
     train_sessions: int = 504
     retrain_every: int = 20
-    reoptimise_every: int = 5
+    reoptimise_every: int = 20
     lookback_sessions: int = 252
     cost_bps: float = 5.0
     calibration_sessions: int = 252
