@@ -11,6 +11,15 @@ Measured 2026-11-23 (2-core machine, under the bench lock, load average 1.18 bef
 black_litterman 1.08 s, hrp 0.26 s, min_cvar 0.50 s (scipy HiGHS), risk_parity 0.87 s,
 constrained_markowitz 1.12 s; total 3.83 s per day. The 25-name case that runs the
 cardinality re-solve took 1.24 s. skfolio's own HRP is 17-19 s at 500 x 2520 (issue).
+
+Re-measured 2026-11-23 with the two Riskfolio methods added (under the bench lock, but other
+engineers' unlocked work kept the load up: load average 1.56 before, 2.34 after):
+black_litterman 1.58 s, hrp 0.37 s, min_cvar 0.52 s (now cvxpy's HIGHS interface: riskfolio
+pulls in highspy), risk_parity 1.61 s, constrained_markowitz 1.62 s, herc (riskfolio) 0.72 s,
+relaxed_rp (riskfolio) 6.72 s; total 13.13 s per day, over the 10 s target. An earlier run
+(load 2.33 before) printed relaxed_rp 6.05 s, total 11.63 s. Relaxed RP alone, same data,
+outside this script: 3.0-3.3 s (CLARABEL; ~2.4 s of it is cvxpy compiling Riskfolio's
+one-SOC-per-asset model), so it is the method that breaks the budget either way.
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ def main() -> None:
     # module import (~1.5 s for skfolio.optimization) is a per-process cost, not a per-day one
     import numpy as np
     import pandas as pd
+    import riskfolio  # noqa: F401  (~10-20 s import, per process like skfolio's)
     import skfolio.optimization  # noqa: F401
 
     from quant_assets.portfolio.allocation import (
@@ -68,6 +78,10 @@ def main() -> None:
         MinimumCVaR,
         RiskParity,
         check_constraints,
+    )
+    from quant_assets.portfolio.riskfolio_methods import (
+        HierarchicalEqualRiskContribution,
+        RelaxedRiskParity,
     )
 
     returns, sectors = load_returns(args.tickers, args.sessions)
@@ -88,6 +102,8 @@ def main() -> None:
             ConstrainedMarkowitz(),
             {"sectors": sectors, "prev_weights": previous.weights_},
         ),
+        "herc (riskfolio)": (HierarchicalEqualRiskContribution(), {}),
+        "relaxed_rp (riskfolio)": (RelaxedRiskParity(), {}),
     }
     total = 0.0
     for name, (model, context) in methods.items():
@@ -131,6 +147,11 @@ def main() -> None:
             f"  markowitz: turnover {markowitz.turnover_:.4f}, ex-ante vol "
             f"{markowitz.ex_ante_vol_:.4f}, violations {violations}"
         )
+    relaxed = methods["relaxed_rp (riskfolio)"][0]
+    assert isinstance(relaxed, RelaxedRiskParity)
+    if relaxed.feasible_:
+        spread = (relaxed.risk_contributions_ * today.shape[1] - 1.0).abs().max()
+        print(f"  relaxed_rp: max |N * risk contribution - 1| = {spread:.2e}")
     print(f"total (all methods, one day): {total:.2f} s (target <= 10 s)")
 
 
