@@ -28,12 +28,15 @@ covariance (ddof = 1), expected returns the daily arithmetic mean.
 Riskfolio-Lib takes 12-20 s to import on this machine, so it is imported inside ``fit`` and
 this module stays cheap to import (the Dagster code location imports it at load).
 
-Measured fit times (benches/bench_allocation.py, 500 tickers x 756 sessions of
-SyntheticMarket returns, 2-core machine): see that bench's docstring; HERC ~0.6 s (Riskfolio
-computes the naive risks asset by asset), relaxed RP version "A" ~3.9 s on CLARABEL, of which
-~2.4 s is cvxpy compiling Riskfolio's one-SOC-per-asset model and ~1.7 s the solve. SCS was
-13 s and less accurate (contributions off parity by up to 11%); CLARABEL's "faer" linear
-solver and the SCIPY canonicalisation backend were slower, so CLARABEL defaults are kept.
+Measured fit times (500 tickers x 756 sessions of SyntheticMarket returns, 2-core machine,
+2026-11-23): in benches/bench_allocation.py (load average 1.56 before, others' work running)
+HERC 0.72 s and relaxed RP version "A" 6.72 s; relaxed RP timed alone on the same data
+3.0-3.3 s (CLARABEL; ~2.4 s of a 4.9 s profiled run was cvxpy compiling Riskfolio's
+one-SOC-per-asset model, ~1.7 s the solve, 0.23 s the matrix square root). SCS took 13 s and
+was less accurate (contributions up to 11% off parity); CLARABEL's "faer" linear solver
+(7.5-8.5 s) and cvxpy's SCIPY canonicalisation backend (4.4 s vs 3.9 s) were slower, so
+CLARABEL defaults are kept. Relaxed RP alone takes a third to two thirds of the 10 s daily
+budget for all methods.
 """
 
 from __future__ import annotations
