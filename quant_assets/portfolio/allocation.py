@@ -26,9 +26,9 @@ Methods:
   500 x 2520); here every bisection level is one matrix product.
 - ``MinimumCVaR``: skfolio ``MeanRisk(risk_measure=CVaR)``, the Rockafellar-Uryasev LP
   min_{w, a, u} a + 1 / ((1 - beta) T) * sum_t u_t, u_t >= -r_t'w - a, u >= 0, sum w = 1,
-  w >= 0. Solved by HiGHS: cvxpy's ``HIGHS`` interface when ``highspy`` is importable, else
-  cvxpy's ``SCIPY`` interface, which calls scipy's bundled HiGHS (``linprog(method="highs")``);
-  highspy is not installed on this stack, so the second path is the one used.
+  w >= 0. Solved by HiGHS: cvxpy's ``HIGHS`` interface when ``highspy`` is importable (it is
+  locked, as a dependency of full cvxpy), else cvxpy's ``SCIPY`` interface, which calls scipy's
+  bundled HiGHS (``linprog(method="highs")``).
 - ``RiskParity``: skfolio ``RiskBudgeting`` (variance risk measure, equal budgets by default):
   each asset's Euler risk contribution w_i (Sigma w)_i proportional to its budget.
 - ``ConstrainedMarkowitz`` (Quant50): cvxpy problem on a Ledoit-Wolf covariance, see its
@@ -37,7 +37,7 @@ Methods:
 ``check_constraints`` re-checks any weights against the hard constraints and lists every
 violation (empty list = all hold).
 
-Riskfolio-Lib (relaxed risk parity, HERC) is not installed on this stack; it is left for later.
+Riskfolio-Lib's HERC and relaxed risk parity live in ``riskfolio_methods.py`` (same interface).
 """
 
 from __future__ import annotations
@@ -332,6 +332,8 @@ class MinimumCVaR(_Allocation):
             objective_function=ObjectiveFunction.MINIMIZE_RISK,
             risk_measure=RiskMeasure.CVAR,
             cvar_beta=self.beta,
+            # CVaR needs no covariance, but skfolio fits the prior's anyway: keep it cheap
+            prior_estimator=_empirical_prior(*x.shape),
             solver=solver,
             solver_params=params,
             raise_on_failure=False,

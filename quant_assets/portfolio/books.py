@@ -23,7 +23,6 @@ it claims (``check_constraints``), and one that fails is reported infeasible, no
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -190,7 +189,8 @@ def _estimator(method: str, inputs: DayInputs, policy: PortfolioPolicy) -> tuple
         return model, context
     if method in ("herc", "relaxed_risk_parity"):
         # Riskfolio-Lib takes seconds to import: only when one of its methods is asked for
-        riskfolio_methods = importlib.import_module("quant_assets.portfolio.riskfolio_methods")
+        from quant_assets.portfolio import riskfolio_methods
+
         if method == "herc":
             return riskfolio_methods.HierarchicalEqualRiskContribution(), {}
         return riskfolio_methods.RelaxedRiskParity(), {}

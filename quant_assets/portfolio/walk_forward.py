@@ -228,6 +228,15 @@ def backtest_from_scores(
     rebalance_days = test_days[:: spec.reoptimise_every]
     models = [str(c) for c in scores.columns]
     labels = y.reindex(scores.index)
+    # the policy caps turnover per session; a book re-optimised every k sessions may trade k
+    # sessions' allowance at once (else a 15% cap against a 20-session-old book is mostly
+    # infeasible once volatility moves)
+    policy = PortfolioPolicy(
+        **{
+            **policy.model_dump(),
+            "max_turnover": min(policy.max_turnover * spec.reoptimise_every, 2.0),
+        }
+    )
     view_methods = [m for m in policy.methods if m in VIEW_METHODS]
     plain_methods = [m for m in policy.methods if m not in VIEW_METHODS]
 
