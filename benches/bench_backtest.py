@@ -7,6 +7,12 @@ apart from the backtest itself (``run_backtest`` with ``BacktestSpec`` defaults 
 default ``PortfolioPolicy``), which prints each stage's time and the metrics table.
 
     flock /tmp/quant-bench.lock uv run python benches/bench_backtest.py [--tickers 500 --years 5]
+
+Measured 2026-11-23 (2-core machine, under the bench lock, load average 1.39 before, 1.88
+after): 500 tickers x 1,257 sessions built in 7.3 s; walk-forward scores 314.7 s, allocation
+of the six default methods on 38 re-optimisation days 431.5 s (0 infeasible of 380 statuses),
+CPCV paths 127.6 s, simulation 0.9 s; backtest wall 876.2 s = 14.60 min (target <= 15 min met,
+with little margin); peak RSS 2,827 MiB.
 """
 
 from __future__ import annotations

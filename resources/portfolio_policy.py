@@ -28,7 +28,7 @@ class PortfolioPolicy(dg.ConfigurableResource):
 
     live_method: str = "constrained_markowitz"
     # relaxed risk parity is available on request: without a return target it is the vanilla
-    # risk parity book again, at ~4 s a fit (Riskfolio's one-cone-per-asset model)
+    # risk parity book again, at 3.5-6.7 s a fit (Riskfolio's one-cone-per-asset model)
     methods: list[str] = Field(default_factory=lambda: list(ALLOCATION_METHODS[:6]))
     # the sessions of returns every method estimates its risk model on (3 years)
     lookback_sessions: int = 756

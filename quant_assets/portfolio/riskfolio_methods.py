@@ -30,7 +30,8 @@ this module stays cheap to import (the Dagster code location imports it at load)
 
 Measured fit times (500 tickers x 756 sessions of SyntheticMarket returns, 2-core machine,
 2026-11-23): in benches/bench_allocation.py (load average 1.56 before, others' work running)
-HERC 0.72 s and relaxed RP version "A" 6.72 s; relaxed RP timed alone on the same data
+HERC 0.72 s and relaxed RP version "A" 6.72 s (on a quiet machine, load 0.00: 0.71 s and
+3.53 s); relaxed RP timed alone on the same data
 3.0-3.3 s (CLARABEL; ~2.4 s of a 4.9 s profiled run was cvxpy compiling Riskfolio's
 one-SOC-per-asset model, ~1.7 s the solve, 0.23 s the matrix square root). SCS took 13 s and
 was less accurate (contributions up to 11% off parity); CLARABEL's "faer" linear solver
