@@ -19,7 +19,7 @@ from quant_assets.partitions import next_trading_day, trading_sessions
 from quant_assets.portfolio import checks
 from quant_assets.portfolio.allocation import check_constraints
 from quant_assets.portfolio.assets import risk_metrics, target_weights
-from quant_assets.portfolio.books import allocate_day, day_inputs, returns_panel
+from quant_assets.portfolio.books import allocate_day, day_inputs, returns_panel, risk_reducing
 from quant_assets.portfolio.risk import current_drawdown
 from resources.market_data.resource import MarketData
 from resources.portfolio_policy import PortfolioPolicy
@@ -31,7 +31,7 @@ DAYS = trading_sessions(date(2024, 3, 18), date(2024, 3, 23))  # five sessions
 TICKERS = 30
 CHECKS = [
     checks.live_book_is_feasible,
-    checks.live_book_within_max_drawdown,
+    checks.live_book_only_reduces_risk_beyond_max_drawdown,
     checks.live_positions_within_stop_loss,
     checks.live_book_within_sector_cap,
     checks.live_book_within_concentration_limits,
@@ -179,6 +179,97 @@ def test_realised_drawdown_is_that_of_the_stored_live_books(books):
     assert stored.sort("date")["value"][-1] == pytest.approx(current_drawdown(np.array(earned)))
 
 
+@dg.asset(deps=[risk_metrics], partitions_def=target_weights.partitions_def)
+def order_probe() -> None:
+    """Stands in for the paper orders downstream of the risk limits."""
+
+
+def _live_drawdown(store: Store, day: date) -> float:
+    return (
+        store.read("risk_metrics", day, next_trading_day(day), where={"is_live": [True]})
+        .filter(pl.col("metric") == "realised_drawdown")["value"]
+        .item()
+    )
+
+
+def test_past_the_maximum_drawdown_the_live_book_only_reduces_positions(books):
+    store, _ = books
+    day = next_trading_day(DAYS[-1])
+    _write_views(store, [day], seed=7)
+    # the default policy gives the day's drawdown (the limit does not change the measure)
+    baseline = dg.materialize(
+        [target_weights, risk_metrics], resources=_resources(store), partition_key=day.isoformat()
+    )
+    assert baseline.success
+    drawdown = _live_drawdown(store, day)
+    assert drawdown > 0, "the fixture's live book must be below its peak on this day"
+    assert not store.read("allocation_status", day, next_trading_day(day))["risk_reducing"].any()
+    limit = drawdown / 2
+    result = dg.materialize(
+        [
+            target_weights,
+            risk_metrics,
+            checks.live_book_only_reduces_risk_beyond_max_drawdown,
+            checks.live_book_within_volatility_band,
+        ],
+        resources=_resources(store, max_drawdown=limit),
+        partition_key=day.isoformat(),
+    )
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    status = store.read("allocation_status", day, next_trading_day(day))
+    reducing = status.filter(pl.col("risk_reducing"))
+    assert reducing["method"].to_list() == [PortfolioPolicy().live_method]
+    assert reducing["feasible"].item() and "risk-reducing" in reducing["status"].item()
+    weights = store.read("target_weights")
+    live = weights.filter(pl.col("is_live"))
+    before = _book(live.filter(pl.col("date") == DAYS[-1]))
+    after = _book(live.filter(pl.col("date") == day))
+    assert set(after.index) <= set(before.index)
+    assert (after <= before.reindex(after.index) + 1e-12).all()
+    metrics = store.read("risk_metrics", day, next_trading_day(day), where={"is_live": [True]})
+    grew = metrics.filter(pl.col("metric") == "risk_increasing_names")["value"].item()
+    assert grew == 0
+
+
+def test_a_live_book_that_grows_positions_past_the_maximum_drawdown_is_blocked(books):
+    store, _ = books
+    day = DAYS[-1]
+    drawdown = _live_drawdown(store, day)
+    assert drawdown > 0, "the fixture's live book must be below its peak on this day"
+    # the stored book of the day was built under the 10% limit, buying as the optimiser chose
+    result = dg.materialize(
+        [risk_metrics, order_probe, checks.live_book_only_reduces_risk_beyond_max_drawdown],
+        resources=_resources(store, max_drawdown=drawdown / 2),
+        partition_key=day.isoformat(),
+        raise_on_error=False,
+        selection=[risk_metrics, order_probe],
+    )
+    evaluation = result.get_asset_check_evaluations()[0]
+    assert not evaluation.passed
+    assert evaluation.metadata["latest_risk_increasing_names"].value > 0
+    assert not result.asset_materializations_for_node("order_probe")
+
+
+def test_risk_reducing_trades_never_grow_open_or_flip_a_position():
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        names = [f"T{i}" for i in range(12)]
+        target = pd.Series(rng.normal(0, 0.05, 12), index=names)
+        target[rng.random(12) < 0.3] = 0.0
+        previous = pd.Series(rng.normal(0, 0.05, 10), index=names[2:])
+        cut = risk_reducing(target, previous)
+        then = previous.reindex(names, fill_value=0.0)
+        assert (cut.abs() <= then.abs() + 1e-15).all()
+        assert (cut * then >= 0).all()
+        assert (cut.abs() <= target.abs() + 1e-15).all()
+        assert (cut - then).abs().sum() <= (target - then).abs().sum() + 1e-15
+        # a target inside yesterday's positions is reached exactly
+        inside = then * rng.random(12)
+        assert np.allclose(risk_reducing(inside, previous), inside)
+    assert (risk_reducing(target, None) == 0).all()
+
+
 def test_an_infeasible_live_book_is_reported_and_blocks_what_follows(books, tmp_path):
     store, _ = books
     # a 0.1% vol ceiling with no turnover allowed cannot be reached from yesterday's book
@@ -196,14 +287,9 @@ def test_an_infeasible_live_book_is_reported_and_blocks_what_follows(books, tmp_
     assert "infeasible" in live["status"].item()
     evaluation = result.get_asset_check_evaluations()[0]
     assert not evaluation.passed
-    # the blocking check stopped risk_metrics: nothing stored for the day
-    assert store.read("risk_metrics", day, next_trading_day(day)).is_empty()
+    # the blocking check stopped risk_metrics
+    assert not result.asset_materializations_for_node("risk_metrics")
     assert not result.success
-
-
-@dg.asset(deps=[risk_metrics], partitions_def=target_weights.partitions_def)
-def order_probe() -> None:
-    """Stands in for the paper orders downstream of the risk limits."""
 
 
 def test_a_breached_risk_limit_blocks_the_downstream_asset(books):

@@ -166,7 +166,9 @@ def target_weights(
     fitted on the last ``lookback_sessions`` of returns and the day's ML views; the policy's
     live method is flagged ``is_live``. Days run in order, each starting from the previous
     day's books (the Markowitz turnover cap and costs). Infeasible books are stored in
-    ``allocation_status`` with the solver's reason and checked by ``live_book_is_feasible``."""
+    ``allocation_status`` with the solver's reason and checked by ``live_book_is_feasible``.
+    While the live book's realised drawdown is beyond the policy's maximum, its trades may only
+    shrink positions (``allocation_status.risk_reducing``)."""
     portfolio_policy.check_consistent()
     start, end = partition_dates(context)
     sectors, benchmark = _sectors(store)
@@ -184,6 +186,13 @@ def target_weights(
             "materialize ml_views for them first"
         )
     previous = _books_on(store, previous_trading_day(days[0]))
+    # the live book's realised drawdown decides whether it may only reduce risk today
+    live_history = store.read(
+        "target_weights",
+        shift_sessions(start, portfolio_policy.lookback_sessions),
+        start,
+        where={"is_live": [True]},
+    )
     weight_frames, status_frames = [], []
     for day in days:
         try:
@@ -200,7 +209,11 @@ def target_weights(
             )
         except InsufficientReturnsError as exc:
             raise dg.Failure(str(exc)) from exc
-        books = allocate_day(inputs, portfolio_policy)
+        drawdown = current_drawdown(_realised_book_returns(live_history, panel, day))
+        books = allocate_day(
+            inputs, portfolio_policy, live_risk_reducing=drawdown > portfolio_policy.max_drawdown
+        )
+        live_history = pl.concat([live_history, books.weights.filter(pl.col("is_live"))])
         weight_frames.append(books.weights)
         status_frames.append(books.status)
         # an infeasible book keeps yesterday's as its reference: nothing was traded
@@ -266,6 +279,16 @@ def _realised_book_returns(history: pl.DataFrame, panel: pl.DataFrame, day: date
         .sort("earned_on")
     )
     return book["r"].to_numpy()
+
+
+def _risk_increasing_names(weights: pd.Series, previous: pd.Series | None) -> int:
+    """Names whose position grew, opened or flipped sign against ``previous``."""
+    before = previous if previous is not None else pd.Series(dtype=np.float64)
+    union = weights.index.union(before.index)
+    now = weights.reindex(union, fill_value=0.0).to_numpy(dtype=np.float64)
+    then = before.reindex(union, fill_value=0.0).to_numpy(dtype=np.float64)
+    grew = np.abs(now) > np.abs(then) + 1e-9
+    return int((grew | (now * then < 0)).sum())
 
 
 def _book_risk(
@@ -386,6 +409,9 @@ def risk_metrics(
                     portfolio_policy.stop_loss_vol_window,
                 )
                 metrics["stop_loss_breaches"] = float(hits.height)
+                metrics["risk_increasing_names"] = float(
+                    _risk_increasing_names(weights, previous.get(str(method)))
+                )
                 breaches.append(hits.with_columns(pl.lit(day).alias("date")))
             metric_rows.append(
                 pl.DataFrame(

@@ -19,6 +19,10 @@ Inputs of a day ``d`` (all known at d's close):
 
 Every method reports feasibility; a feasible book is re-checked against the hard constraints
 it claims (``check_constraints``), and one that fails is reported infeasible, not passed on.
+
+Past the policy's maximum drawdown the live book may only reduce risk: its method's book is
+cut back to :func:`risk_reducing` trades against yesterday's live book (status
+``risk_reducing``), which the ``live_book_only_reduces_risk_beyond_max_drawdown`` check guards.
 """
 
 from __future__ import annotations
@@ -149,6 +153,16 @@ def day_inputs(
     return DayInputs(day, frame, bench, sectors.reindex(investable), views, previous, stopped)
 
 
+def risk_reducing(target: pd.Series, previous: pd.Series | None) -> pd.Series:
+    """``target`` with every weight kept between 0 and its ``previous`` value: positions move
+    toward the target but never grow, flip sign or open (the rest is cash). Each |weight| is at
+    most the target's, so the caps the target met still hold, and the trade is never larger
+    than the target's."""
+    before = previous if previous is not None else pd.Series(dtype=np.float64)
+    before = before.reindex(target.index, fill_value=0.0).astype(np.float64)
+    return target.clip(lower=np.minimum(before, 0.0), upper=np.maximum(before, 0.0))
+
+
 def _estimator(method: str, inputs: DayInputs, policy: PortfolioPolicy) -> tuple[Any, dict]:
     if method == "black_litterman":
         views, confidences = None, None
@@ -220,9 +234,14 @@ class DayBooks:
 
 
 def allocate_day(
-    inputs: DayInputs, policy: PortfolioPolicy, methods: Sequence[str] | None = None
+    inputs: DayInputs,
+    policy: PortfolioPolicy,
+    methods: Sequence[str] | None = None,
+    live_risk_reducing: bool = False,
 ) -> DayBooks:
-    """Fit every method of ``methods`` (default ``policy.methods``) on ``inputs``."""
+    """Fit every method of ``methods`` (default ``policy.methods``) on ``inputs``; with
+    ``live_risk_reducing`` (the live book is past its maximum drawdown) the live method's book
+    is cut back to :func:`risk_reducing` trades against its previous book."""
     weight_frames: list[pl.DataFrame] = []
     status_rows: list[dict[str, Any]] = []
     for method in policy.methods if methods is None else methods:
@@ -239,8 +258,16 @@ def allocate_day(
                 status = f"{status}; violated: {'; '.join(violations)}"
         is_live = method == policy.live_method
         weights = model.weights_
-        held = weights[weights.abs() > WEIGHT_TOL] if feasible else weights.iloc[:0]
         previous = inputs.previous.get(method)
+        reducing = feasible and is_live and live_risk_reducing
+        if reducing:
+            weights = risk_reducing(weights, previous)
+            status = f"{status}; risk-reducing only (drawdown beyond the maximum)"
+            violations = check_constraints(weights, long_only=policy.long_only)
+            if violations:
+                feasible = False
+                status = f"{status}; violated: {'; '.join(violations)}"
+        held = weights[weights.abs() > WEIGHT_TOL] if feasible else weights.iloc[:0]
         turnover = None
         if feasible:
             before = previous if previous is not None else pd.Series(dtype=np.float64)
@@ -271,6 +298,7 @@ def allocate_day(
                 "ex_ante_vol": ex_ante,
                 "seconds": seconds,
                 "stopped": len(inputs.stopped),
+                "risk_reducing": reducing,
             }
         )
         if feasible:

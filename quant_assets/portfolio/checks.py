@@ -96,18 +96,18 @@ def live_book_is_feasible(
 @dg.asset_check(
     asset=risk_metrics,
     blocking=True,
-    description="The live book's realised drawdown from its peak is within the policy's "
-    "maximum (10%): beyond it only risk-reducing trades may follow.",
+    description="While the live book's realised drawdown from its peak is beyond the policy's "
+    "maximum (10%), its trades only shrink positions: none opens, grows or flips sign.",
 )
-def live_book_within_max_drawdown(
+def live_book_only_reduces_risk_beyond_max_drawdown(
     context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
 ) -> dg.AssetCheckResult:
     limit = portfolio_policy.max_drawdown
     return _live_metric_check(
         context,
         store,
-        ["realised_drawdown", "realised_sessions"],
-        pl.col("realised_drawdown") > limit,
+        ["realised_drawdown", "realised_sessions", "risk_increasing_names"],
+        (pl.col("realised_drawdown") > limit) & (pl.col("risk_increasing_names") > 0),
         {"max_drawdown": limit},
     )
 
@@ -174,16 +174,18 @@ def live_book_within_concentration_limits(
     asset=risk_metrics,
     blocking=True,
     description="The live book's ex-ante (Ledoit-Wolf) annualised volatility lies in the "
-    "policy's band around the 10% target.",
+    "policy's band around the 10% target (below it is allowed while the book is past its "
+    "maximum drawdown and reducing risk).",
 )
 def live_book_within_volatility_band(
     context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
 ) -> dg.AssetCheckResult:
     low, high = portfolio_policy.vol_band_low, portfolio_policy.vol_band_high
+    de_risking = pl.col("realised_drawdown") > portfolio_policy.max_drawdown
     return _live_metric_check(
         context,
         store,
-        ["ex_ante_vol"],
-        (pl.col("ex_ante_vol") < low) | (pl.col("ex_ante_vol") > high),
+        ["ex_ante_vol", "realised_drawdown"],
+        ((pl.col("ex_ante_vol") < low) & ~de_risking) | (pl.col("ex_ante_vol") > high),
         {"vol_band_low": low, "vol_band_high": high},
     )

@@ -246,6 +246,8 @@ ALLOCATION_STATUS = TableSchema(
         Column("seconds", pl.Float64()),
         # names left out of the day's books because they hit their stop-loss
         Column("stopped", pl.Int32()),
+        # the live book past its maximum drawdown: only trades that shrink positions
+        Column("risk_reducing", pl.Boolean()),
     ),
     key=("date", "method"),
 )
