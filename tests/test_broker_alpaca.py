@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,17 @@ def test_submit_sends_a_day_market_order_keyed_by_our_client_order_id(
     assert state.client_order_id == "20240212-momentum-AAPL-buy"
     assert state.broker_order_id == "61e69015-8549-4bfd-b9c3-01e75843f47d"
     assert (state.filled_qty, state.avg_fill_price, state.fees) == (0, None, 0.0)
+
+
+def test_an_order_with_a_price_collar_goes_as_a_day_limit_order(
+    http: responses.RequestsMock, broker: AlpacaBroker
+) -> None:
+    reply(http, "POST", ORDERS, "order_accepted.json")
+    broker.submit(replace(buy_aapl(), limit_price=197.3349))
+
+    sent = json.loads(http.calls[0].request.body or b"{}")
+    assert (sent["type"], sent["time_in_force"]) == ("limit", "day")
+    assert float(sent["limit_price"]) == 197.33  # cents: Alpaca refuses sub-penny limits
 
 
 def test_duplicate_client_order_id_raises_and_the_existing_order_is_found(

@@ -4,8 +4,9 @@ Paper only. The constructor refuses any base URL whose host is not ``paper-api.a
 (the live host is ``api.alpaca.markets``) and the client is never built with ``paper=False``, so
 no configuration mistake can route an order to a funded account.
 
-Orders are whole-share market orders, time in force DAY, keyed by our deterministic
-``client_order_id``. ``fees`` is always 0.0: Alpaca charges no commission on US equities, and a
+Orders are whole-share orders, time in force DAY, keyed by our deterministic
+``client_order_id``: limit orders at the order's price collar when it has one (the paper orders
+always do), market orders otherwise. ``fees`` is always 0.0: Alpaca charges no commission on US equities, and a
 paper account pays no regulatory (SEC/FINRA TAF) fees either.
 
 Alpaca's order status (``order.status``) → the journal's status:
@@ -138,16 +139,22 @@ class AlpacaBroker:
 
     def submit(self, order: OrderRequest) -> OrderState:
         from alpaca.trading.enums import OrderSide, TimeInForce
-        from alpaca.trading.requests import MarketOrderRequest
+        from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 
         if order.qty <= 0:
             raise ValueError(f"order quantity must be a positive whole number, got {order.qty}")
-        request = MarketOrderRequest(
-            symbol=order.ticker,
-            qty=int(order.qty),
-            side=OrderSide(order.side),
-            time_in_force=TimeInForce.DAY,
-            client_order_id=order.client_order_id,
+        fields = {
+            "symbol": order.ticker,
+            "qty": int(order.qty),
+            "side": OrderSide(order.side),
+            "time_in_force": TimeInForce.DAY,
+            "client_order_id": order.client_order_id,
+        }
+        # the price collar: a marketable limit order never fills through it
+        request = (
+            MarketOrderRequest(**fields)
+            if order.limit_price is None
+            else LimitOrderRequest(**fields, limit_price=round(order.limit_price, 2))
         )
         what = (
             f"alpaca submit {order.side} {order.qty} {order.ticker} "
