@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quant_assets.execution import engine_benchmark as execution_assets
+from quant_assets.execution import assets as execution_assets
+from quant_assets.execution import checks as execution_checks
+from quant_assets.execution import engine_benchmark
 from quant_assets.features import assets as feature_assets
 from quant_assets.ingest import assets as ingest_assets
 from quant_assets.ingest import checks as ingest_checks
@@ -24,9 +26,12 @@ defs = dg.Definitions(
             portfolio_assets,
             backtest_assets,
             execution_assets,
+            engine_benchmark,
         ]
     ),
-    asset_checks=dg.load_asset_checks_from_modules([ingest_checks, portfolio_checks]),
+    asset_checks=dg.load_asset_checks_from_modules(
+        [ingest_checks, portfolio_checks, execution_checks]
+    ),
     jobs=jobs,
     schedules=schedules,
     resources=resources_from_env(),

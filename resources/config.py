@@ -10,6 +10,8 @@ from typing import Any
 
 import dagster as dg
 
+from resources.broker.resource import Broker
+from resources.execution_policy import ExecutionPolicy
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
 from resources.mlflow import ModelRegistry, mlflow_resource
@@ -52,6 +54,17 @@ def macro_data_from_env() -> MacroData:
     )
 
 
+def broker_from_env() -> Broker:
+    env = os.environ.get
+    return Broker(
+        kind=env("QUANT_BROKER") or "simulated",
+        initial_cash=float(env("QUANT_INITIAL_CASH") or 1_000_000.0),
+        alpaca_api_key=_secret("ALPACA_API_KEY"),
+        alpaca_secret_key=_secret("ALPACA_SECRET_KEY"),
+        alpaca_base_url=env("ALPACA_PAPER_URL") or None,
+    )
+
+
 def resources_from_env() -> dict[str, Any]:
     return {
         "store": store_from_env(),
@@ -61,4 +74,6 @@ def resources_from_env() -> dict[str, Any]:
         "mlflow": mlflow_resource,
         "model_registry": ModelRegistry(),
         "portfolio_policy": PortfolioPolicy(),
+        "broker": broker_from_env(),
+        "execution_policy": ExecutionPolicy(kill_switch=os.environ.get("QUANT_KILL_SWITCH") == "1"),
     }

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
+from quant_assets.execution.assets import nav, paper_orders, positions
 from quant_assets.features.assets import alpha158, labels
 from quant_assets.features.labels import HORIZON_SESSIONS
 from quant_assets.ingest.assets import macro_series, raw_bars, universe
@@ -29,6 +30,9 @@ DAILY_ASSETS = [
     ml_views,
     target_weights,
     risk_metrics,
+    paper_orders,
+    positions,
+    nav,
 ]
 
 daily_pipeline = dg.define_asset_job(

@@ -11,10 +11,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import numpy as np
+import polars as pl
 import pytest
 
+from quant_assets.partitions import next_trading_day
 from resources.storage import Store
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5433/quant_test"
@@ -89,3 +93,29 @@ def store(store_url: str) -> Store:
 def _isolated_data_dir(tmp_path_factory, monkeypatch):
     """Reports and default stores of a test go to a temporary data directory, never ./data."""
     monkeypatch.setenv("QUANT_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
+def write_random_views(store: Store, days: list[date], seed: int = 3) -> None:
+    """Random ml_views rows (fixed seed) for ``days``, so the books can be built without a
+    trained model (the ml_views asset itself is tested in test_alpha_pipeline)."""
+    members = store.read("universe").filter(~pl.col("is_benchmark"))["ticker"].to_list()
+    rng = np.random.default_rng(seed)
+    frames = [
+        pl.DataFrame(
+            {
+                "ticker": members,
+                "date": [day] * len(members),
+                "score_ensemble": rng.normal(size=len(members)),
+            }
+        ).with_columns(
+            (pl.col("score_ensemble") * 4e-4).alias("expected_return_daily"),
+            (pl.col("score_ensemble") * 2e-3).alias("expected_return_horizon"),
+            pl.lit(0.4).alias("confidence"),
+            pl.lit(2e-3).alias("slope"),
+            pl.lit(100, dtype=pl.Int32).alias("calibration_dates"),
+            pl.lit(date(2024, 3, 11)).alias("model_week"),
+            pl.lit("benchmark_excess_daily").alias("prior"),
+        )
+        for day in days
+    ]
+    store.write_partition("ml_views", pl.concat(frames), days[0], next_trading_day(days[-1]))

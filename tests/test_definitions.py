@@ -27,6 +27,8 @@ def test_definitions_load_with_every_ingest_asset_and_check():
     assert defs.resolve_job_def("daily_pipeline") is not None
     assert {"alpha158", "labels", "alpha_model", "predictions"} <= keys
     assert defs.resolve_job_def("weekly_training") is not None
+    assert {"paper_orders", "positions", "nav"} <= keys
+    assert "positions_match_the_broker" in check_names
 
 
 @pytest.mark.parametrize(
@@ -83,6 +85,7 @@ def test_workspace_validates_with_the_cli(tmp_path):
     ("when", "expect_run"),
     [
         (datetime(2024, 3, 5, 22, 0, tzinfo=UTC), True),
+        (datetime(2024, 3, 9, 22, 0, tzinfo=UTC), False),  # a Saturday
         (datetime(2024, 7, 4, 22, 0, tzinfo=UTC), False),  # Independence Day
         (datetime(2024, 11, 28, 22, 0, tzinfo=UTC), False),  # Thanksgiving
     ],
@@ -99,6 +102,10 @@ def test_daily_schedule_targets_the_session_and_skips_holidays(when, expect_run)
         assert pipeline.partition_key == when.date().isoformat()
         assert dg.AssetKey("labels") not in pipeline.asset_selection
         assert dg.AssetKey("predictions") in pipeline.asset_selection
+        # the whole daily graph, through the paper orders and the account
+        assert {dg.AssetKey(k) for k in ("paper_orders", "positions", "nav")} <= set(
+            pipeline.asset_selection
+        )
     else:
         assert not requests
         assert result.skip_message and "not an NYSE session" in result.skip_message

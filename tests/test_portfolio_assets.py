@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from conftest import write_random_views
 
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.partitions import next_trading_day, trading_sessions
@@ -52,30 +53,6 @@ def _window(first: date, last: date) -> dict[str, str]:
     return dict(zip(RANGE, (first.isoformat(), last.isoformat()), strict=True))
 
 
-def _write_views(store: Store, days: list[date], seed: int = 3) -> None:
-    members = store.read("universe").filter(~pl.col("is_benchmark"))["ticker"].to_list()
-    rng = np.random.default_rng(seed)
-    frames = [
-        pl.DataFrame(
-            {
-                "ticker": members,
-                "date": [day] * len(members),
-                "score_ensemble": rng.normal(size=len(members)),
-            }
-        ).with_columns(
-            (pl.col("score_ensemble") * 4e-4).alias("expected_return_daily"),
-            (pl.col("score_ensemble") * 2e-3).alias("expected_return_horizon"),
-            pl.lit(0.4).alias("confidence"),
-            pl.lit(2e-3).alias("slope"),
-            pl.lit(100, dtype=pl.Int32).alias("calibration_dates"),
-            pl.lit(date(2024, 3, 11)).alias("model_week"),
-            pl.lit("benchmark_excess_daily").alias("prior"),
-        )
-        for day in days
-    ]
-    store.write_partition("ml_views", pl.concat(frames), days[0], next_trading_day(days[-1]))
-
-
 @pytest.fixture(scope="module")
 def books(tmp_path_factory) -> Iterator[tuple[Store, dg.ExecuteInProcessResult]]:
     store = Store(url=str(tmp_path_factory.mktemp("books") / "quant.duckdb"))
@@ -85,7 +62,7 @@ def books(tmp_path_factory) -> Iterator[tuple[Store, dg.ExecuteInProcessResult]]
         tags=_window(date.fromisoformat(FIRST_BAR), date.fromisoformat(LAST_BAR)),
     )
     assert ingest.success
-    _write_views(store, DAYS)
+    write_random_views(store, DAYS)
     result = dg.materialize(
         [target_weights, risk_metrics, *CHECKS],
         resources=_resources(store),
@@ -195,7 +172,7 @@ def _live_drawdown(store: Store, day: date) -> float:
 def test_past_the_maximum_drawdown_the_live_book_only_reduces_positions(books):
     store, _ = books
     day = next_trading_day(DAYS[-1])
-    _write_views(store, [day], seed=7)
+    write_random_views(store, [day], seed=7)
     # the default policy gives the day's drawdown (the limit does not change the measure)
     baseline = dg.materialize(
         [target_weights, risk_metrics], resources=_resources(store), partition_key=day.isoformat()
@@ -274,7 +251,7 @@ def test_an_infeasible_live_book_is_reported_and_blocks_what_follows(books, tmp_
     store, _ = books
     # a 0.1% vol ceiling with no turnover allowed cannot be reached from yesterday's book
     day = next_trading_day(DAYS[-1])
-    _write_views(store, [day], seed=5)
+    write_random_views(store, [day], seed=5)
     result = dg.materialize(
         [target_weights, risk_metrics, checks.live_book_is_feasible],
         resources=_resources(store, vol_target=0.001, max_turnover=0.0),

@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 
 from resources.storage import SchemaError, Store
 from resources.storage.store import redact_url
-from resources.storage.tables import RAW_BARS, TABLES, UNIVERSE
+from resources.storage.tables import ORDER_JOURNAL, RAW_BARS, TABLES, UNIVERSE
 
 D = [date(2024, 1, 2) + timedelta(days=i) for i in range(10)]
 """Ten consecutive days (calendar days are fine: the store knows nothing of sessions)."""
@@ -270,6 +270,52 @@ def test_replace_table(store: Store) -> None:
     with pytest.raises(SchemaError):
         store.replace_table("universe", universe(["X", "X"]))
     assert_frame_equal(store.read("universe"), second.sort("ticker"))
+
+
+def _journal_row(cid: str, status: str, filled: int) -> dict:
+    return {
+        "date": D[0],
+        "client_order_id": cid,
+        "broker": "simulated",
+        "strategy": "live",
+        "ticker": cid.split("-")[2],
+        "side": "buy",
+        "qty": 100,
+        "reference_price": 10.0,
+        "limit_price": None,
+        "status": status,
+        "filled_qty": filled,
+        "avg_fill_price": 10.01 if filled else None,
+        "fees": 0.0,
+        "reason": None,
+        "broker_order_id": None,
+        "updated_at": "2024-01-02T22:00:00.000+00:00",
+    }
+
+
+def test_upsert_replaces_rows_by_key_and_keeps_the_others(store: Store) -> None:
+    ids = [f"20240102-live-{t}-buy" for t in ("AAA", "BBB", "CCC")]
+    rows = pl.DataFrame(
+        [_journal_row(c, "NEW", 0) for c in ids], schema=ORDER_JOURNAL.polars_schema
+    )
+    assert store.upsert("order_journal", rows) == 3
+    update = pl.DataFrame([_journal_row(ids[1], "FILLED", 100)], schema=rows.schema)
+    assert store.upsert("order_journal", update) == 1
+    back = store.read("order_journal")
+    assert back.height == 3
+    assert dict(back.select("client_order_id", "status").iter_rows()) == {
+        ids[0]: "NEW",
+        ids[1]: "FILLED",
+        ids[2]: "NEW",
+    }
+    assert back.filter(pl.col("status") == "FILLED")["avg_fill_price"].to_list() == [10.01]
+    # a table keyed by more than one column has no single key to upsert on
+    with pytest.raises(SchemaError, match="one-column key"):
+        store.upsert("raw_bars", pl.DataFrame())
+    # a bad batch changes nothing
+    with pytest.raises(SchemaError):
+        store.upsert("order_journal", pl.concat([update, update]))
+    assert store.read("order_journal").height == 3
 
 
 def test_other_tables(store: Store) -> None:

@@ -11,6 +11,7 @@ import polars as pl
 
 from quant_assets.ingest.assets import window_of_run
 from quant_assets.portfolio.assets import risk_metrics, target_weights
+from quant_assets.portfolio.limits import limit_rules, live_metrics
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
 
@@ -25,37 +26,30 @@ def _window(context: dg.AssetCheckExecutionContext, store: Store, table: str) ->
     return store.read(table, *window)
 
 
-def _live_metric_check(
-    context: dg.AssetCheckExecutionContext,
-    store: Store,
-    metrics: list[str],
-    breached: pl.Expr,
-    limits: dict[str, float],
+def _live_limit_check(
+    context: dg.AssetCheckExecutionContext, store: Store, policy: PortfolioPolicy, name: str
 ) -> dg.AssetCheckResult:
-    """Pass when no live-book day of the run breaches: ``breached`` is the breach condition
-    over the live book's metrics, one column per metric and a row per day."""
+    """Pass when no live-book day of the run breaches the limit ``name`` (``limits.py``)."""
+    rule = limit_rules(policy)[name]
     stored = _window(context, store, "risk_metrics")
     if stored.is_empty():
         return dg.AssetCheckResult(passed=False, metadata={"reason": "no risk_metrics stored"})
-    live = (
-        stored.filter(pl.col("is_live") & pl.col("metric").is_in(metrics))
-        .pivot(on="metric", index="date", values="value")
-        .sort("date")
-    )
-    absent = [m for m in metrics if m not in live.columns]
+    live = live_metrics(stored, rule.metrics)
+    absent = [m for m in rule.metrics if m not in live.columns]
     if live.is_empty() or absent:
         return dg.AssetCheckResult(
-            passed=False, metadata={"reason": f"live book metrics missing: {absent or metrics}"}
+            passed=False,
+            metadata={"reason": f"live book metrics missing: {absent or list(rule.metrics)}"},
         )
-    bad = live.filter(breached)
+    bad = live.filter(rule.breached)
     latest = live.tail(1).to_dicts()[0]
     return dg.AssetCheckResult(
         passed=bad.is_empty(),
         metadata={
             "days_checked": live.height,
             "days_breached": bad.height,
-            **{f"limit_{k}": v for k, v in limits.items()},
-            **{f"latest_{m}": float(latest[m]) for m in metrics},
+            **{f"limit_{k}": v for k, v in rule.limits.items()},
+            **{f"latest_{m}": float(latest[m]) for m in rule.metrics},
             "breaches": dg.MetadataValue.json(
                 [{k: str(v) for k, v in row.items()} for row in bad.head(20).to_dicts()]
             ),
@@ -102,13 +96,8 @@ def live_book_is_feasible(
 def live_book_only_reduces_risk_beyond_max_drawdown(
     context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
 ) -> dg.AssetCheckResult:
-    limit = portfolio_policy.max_drawdown
-    return _live_metric_check(
-        context,
-        store,
-        ["realised_drawdown", "realised_sessions", "risk_increasing_names"],
-        (pl.col("realised_drawdown") > limit) & (pl.col("risk_increasing_names") > 0),
-        {"max_drawdown": limit},
+    return _live_limit_check(
+        context, store, portfolio_policy, "live_book_only_reduces_risk_beyond_max_drawdown"
     )
 
 
@@ -121,16 +110,7 @@ def live_book_only_reduces_risk_beyond_max_drawdown(
 def live_positions_within_stop_loss(
     context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
 ) -> dg.AssetCheckResult:
-    return _live_metric_check(
-        context,
-        store,
-        ["stop_loss_breaches"],
-        pl.col("stop_loss_breaches") > 0,
-        {
-            "vol_multiple": portfolio_policy.stop_loss_vol_multiple,
-            "vol_window": float(portfolio_policy.stop_loss_vol_window),
-        },
-    )
+    return _live_limit_check(context, store, portfolio_policy, "live_positions_within_stop_loss")
 
 
 @dg.asset_check(
@@ -141,14 +121,7 @@ def live_positions_within_stop_loss(
 def live_book_within_sector_cap(
     context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
 ) -> dg.AssetCheckResult:
-    cap = portfolio_policy.sector_cap
-    return _live_metric_check(
-        context,
-        store,
-        ["max_sector_weight"],
-        pl.col("max_sector_weight") > cap + 1e-6,
-        {"sector_cap": cap},
-    )
+    return _live_limit_check(context, store, portfolio_policy, "live_book_within_sector_cap")
 
 
 @dg.asset_check(
@@ -160,13 +133,8 @@ def live_book_within_sector_cap(
 def live_book_within_concentration_limits(
     context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
 ) -> dg.AssetCheckResult:
-    position, top10 = portfolio_policy.max_position, portfolio_policy.max_top10
-    return _live_metric_check(
-        context,
-        store,
-        ["max_position", "top10_weight"],
-        (pl.col("max_position") > position + 1e-6) | (pl.col("top10_weight") > top10 + 1e-6),
-        {"max_position": position, "max_top10": top10},
+    return _live_limit_check(
+        context, store, portfolio_policy, "live_book_within_concentration_limits"
     )
 
 
@@ -180,12 +148,4 @@ def live_book_within_concentration_limits(
 def live_book_within_volatility_band(
     context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
 ) -> dg.AssetCheckResult:
-    low, high = portfolio_policy.vol_band_low, portfolio_policy.vol_band_high
-    de_risking = pl.col("realised_drawdown") > portfolio_policy.max_drawdown
-    return _live_metric_check(
-        context,
-        store,
-        ["ex_ante_vol", "realised_drawdown"],
-        ((pl.col("ex_ante_vol") < low) & ~de_risking) | (pl.col("ex_ante_vol") > high),
-        {"vol_band_low": low, "vol_band_high": high},
-    )
+    return _live_limit_check(context, store, portfolio_policy, "live_book_within_volatility_band")

@@ -252,6 +252,10 @@ class DuckDBBackend:
     def replace_all(self, schema: TableSchema, frame: pl.DataFrame) -> None:
         self._replace(schema, frame, "", [])
 
+    def replace_rows(self, schema: TableSchema, frame: pl.DataFrame, column: str) -> None:
+        values = frame[column].to_list()
+        self._replace(schema, frame, f" WHERE list_contains(?, {_q(column)})", [values])
+
     # --- reads ---
 
     def _where(

@@ -316,6 +316,11 @@ class PostgresBackend:
     def replace_all(self, schema: TableSchema, frame: pl.DataFrame) -> None:
         self._replace(schema, frame, sql.SQL(""))
 
+    def replace_rows(self, schema: TableSchema, frame: pl.DataFrame, column: str) -> None:
+        self._replace(
+            schema, frame, self._where(schema, None, None, {column: frame[column].to_list()})
+        )
+
     # --- reads ---
 
     @staticmethod

@@ -54,6 +54,8 @@ class Backend(Protocol):
 
     def replace_all(self, schema: TableSchema, frame: pl.DataFrame) -> None: ...
 
+    def replace_rows(self, schema: TableSchema, frame: pl.DataFrame, column: str) -> None: ...
+
     def read(
         self,
         schema: TableSchema,
@@ -303,6 +305,18 @@ class Store(dg.ConfigurableResource):
         schema = table_schema(table)
         rows = conform(schema, frame)
         self._get_backend().replace_all(schema, rows)
+        return rows.height
+
+    def upsert(self, table: str, frame: pl.DataFrame) -> int:
+        """Insert the rows of ``frame``, replacing the stored rows with the same key, in one
+        transaction (for tables keyed by one column, such as the order journal: a row is
+        written, then updated in place as its state changes); returns rows written."""
+        schema = table_schema(table)
+        if len(schema.key) != 1:
+            raise SchemaError(f"{table} is keyed by {schema.key}: upsert needs a one-column key")
+        rows = conform(schema, frame)
+        (column,) = schema.key
+        self._get_backend().replace_rows(schema, rows, column)
         return rows.height
 
     # --- reads ---

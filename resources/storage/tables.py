@@ -335,6 +335,117 @@ BACKTEST_CPCV = TableSchema(
     time_column=None,
 )
 
+# the platform's side of every paper order: written NEW before the broker hears of it, then
+# updated in place (Store.upsert) as the broker reports; pre-trade rejections never leave
+ORDER_JOURNAL = TableSchema(
+    name="order_journal",
+    columns=(
+        Column("date", pl.Date()),
+        Column("client_order_id", pl.String()),
+        Column("broker", pl.String()),
+        Column("strategy", pl.String()),
+        Column("ticker", pl.String()),
+        Column("side", pl.String()),
+        Column("qty", pl.Int64()),
+        Column("reference_price", pl.Float64()),
+        Column("limit_price", pl.Float64(), nullable=True),
+        Column("status", pl.String()),
+        Column("filled_qty", pl.Int64()),
+        Column("avg_fill_price", pl.Float64(), nullable=True),
+        Column("fees", pl.Float64()),
+        Column("reason", pl.String(), nullable=True),
+        Column("broker_order_id", pl.String(), nullable=True),
+        # ISO-8601 UTC of the last change
+        Column("updated_at", pl.String()),
+    ),
+    key=("client_order_id",),
+)
+
+# the simulated broker's own books (its side of the reconciliation): one row per order it
+# accepted, with the fills' totals; fill_date is the session the order executed in
+SIMULATED_BROKER_ORDERS = TableSchema(
+    name="simulated_broker_orders",
+    columns=(
+        Column("date", pl.Date()),
+        Column("client_order_id", pl.String()),
+        Column("broker_order_id", pl.String()),
+        Column("ticker", pl.String()),
+        Column("side", pl.String()),
+        Column("qty", pl.Int64()),
+        Column("limit_price", pl.Float64(), nullable=True),
+        Column("fill_date", pl.Date()),
+        Column("arrival_price", pl.Float64()),
+        Column("filled_qty", pl.Int64()),
+        Column("avg_fill_price", pl.Float64(), nullable=True),
+        Column("fees", pl.Float64()),
+        Column("child_orders", pl.Int32()),
+        Column("status", pl.String()),
+        Column("reason", pl.String(), nullable=True),
+    ),
+    key=("client_order_id",),
+)
+
+# holdings at each session's close (fills of the orders decided on earlier sessions)
+POSITIONS = TableSchema(
+    name="positions",
+    columns=(
+        Column("date", pl.Date()),
+        Column("ticker", pl.String()),
+        Column("qty", pl.Int64()),
+        Column("close", pl.Float64()),
+        Column("market_value", pl.Float64()),
+        Column("weight", pl.Float64()),
+    ),
+    key=("date", "ticker"),
+)
+
+# the paper account each session: NAV at the close and what changed it
+NAV = TableSchema(
+    name="nav",
+    columns=(
+        Column("date", pl.Date()),
+        Column("cash", pl.Float64()),
+        Column("positions_value", pl.Float64()),
+        Column("nav", pl.Float64()),
+        Column("pnl", pl.Float64()),
+        Column("gross_pnl", pl.Float64()),
+        Column("cumulative_pnl", pl.Float64()),
+        Column("fees", pl.Float64()),
+        Column("traded_notional", pl.Float64()),
+        Column("turnover", pl.Float64()),
+        Column("implementation_shortfall", pl.Float64()),
+        Column("names", pl.Int32()),
+    ),
+    key=("date",),
+)
+
+# drift of each live-day window against the champion's training reference (drift_report): one row
+# per (date, feature) with Evidently's PSI, KS p-value and Jensen-Shannon distance
+FEATURE_DRIFT = TableSchema(
+    name="feature_drift",
+    columns=(
+        Column("date", pl.Date()),
+        Column("feature", pl.String()),
+        Column("psi", pl.Float64(), nullable=True),
+        Column("ks_pvalue", pl.Float64(), nullable=True),
+        Column("js_distance", pl.Float64(), nullable=True),
+        Column("drifted", pl.Boolean()),
+    ),
+    key=("date", "feature"),
+)
+
+# long format: every scalar of the day's drift report (shares, prediction drift, SHAP rank
+# correlation, the live book's rolling Sharpe, severities 0/1/2), one row per (date, metric)
+DRIFT_SUMMARY = TableSchema(
+    name="drift_summary",
+    columns=(
+        Column("date", pl.Date()),
+        Column("metric", pl.String()),
+        Column("value", pl.Float64(), nullable=True),
+    ),
+    key=("date", "metric"),
+)
+
 TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (
@@ -357,5 +468,11 @@ TABLES: dict[str, TableSchema] = {
         BACKTEST_METRICS,
         BACKTEST_RETURNS,
         BACKTEST_CPCV,
+        ORDER_JOURNAL,
+        SIMULATED_BROKER_ORDERS,
+        POSITIONS,
+        NAV,
+        FEATURE_DRIFT,
+        DRIFT_SUMMARY,
     )
 }

@@ -1,0 +1,267 @@
+"""Execution assets: ``paper_orders`` (the live book to the paper broker), ``positions`` and
+``nav`` (the account rebuilt from the order journal)."""
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+from quant_assets.execution.accounting import account_on
+from quant_assets.execution.journal import JOURNAL, journal_rows, refresh_open_orders, send_orders
+from quant_assets.execution.orders import market_snapshot, paper_order_book, target_shares
+from quant_assets.ingest.assets import raw_bars
+from quant_assets.metadata import preview
+from quant_assets.partitions import (
+    daily_partitions,
+    next_trading_day,
+    partition_dates,
+    shift_sessions,
+    trading_sessions,
+)
+from quant_assets.portfolio.assets import risk_metrics, target_weights
+from quant_assets.portfolio.limits import breached_limits
+from resources.broker.base import BrokerClient, OrderRequest
+from resources.broker.resource import Broker
+from resources.execution_policy import ExecutionPolicy
+from resources.portfolio_policy import PortfolioPolicy
+from resources.storage import Store
+from resources.storage.tables import NAV
+
+
+def _bars(store: Store, first: date, last: date, sessions_before: int) -> pl.DataFrame:
+    """Bars from ``sessions_before`` sessions before ``first`` to the session after ``last``."""
+    return store.read(
+        "raw_bars",
+        shift_sessions(first, sessions_before + 1),
+        next_trading_day(next_trading_day(last)),
+        columns=["ticker", "date", "open", "close", "adj_close", "volume"],
+    )
+
+
+def _requests(
+    journal: pl.DataFrame, snapshot: pl.DataFrame, session: date
+) -> dict[str, OrderRequest]:
+    market = journal.filter(pl.col("status") == "NEW").join(snapshot, on="ticker", how="left")
+    return {
+        row["client_order_id"]: OrderRequest(
+            client_order_id=row["client_order_id"],
+            session=session,
+            ticker=row["ticker"],
+            side=row["side"],
+            qty=int(row["qty"]),
+            reference_price=float(row["reference_price"]),
+            daily_volatility=float(row["daily_volatility"] or 0.0),
+            average_volume=float(row["average_volume"] or 0.0),
+            limit_price=row["limit_price"],
+            arrival_price=row["arrival_price"],
+        )
+        for row in market.iter_rows(named=True)
+    }
+
+
+def _session_orders(
+    day: date,
+    store: Store,
+    client: BrokerClient,
+    bars: pl.DataFrame,
+    execution_policy: ExecutionPolicy,
+    portfolio_policy: PortfolioPolicy,
+    log: dg.DagsterLogManager,
+) -> tuple[pl.DataFrame, list[str]]:
+    """Journal and send ``day``'s orders; the journal rows and the breached risk limits."""
+    snapshot = market_snapshot(bars, day, execution_policy.liquidity_sessions)
+    journaled = store.read(JOURNAL, day, next_trading_day(day))
+    breached = breached_limits(store, day, portfolio_policy)
+    if journaled.height:
+        # a re-run: the session's orders were decided and journaled; only finish sending them
+        log.info(f"{day}: {journaled.height} orders already journaled, resending the NEW ones")
+        rows = journaled
+    else:
+        live = store.read("target_weights", day, next_trading_day(day), where={"is_live": [True]})
+        if live.is_empty():
+            raise dg.Failure(f"{day}: no live book in target_weights (see allocation_status)")
+        held = pl.DataFrame(
+            list(client.positions().items()),
+            schema={"ticker": pl.String, "qty": pl.Int64},
+            orient="row",
+        )
+        values = held.join(snapshot.select("ticker", "close"), on="ticker", how="left")
+        if values["close"].null_count():
+            missing = values.filter(pl.col("close").is_null())["ticker"].to_list()
+            raise dg.Failure(f"{day}: no close stored for held names {missing}: cannot value NAV")
+        nav = client.cash() + float(values.select(pl.col("qty") * pl.col("close")).sum().item())
+        targets = target_shares(
+            live.select("ticker", "weight"), nav, snapshot, execution_policy.lot_size
+        )
+        book = paper_order_book(
+            targets, held, snapshot, execution_policy, risk_reducing_only=bool(breached)
+        )
+        if breached:
+            log.warning(f"{day}: risk limits breached {breached}: only risk-reducing orders")
+        rows = journal_rows(book, day, execution_policy.strategy, client.name)
+    sent = send_orders(store, client, rows, _requests(rows, snapshot, day))
+    return sent, breached
+
+
+@dg.asset(
+    group_name="execution",
+    kinds={"rust", "polars"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[risk_metrics, target_weights, raw_bars],
+)
+def paper_orders(
+    context: dg.AssetExecutionContext,
+    store: Store,
+    broker: Broker,
+    execution_policy: ExecutionPolicy,
+    portfolio_policy: PortfolioPolicy,
+) -> dg.MaterializeResult:
+    """The live book's orders for each session, sent to the paper broker (simulated on the Rust
+    book by default, or Alpaca's paper API). Shares are sized on the close against the broker's
+    holdings and NAV; pre-trade checks reject with a reason; every order is journaled (NEW)
+    before it is sent and updated with the broker's answer; client order ids are deterministic,
+    so a re-run never sends an order twice. While a risk limit is breached only orders that
+    shrink a position pass."""
+    start, end = partition_dates(context)
+    days = trading_sessions(start, end)
+    later = store.date_bounds(JOURNAL)
+    if later is not None and later[1] > days[-1]:
+        raise dg.Failure(
+            f"orders of {later[1]} are already journaled: sessions up to {days[-1]} cannot be "
+            "traded again (orders go forward in time; re-running a past session would trade "
+            "today's holdings on yesterday's prices)"
+        )
+    client = broker.client(store)
+    bars = _bars(store, days[0], days[-1], execution_policy.liquidity_sessions)
+    frames, breaches = [], {}
+    for day in days:
+        sent, breached = _session_orders(
+            day, store, client, bars, execution_policy, portfolio_policy, context.log
+        )
+        frames.append(sent)
+        if breached:
+            breaches[day.isoformat()] = breached
+    orders = pl.concat(frames)
+    filled = orders.filter(pl.col("filled_qty") > 0)
+    side = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
+    slippage_bps = (
+        filled.select(
+            (side * (pl.col("avg_fill_price") / pl.col("reference_price") - 1.0) * 1e4).mean()
+        ).item()
+        if filled.height
+        else float("nan")
+    )
+    by_status = orders.group_by("status").len().sort("status")
+    return dg.MaterializeResult(
+        metadata={
+            "orders": orders.height,
+            "broker": client.name,
+            **{f"status_{s.lower()}": n for s, n in by_status.iter_rows()},
+            "filled_notional": float(
+                filled.select((pl.col("filled_qty") * pl.col("avg_fill_price")).sum()).item()
+            )
+            if filled.height
+            else 0.0,
+            "fees": float(orders["fees"].sum()),
+            "mean_slippage_bps": slippage_bps,
+            "risk_limits_breached": dg.MetadataValue.json(breaches),
+            "rejected": preview(
+                orders.filter(pl.col("status") == "REJECTED").select(
+                    "date", "ticker", "side", "qty", "reason"
+                ),
+                rows=20,
+            ),
+            "preview": preview(orders.drop("broker", "strategy", "updated_at"), rows=20),
+        }
+    )
+
+
+# a held name without a bar this many sessions back cannot be valued (and is reported)
+PRICE_LOOKBACK_SESSIONS = 10
+
+
+def _account_bars(store: Store, journal: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    """Closes of every name the journal traded, from the session before ``start`` (less a few
+    for names without a bar that day) to ``end``."""
+    return store.read(
+        "raw_bars",
+        shift_sessions(start, PRICE_LOOKBACK_SESSIONS + 1),
+        end,
+        tickers=sorted(journal["ticker"].unique().to_list()),
+        columns=["ticker", "date", "close"],
+    )
+
+
+@dg.asset(
+    group_name="execution",
+    kinds={"polars"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[paper_orders],
+)
+def positions(
+    context: dg.AssetExecutionContext, store: Store, broker: Broker
+) -> dg.MaterializeResult:
+    """Holdings at each session's close, rebuilt from the journal's fills (the orders of earlier
+    sessions) and valued at the close; open orders are refreshed from the broker first.
+    ``positions_match_the_broker`` reconciles the journal with the broker's own positions."""
+    start, end = partition_dates(context)
+    refreshed = refresh_open_orders(store, broker.client(store))
+    journal = store.read(JOURNAL)
+    bars = _account_bars(store, journal, start, end)
+    frames = [
+        account_on(journal, bars, day, broker.initial_cash).positions
+        for day in trading_sessions(start, end)
+    ]
+    rows = pl.concat(frames)
+    written = store.write_partition("positions", rows, start, end)
+    last = rows.filter(pl.col("date") == pl.col("date").max()) if rows.height else rows
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written,
+            "orders_refreshed": refreshed,
+            "names": last.height,
+            "invested": float(last["weight"].sum()) if last.height else 0.0,
+            "preview": preview(last.sort("market_value", descending=True), rows=20),
+        }
+    )
+
+
+@dg.asset(
+    group_name="execution",
+    kinds={"polars"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[positions],
+)
+def nav(context: dg.AssetExecutionContext, store: Store, broker: Broker) -> dg.MaterializeResult:
+    """The paper account each session: cash, positions value, NAV, daily (net and gross) and
+    cumulative P&L, fees, traded notional, turnover and implementation shortfall against the
+    closes the orders were sized on (identities in ``execution/accounting.py``)."""
+    start, end = partition_dates(context)
+    journal = store.read(JOURNAL)
+    bars = _account_bars(store, journal, start, end)
+    rows = pl.DataFrame(
+        [
+            account_on(journal, bars, day, broker.initial_cash).nav
+            for day in trading_sessions(start, end)
+        ],
+        schema=NAV.polars_schema,
+        orient="row",
+    )
+    written = store.write_partition("nav", rows, start, end)
+    last = rows.tail(1).to_dicts()[0]
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written,
+            "nav": float(last["nav"]),
+            "pnl": float(last["pnl"]),
+            "cumulative_pnl": float(last["cumulative_pnl"]),
+            "fees": float(last["fees"]),
+            "turnover": float(last["turnover"]),
+            "implementation_shortfall": float(last["implementation_shortfall"]),
+            "names": int(last["names"]),
+            "preview": preview(rows, rows=20),
+        }
+    )

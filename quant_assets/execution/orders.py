@@ -1,0 +1,189 @@
+"""Paper orders from target weights: sizing, netting against holdings, pre-trade checks.
+
+Pure functions over Polars frames; the ``paper_orders`` asset feeds them from the store and
+the broker. Conventions:
+
+- shares are sized on the session's raw close: ``target = trunc(weight x NAV / close / lot) x
+  lot`` (toward zero, so a book never costs more than its weights);
+- an order is the difference between target and held shares, one per name and session; a trade
+  below ``min_trade_notional`` is not made at all;
+- every order carries a price collar: a marketable limit at ``close x (1 +- price_collar)``;
+- pre-trade checks, first failure wins, each stored as the order's REJECTED reason: no close
+  for the name, kill switch, risk-limit breach (only orders that shrink a position pass),
+  notional above ``max_order_notional``, quantity above ``max_volume_share`` of the average
+  daily volume, an arrival price (next open, when known) outside the collar.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from resources.execution_policy import ExecutionPolicy
+
+TICK = 0.01
+
+
+def market_snapshot(bars: pl.DataFrame, day: date, liquidity_sessions: int) -> pl.DataFrame:
+    """Per ticker with a bar on ``day``: its raw ``close``, the ``daily_volatility`` of its
+    adjusted returns and its ``average_volume`` over the last ``liquidity_sessions`` sessions up
+    to ``day``, and the ``arrival_price``: the open of the next stored session (null when that
+    session is not stored yet, as on the latest day).
+
+    ``bars``: ``ticker, date, open, close, adj_close, volume`` from at least
+    ``liquidity_sessions + 1`` sessions before ``day`` to the session after it."""
+    history = (
+        bars.filter(pl.col("date") <= day)
+        .sort("ticker", "date")
+        .with_columns(
+            (pl.col("adj_close") / pl.col("adj_close").shift(1).over("ticker") - 1).alias("r")
+        )
+        .group_by("ticker")
+        .tail(liquidity_sessions)
+        .group_by("ticker")
+        .agg(
+            pl.col("date").last().alias("last_date"),
+            pl.col("close").last(),
+            pl.col("r").std().alias("daily_volatility"),
+            pl.col("volume").mean().alias("average_volume"),
+        )
+        .filter(pl.col("last_date") == day)
+        .drop("last_date")
+    )
+    following = bars.filter(pl.col("date") > day)
+    arrival = (
+        following.filter(pl.col("date") == pl.col("date").min()).select(
+            "ticker", pl.col("open").alias("arrival_price")
+        )
+        if following.height
+        else pl.DataFrame(schema={"ticker": pl.String, "arrival_price": pl.Float64})
+    )
+    return history.join(arrival, on="ticker", how="left").sort("ticker")
+
+
+def target_shares(
+    weights: pl.DataFrame, nav: float, snapshot: pl.DataFrame, lot_size: int
+) -> pl.DataFrame:
+    """``ticker, target_qty`` for ``weights`` (``ticker, weight``) of an account worth ``nav``;
+    ``target_qty`` is null for a name without a close (:func:`paper_order_book` rejects it)."""
+    size = pl.col("weight") * nav / pl.col("close") / lot_size
+    return weights.join(snapshot.select("ticker", "close"), on="ticker", how="left").select(
+        "ticker",
+        (size.abs().floor() * pl.col("weight").sign() * lot_size)
+        .cast(pl.Int64)
+        .alias("target_qty"),
+    )
+
+
+def paper_order_book(
+    targets: pl.DataFrame,
+    holdings: pl.DataFrame,
+    snapshot: pl.DataFrame,
+    policy: ExecutionPolicy,
+    *,
+    risk_reducing_only: bool = False,
+) -> pl.DataFrame:
+    """One row per order: ``ticker, side, qty, held_qty, target_qty, reference_price,
+    limit_price, arrival_price, daily_volatility, average_volume, notional, status`` (NEW or
+    REJECTED) and ``reason``. ``targets``: ``ticker, target_qty`` (:func:`target_shares`; a null
+    target is a name that could not be priced: it is kept as a rejected order of 0 shares, so
+    the gap is visible); ``holdings``: ``ticker, qty``, the shares held now."""
+    wanted = (
+        targets.with_columns(pl.col("target_qty").is_null().alias("unpriced"))
+        .join(holdings.rename({"qty": "held_qty"}), on="ticker", how="full", coalesce=True)
+        .with_columns(
+            pl.col("unpriced").fill_null(False),
+            pl.col("target_qty").fill_null(0),
+            pl.col("held_qty").fill_null(0),
+        )
+        .with_columns(
+            pl.when(pl.col("unpriced"))
+            .then(0)
+            .otherwise(pl.col("target_qty") - pl.col("held_qty"))
+            .alias("delta")
+        )
+        .filter((pl.col("delta") != 0) | pl.col("unpriced"))
+    )
+    orders = (
+        wanted.join(snapshot, on="ticker", how="left")
+        .with_columns(
+            pl.when(pl.col("delta") > 0)
+            .then(pl.lit("buy"))
+            .otherwise(pl.lit("sell"))
+            .alias("side"),
+            pl.col("delta").abs().alias("qty"),
+            pl.col("close").alias("reference_price"),
+        )
+        .with_columns((pl.col("qty") * pl.col("reference_price")).alias("notional"))
+        # a name without a close cannot be priced: kept, the checks reject it
+        .filter(
+            pl.col("notional").is_null()
+            | pl.col("unpriced")
+            | (pl.col("notional") >= policy.min_trade_notional)
+        )
+    )
+    collar = policy.price_collar
+    reducing = (pl.col("target_qty").abs() < pl.col("held_qty").abs()) & (
+        pl.col("target_qty") * pl.col("held_qty") >= 0
+    )
+    arrival_gap = (pl.col("arrival_price") / pl.col("reference_price") - 1.0).abs()
+    reason = (
+        pl.when(pl.col("reference_price").is_null() | pl.col("unpriced"))
+        .then(pl.lit("no close stored for the session"))
+        .when(pl.lit(policy.kill_switch))
+        .then(pl.lit("kill switch on"))
+        .when(pl.lit(risk_reducing_only) & ~reducing)
+        .then(pl.lit("risk limit breached: only orders that shrink a position"))
+        .when(pl.col("notional") > policy.max_order_notional)
+        .then(
+            pl.format(
+                "notional {} above the maximum {}",
+                pl.col("notional").round(2),
+                pl.lit(policy.max_order_notional),
+            )
+        )
+        .when(pl.col("qty") > policy.max_volume_share * pl.col("average_volume"))
+        .then(
+            pl.format(
+                "{} shares above {} of the average daily volume {}",
+                pl.col("qty"),
+                pl.lit(policy.max_volume_share),
+                pl.col("average_volume").round(0),
+            )
+        )
+        .when(arrival_gap > collar)
+        .then(
+            pl.format(
+                "arrival {} outside the {} price collar around the close {}",
+                pl.col("arrival_price"),
+                pl.lit(collar),
+                pl.col("reference_price"),
+            )
+        )
+        .otherwise(None)
+    )
+    sign = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
+    limit = (pl.col("reference_price") * (1.0 + sign * collar) / TICK).round(0) * TICK
+    return (
+        orders.with_columns(reason.alias("reason"), limit.alias("limit_price"))
+        .select(
+            "ticker",
+            "side",
+            "qty",
+            "held_qty",
+            "target_qty",
+            "reference_price",
+            "limit_price",
+            "arrival_price",
+            "daily_volatility",
+            "average_volume",
+            "notional",
+            pl.when(pl.col("reason").is_null())
+            .then(pl.lit("NEW"))
+            .otherwise(pl.lit("REJECTED"))
+            .alias("status"),
+            "reason",
+        )
+        .sort("ticker")
+    )
