@@ -7,10 +7,10 @@ from datetime import date
 import numpy as np
 import polars as pl
 import pytest
-from quant_engine import simulate_execution
 
 from quant_assets.execution.orders import market_snapshot, paper_order_book, target_shares
 from resources.broker.base import DuplicateOrderError, OrderRequest, client_order_id
+from resources.broker.liquidity import level_sizes, splitmix64
 from resources.broker.simulated import SimulatedBroker
 from resources.execution_policy import ExecutionPolicy
 from resources.storage import Store
@@ -162,21 +162,20 @@ def test_simulated_buys_pay_at_least_the_ask_and_slippage_grows_with_size(tmp_pa
     assert slippage == sorted(slippage) and slippage[-1] > slippage[0]
     sell = broker.execute(_order(5_000, side="sell", cid="s"), DAY)
     assert sell["avg_fill_price"] <= 50.0 - (spread // 2) * 0.01 + 1e-9
-    # the fill model is the engine's: same book, same seed, same result
-    same = simulate_execution(
-        50.0,
-        0.01,
-        "buy",
-        10_000,
-        spread_ticks=spread,
-        depth_levels=50,
-        depth_qty=depth,
-        child_qty=depth,
-        seed=broker.seed("b10000"),
-    )
-    assert broker.execute(_order(10_000, cid="b10000"), DAY)["avg_fill_price"] == pytest.approx(
-        same.avg_price
-    )
+    # a reference walk of the same book in Python: the asks nearest first, sizes from the seed
+    qty = 10_000
+    asks = level_sizes([broker.seed("b10000")], [depth], 50)[0, 1]
+    remaining, cost = qty, 0.0
+    for level, size in enumerate(asks):
+        take = min(remaining, int(size))
+        cost += take * (best_ask + level * 0.01)
+        remaining -= take
+    record = broker.execute(_order(qty, cid="b10000"), DAY)
+    assert record["avg_fill_price"] == pytest.approx(cost / qty, rel=1e-12)
+    # an order meets the same book alone or among others
+    crowd = [_order(q, cid=f"o{q}") for q in (300, 7_000, 50)]
+    batch = broker.execute_many([*crowd, _order(qty, cid="b10000")], DAY)
+    assert batch[-1] == record
 
 
 def test_simulated_orders_respect_the_collar_and_a_too_large_order_fills_partially(tmp_path):
@@ -204,3 +203,11 @@ def test_the_simulated_broker_refuses_a_client_order_id_twice_and_keeps_its_book
     assert broker.cash() == pytest.approx(100_000.0 - cost - cost * 1e-4)
     # another broker object on the same store sees the same books
     assert SimulatedBroker(store, initial_cash=100_000.0).positions() == {"AAA": 100}
+
+
+def test_splitmix64_matches_its_reference_values():
+    # the first outputs of SplitMix64 seeded with 0 (Vigna's splitmix64.c)
+    state = np.array([0, 0x9E3779B97F4A7C15], dtype=np.uint64)
+    assert splitmix64(state[:1])[0] == np.uint64(0xE220A8397B1DCDAF)
+    with np.errstate(over="ignore"):
+        assert splitmix64(state[1:])[0] == np.uint64(0x6E789E6AA1B965F4)

@@ -1,8 +1,8 @@
 """The simulated paper broker: every order executes on the project's Rust order book.
 
-For each order it seeds an ``engine_rs`` book (``quant_engine.simulate_execution``) around the
-order's arrival price (the next session's open when known, else the close it was sized on),
-shaped by the name's own liquidity:
+For each order it seeds an ``engine_rs`` book (``resources.broker.liquidity``: every order of a
+batch on its own book, one engine call) around the order's arrival price (the next session's
+open when known, else the close it was sized on), shaped by the name's own liquidity:
 
 - spread: ``spread_vol_multiple`` x the daily volatility of returns, in ticks (at least one):
   a name that moves 2% a day quotes 10 bps wide at the default 0.05;
@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from datetime import date
 
 import polars as pl
-from quant_engine import simulate_execution
 
 from quant_assets.partitions import next_trading_day
 from resources.broker.base import DuplicateOrderError, OrderRequest, OrderState
+from resources.broker.liquidity import execute_batch
 from resources.storage import Store
 from resources.storage.tables import SIMULATED_BROKER_ORDERS
 
@@ -78,31 +79,51 @@ class SimulatedBroker:
         """The liquidity seed of an order: the same order meets the same book, run after run."""
         return zlib.crc32(client_order_id.encode())
 
+    def execute_many(self, orders: Sequence[OrderRequest], fill_date: date) -> list[dict]:
+        """Run ``orders``, each on its own fresh book, in one engine batch; the broker's
+        records of them (not stored)."""
+        if not orders:
+            return []
+        shapes = [self.book_shape(o) for o in orders]
+        arrivals = [o.arrival_price or o.reference_price for o in orders]
+        done = execute_batch(
+            arrival_ticks=[round(a / self.tick_size) for a in arrivals],
+            spread_ticks=[spread for spread, _ in shapes],
+            depth=[depth for _, depth in shapes],
+            sells=[o.side == "sell" for o in orders],
+            qty=[o.qty for o in orders],
+            limit_ticks=[
+                round(o.limit_price / self.tick_size) if o.limit_price is not None else 0
+                for o in orders
+            ],
+            seeds=[self.seed(o.client_order_id) for o in orders],
+            levels=self.depth_levels,
+        )
+        return [
+            self._record(
+                order, fill_date, arrival, int(filled), float(notional) * self.tick_size, int(n)
+            )
+            for order, arrival, filled, notional, n in zip(
+                orders, arrivals, done.filled, done.notional_ticks, done.children, strict=True
+            )
+        ]
+
     def execute(self, order: OrderRequest, fill_date: date) -> dict:
-        """Run ``order`` on a fresh book; the broker's record of it (not stored)."""
-        arrival = order.arrival_price or order.reference_price
-        spread, depth = self.book_shape(order)
+        return self.execute_many([order], fill_date)[0]
+
+    def _record(
+        self,
+        order: OrderRequest,
+        fill_date: date,
+        arrival: float,
+        filled: int,
+        notional: float,
+        children: int,
+    ) -> dict:
         limit = order.limit_price
         marketable = limit is None or (
             limit >= arrival if order.side == "buy" else limit <= arrival
         )
-        result = None
-        if marketable:
-            result = simulate_execution(
-                arrival,
-                self.tick_size,
-                order.side,
-                order.qty,
-                style="market" if limit is None else "limit",
-                limit_price=limit,
-                spread_ticks=spread,
-                depth_levels=self.depth_levels,
-                depth_qty=depth,
-                child_qty=depth,
-                seed=self.seed(order.client_order_id),
-            )
-        filled = result.filled_qty if result is not None else 0
-        notional = result.notional if result is not None else 0.0
         if filled == order.qty:
             status, reason = "FILLED", None
         elif filled > 0:
@@ -127,7 +148,7 @@ class SimulatedBroker:
             "filled_qty": filled,
             "avg_fill_price": notional / filled if filled else None,
             "fees": notional * self.fee_bps / 1e4,
-            "child_orders": result.child_orders if result is not None else 0,
+            "child_orders": children,
             "status": status,
             "reason": reason,
         }
