@@ -1,0 +1,341 @@
+"""``drift_report``: each session's drift of the live model against its training reference.
+
+For a session ``d`` the *current window* is the last ``window_sessions`` sessions up to ``d``;
+the *model in use* is the champion that scored ``d`` (``predictions.model_week``), and its
+*training reference* is what that week's training saw:
+
+* features: ``alpha158`` over the champion's training window (``alpha_models.training_start``
+  to ``training_end``), ``reference_sessions`` sessions drawn at random (seed ``seed``) and at
+  most ``reference_rows`` rows of them (same seed), so a day's report stays a few reads;
+* scores: that week's out-of-sample ensemble scores (``validation_scores``), the history
+  ``ml_views`` calibrates today's scores on, so a drift here also says the calibration is being
+  extrapolated. They are means over the CPCV paths, a little more concentrated than one
+  model's score; the PSI thresholds (0.1 / 0.25) sit well above that floor;
+* explanations: the champion week's ``shap_summary`` against the latest trained week's
+  available before ``d``'s week (``model_week_for``), so a stale champion shows its drift;
+* the live book: its realised daily returns from the stored live ``target_weights`` and
+  ``raw_bars`` adj_close, the same measure ``risk_metrics`` uses for its drawdown.
+
+Results: ``feature_drift`` (one row per date and feature), ``drift_summary`` (one row per date
+and metric) and Evidently's HTML under ``<data dir>/reports/drift/<date>.html``.
+"""
+
+import math
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from quant_assets.features.alpha158 import ALPHA158_NAMES
+from quant_assets.features.assets import alpha158
+from quant_assets.ingest.assets import raw_bars
+from quant_assets.metadata import date_range_metadata, preview
+from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.models.windows import model_week_for
+from quant_assets.monitoring.drift import (
+    DriftThresholds,
+    Severity,
+    WindowDrift,
+    explanation_drift,
+    live_sharpe,
+    window_drift,
+)
+from quant_assets.partitions import (
+    daily_partitions,
+    next_trading_day,
+    partition_dates,
+    shift_sessions,
+    trading_sessions,
+)
+from quant_assets.portfolio.assets import _realised_book_returns, target_weights
+from quant_assets.portfolio.books import returns_panel
+from quant_assets.portfolio.risk import SHARPE_WINDOWS
+from resources.settings import data_dir
+from resources.storage import Store
+
+
+class DriftReportConfig(dg.Config):
+    """Window sizes, the reference sample and the severity thresholds (``DriftThresholds``)."""
+
+    window_sessions: int = 21
+    # the features to monitor, empty for all of Alpha158 (Evidently builds a plot per measure:
+    # about 65 ms each on 2 cores, so all 158 x 3 measures take about 30 s a day)
+    features: list[str] = Field(default_factory=list)
+    reference_sessions: int = 63
+    reference_rows: int = 5000
+    seed: int = 0
+    psi: float = 0.1
+    ks_pvalue: float = 0.05
+    js_distance: float = 0.1
+    share_warn: float = 0.3
+    share_severe: float = 0.5
+    prediction_psi_warn: float = 0.1
+    prediction_psi_severe: float = 0.25
+    shap_rank_corr_warn: float = 0.5
+    sharpe_floor: float = -1.0
+    sharpe_window: int = 60
+
+    def thresholds(self) -> DriftThresholds:
+        return DriftThresholds(
+            psi=self.psi,
+            ks_pvalue=self.ks_pvalue,
+            js_distance=self.js_distance,
+            share_warn=self.share_warn,
+            share_severe=self.share_severe,
+            prediction_psi_warn=self.prediction_psi_warn,
+            prediction_psi_severe=self.prediction_psi_severe,
+            shap_rank_corr_warn=self.shap_rank_corr_warn,
+            sharpe_floor=self.sharpe_floor,
+            sharpe_window=self.sharpe_window,
+        )
+
+
+def drift_report_dir() -> Path:
+    path = data_dir() / "reports" / "drift"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _model_in_use(store: Store, day: date) -> dict[str, object]:
+    """The ``alpha_models`` row of the champion week that scored ``day``."""
+    scored = store.read(
+        "predictions", day, next_trading_day(day), columns=["model_week", "model_version"]
+    )
+    if scored.is_empty():
+        raise dg.Failure(f"no predictions stored for {day}: materialize predictions first")
+    week = scored.select(pl.col("model_week").max()).item()
+    trained = store.read("alpha_models", where={"week": [week]})
+    if trained.is_empty():
+        raise dg.Failure(f"{day} was scored by the model of week {week}, not in alpha_models")
+    return {**trained.row(0, named=True), "model_version": scored["model_version"][0]}
+
+
+def _reference_features(
+    store: Store, start: date, end: date, config: DriftReportConfig
+) -> pl.DataFrame:
+    """A seeded sample of ``alpha158`` over ``[start, end]``: ``reference_sessions`` sessions,
+    then at most ``reference_rows`` rows."""
+    sessions = trading_sessions(start, next_trading_day(end))
+    rng = np.random.default_rng(config.seed)
+    picked = sorted(
+        sessions[i]
+        for i in rng.choice(
+            len(sessions), size=min(config.reference_sessions, len(sessions)), replace=False
+        )
+    )
+    frame = store.read("alpha158", where={"date": picked})
+    if frame.height > config.reference_rows:
+        frame = frame.sample(n=config.reference_rows, seed=config.seed)
+    return frame
+
+
+def _shap_rank_corr(store: Store, day: date, training_week: date) -> pl.DataFrame:
+    """Per boosted model: Spearman correlation of the latest available week's SHAP importance
+    (trained before ``day``'s week) with the champion training week's."""
+    latest = model_week_for(day)
+    weeks = store.read("shap_summary", None, latest + timedelta(days=1), columns=["week"])
+    if weeks.is_empty():
+        return pl.DataFrame(
+            schema={"model": pl.String, "features": pl.UInt32, "rank_corr": pl.Float64}
+        )
+    current_week = weeks["week"].max()
+    current = store.read("shap_summary", where={"week": [current_week]})
+    training = store.read("shap_summary", where={"week": [training_week]})
+    return explanation_drift(current, training).with_columns(
+        pl.lit(current_week).alias("current_week")
+    )
+
+
+def _live_returns(store: Store, day: date, sessions: int) -> np.ndarray:
+    """The live book's realised daily returns up to ``day`` (the last ``sessions`` at most)."""
+    first = shift_sessions(day, sessions + 1)
+    history = store.read(
+        "target_weights",
+        first,
+        day,
+        columns=["date", "ticker", "weight", "is_live"],
+        where={"is_live": [True]},
+    )
+    if history.is_empty():
+        return np.zeros(0)
+    bars = store.read(
+        "raw_bars", first, next_trading_day(day), columns=["ticker", "date", "adj_close"]
+    )
+    if bars.is_empty():
+        return np.zeros(0)
+    realised = _realised_book_returns(history, returns_panel(bars), day)
+    return realised[-sessions:]
+
+
+def _summary_rows(
+    day: date,
+    drift: WindowDrift,
+    shap: pl.DataFrame,
+    sharpe: dict[int, float],
+    live_sessions: int,
+    thresholds: DriftThresholds,
+    sizes: dict[str, int],
+) -> dict[str, float]:
+    rank_corr = shap["rank_corr"].drop_nulls()
+    shap_corr = float(rank_corr.mean()) if rank_corr.len() else math.nan  # type: ignore[arg-type]
+    sharpe_floor = sharpe.get(thresholds.sharpe_window, math.nan)
+    values: dict[str, float] = {
+        "drifted_share": drift.drifted_share,
+        "drifted_features": float(drift.features["drifted"].sum()),
+        "tested_features": float(drift.features.height),
+        "max_psi": drift.max_psi,
+        "median_psi": float(drift.features["psi"].median() or math.nan),  # type: ignore[arg-type]
+        "prediction_psi": drift.prediction["psi"],
+        "prediction_ks_pvalue": drift.prediction["ks_pvalue"],
+        "prediction_js_distance": drift.prediction["js_distance"],
+        "shap_rank_corr": shap_corr,
+        **{
+            f"shap_rank_corr_{row['model']}": float(row["rank_corr"])
+            if row["rank_corr"] is not None
+            else math.nan
+            for row in shap.iter_rows(named=True)
+        },
+        **{f"sharpe_{w}": v for w, v in sharpe.items()},
+        "live_sessions": float(live_sessions),
+        "feature_severity": float(thresholds.feature_severity(drift.drifted_share)),
+        "prediction_severity": float(thresholds.prediction_severity(drift.prediction["psi"])),
+        "explanation_severity": float(thresholds.explanation_severity(shap_corr)),
+        "sharpe_below_floor": float(thresholds.sharpe_breached(sharpe_floor)),
+        **{k: float(v) for k, v in sizes.items()},
+    }
+    return values
+
+
+@dg.asset(
+    group_name="monitoring",
+    kinds={"polars", "evidently"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[alpha158, predictions, alpha_model, target_weights, raw_bars],
+)
+def drift_report(
+    context: dg.AssetExecutionContext, config: DriftReportConfig, store: Store
+) -> dg.MaterializeResult:
+    """Each session's drift of the live model: per-feature PSI, Kolmogorov-Smirnov p-value and
+    Jensen-Shannon distance of the last ``window_sessions`` sessions of Alpha158 against a
+    seeded sample of the champion's training window (one Evidently report, saved as HTML),
+    the share of drifted features, the same three measures on the ensemble score against the
+    champion's out-of-sample scores, the Spearman correlation of SHAP importance rankings
+    (explanation drift) and the live book's rolling Sharpe on 30/60/90 sessions. Severity
+    0/1/2 (ok/warn/severe) per family is stored; the checks and the retraining sensor read it."""
+    thresholds = config.thresholds()
+    start, end = partition_dates(context)
+    days = trading_sessions(start, end)
+    features = list(config.features) or list(ALPHA158_NAMES)
+    unknown = sorted(set(features) - set(ALPHA158_NAMES))
+    if unknown:
+        raise dg.Failure(f"not Alpha158 features: {unknown}")
+    feature_rows: list[pl.DataFrame] = []
+    summary_rows: list[pl.DataFrame] = []
+    reports: dict[date, Path] = {}
+    last: dict[str, float] = {}
+    model: dict[str, object] = {}
+    worst = pl.DataFrame()
+    for day in days:
+        model = _model_in_use(store, day)
+        first = shift_sessions(day, config.window_sessions - 1)
+        current = store.read("alpha158", first, next_trading_day(day))
+        if current.is_empty():
+            raise dg.Failure(f"no alpha158 stored in [{first}, {day}]: materialize alpha158")
+        training_start, training_end = model["training_start"], model["training_end"]
+        assert isinstance(training_start, date) and isinstance(training_end, date)
+        reference = _reference_features(store, training_start, training_end, config)
+        if reference.is_empty():
+            raise dg.Failure(
+                f"no alpha158 stored in the training window [{training_start}, {training_end}]"
+            )
+        scores = store.read(
+            "predictions", first, next_trading_day(day), columns=["score_ensemble"]
+        )["score_ensemble"]
+        reference_scores = store.read(
+            "validation_scores", where={"week": [model["week"]]}, columns=["score_ensemble"]
+        )["score_ensemble"].drop_nulls()
+        if reference_scores.len() > config.reference_rows:
+            reference_scores = reference_scores.sample(n=config.reference_rows, seed=config.seed)
+        drift = window_drift(current, reference, features, scores, reference_scores, thresholds)
+        week = model["week"]
+        assert isinstance(week, date)
+        shap = _shap_rank_corr(store, day, week)
+        realised = _live_returns(store, day, max(SHARPE_WINDOWS))
+        sharpe = live_sharpe(realised, SHARPE_WINDOWS)
+        path = drift_report_dir() / f"{day.isoformat()}.html"
+        drift.snapshot.save_html(str(path))
+        reports[day] = path
+        last = _summary_rows(
+            day,
+            drift,
+            shap,
+            sharpe,
+            int(realised.size),
+            thresholds,
+            {
+                "current_rows": current.height,
+                "reference_rows": reference.height,
+                "current_scores": scores.len(),
+                "reference_scores": reference_scores.len(),
+            },
+        )
+        feature_rows.append(
+            drift.features.select(
+                pl.lit(day).alias("date"), "feature", "psi", "ks_pvalue", "js_distance", "drifted"
+            )
+        )
+        summary_rows.append(
+            pl.DataFrame(
+                {"date": day, "metric": list(last), "value": list(last.values())},
+                schema={"date": pl.Date, "metric": pl.String, "value": pl.Float64},
+            ).with_columns(pl.col("value").fill_nan(None))
+        )
+        worst = drift.features.sort("psi", descending=True, nulls_last=True)
+        context.log.info(
+            f"{day}: {last['drifted_features']:.0f}/{last['tested_features']:.0f} features "
+            f"drifted, max PSI {last['max_psi']:.3f}, prediction PSI "
+            f"{last['prediction_psi']:.3f}, SHAP rank corr {last['shap_rank_corr']:.2f}"
+        )
+    if not days:
+        raise dg.Failure(f"no session in [{start}, {end})")
+    table = pl.concat(feature_rows)
+    written = store.write_partition("feature_drift", table, start, end)
+    store.write_partition("drift_summary", pl.concat(summary_rows), start, end)
+    report = reports[days[-1]]
+
+    def number(key: str) -> float:
+        value = last.get(key, math.nan)
+        return float(value) if math.isfinite(value) else math.nan
+
+    severe = (
+        last["feature_severity"] >= Severity.SEVERE
+        or last["prediction_severity"] >= Severity.SEVERE
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written,
+            "days": len(days),
+            "model_version": str(model["model_version"]),
+            "model_week": str(model["week"]),
+            "reference_window": f"{model['training_start']} to {model['training_end']}",
+            "drifted_share": number("drifted_share"),
+            "max_psi": number("max_psi"),
+            "prediction_psi": number("prediction_psi"),
+            "prediction_ks_pvalue": number("prediction_ks_pvalue"),
+            "shap_rank_corr": number("shap_rank_corr"),
+            **{f"sharpe_{w}": number(f"sharpe_{w}") for w in SHARPE_WINDOWS},
+            "live_sessions": int(last["live_sessions"]),
+            "feature_severity": Severity(int(last["feature_severity"])).name,
+            "prediction_severity": Severity(int(last["prediction_severity"])).name,
+            "severe_drift": bool(severe),
+            "sharpe_below_floor": bool(last["sharpe_below_floor"]),
+            "sharpe_floor": thresholds.sharpe_floor,
+            "report": dg.MetadataValue.path(str(report)),
+            **date_range_metadata(table),
+            "most_drifted": preview(worst, rows=15),
+        }
+    )

@@ -1,0 +1,480 @@
+"""Drift monitoring: Evidently's PSI / KS / Jensen-Shannon against independent computations, the
+false-positive rate on unchanged distributions, detection of mean and scale shifts, explanation
+drift, the live book's rolling Sharpe by hand, a real ``drift_report`` materialization with its
+checks on a DuckDB store of synthetic bars and features, and the retraining sensor."""
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+from dagster._core.definitions.sensor_definition import SensorExecutionData
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import ks_2samp, spearmanr
+
+from quant_assets.features.alpha158 import ALPHA158_NAMES
+from quant_assets.features.assets import alpha158
+from quant_assets.ingest.assets import raw_bars, universe
+from quant_assets.models.assets import alpha_model
+from quant_assets.monitoring import checks
+from quant_assets.monitoring.assets import drift_report
+from quant_assets.monitoring.drift import (
+    DriftThresholds,
+    Severity,
+    explanation_drift,
+    feature_drift,
+    live_sharpe,
+    prediction_drift,
+)
+from quant_assets.monitoring.sensors import latest_complete_week, retraining_trigger
+from quant_assets.partitions import next_trading_day, shift_sessions, trading_sessions
+from resources.market_data.resource import MarketData
+from resources.mlflow import mlflow_resource
+from resources.storage import Store
+from schedules import weekly_training
+
+RANGE = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def _frame(
+    rng: np.random.Generator, n: int, columns: dict[str, tuple[float, float]]
+) -> pl.DataFrame:
+    return pl.DataFrame({c: rng.normal(mu, sd, size=n) for c, (mu, sd) in columns.items()})
+
+
+# --- the measures against independent computations -------------------------------------------
+
+
+def _psi_by_hand(reference: np.ndarray, current: np.ndarray) -> float:
+    """PSI on Sturges bins of the pooled sample, empty shares set to 1e-4 (Evidently's doc'd
+    binning, reimplemented)."""
+    edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")
+    ref = np.histogram(reference, edges)[0] / reference.size
+    cur = np.histogram(current, edges)[0] / current.size
+    ref = np.where(ref == 0, 1e-4, ref)
+    cur = np.where(cur == 0, 1e-4, cur)
+    return float(np.sum((ref - cur) * np.log(ref / cur)))
+
+
+def _js_by_hand(reference: np.ndarray, current: np.ndarray) -> float:
+    edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")
+    ref = np.histogram(reference, edges)[0] / reference.size
+    cur = np.histogram(current, edges)[0] / current.size
+    return float(jensenshannon(ref, cur))
+
+
+def test_psi_ks_and_js_match_independent_computations():
+    rng = np.random.default_rng(11)
+    reference = _frame(rng, 3000, {"a": (0.0, 1.0), "b": (0.0, 1.0)})
+    current = _frame(rng, 800, {"a": (0.3, 1.0), "b": (0.0, 1.3)})
+    table = feature_drift(current, reference, ["a", "b"]).table
+    for column in ("a", "b"):
+        row = table.filter(pl.col("feature") == column).row(0, named=True)
+        ref, cur = reference[column].to_numpy(), current[column].to_numpy()
+        assert row["ks_pvalue"] == pytest.approx(ks_2samp(ref, cur).pvalue, rel=1e-9)
+        assert row["psi"] == pytest.approx(_psi_by_hand(ref, cur), rel=1e-9)
+        assert row["js_distance"] == pytest.approx(_js_by_hand(ref, cur), rel=1e-9)
+
+
+def test_same_distribution_rarely_flags_drift():
+    """Ten seeded draws of four unchanged features (normal, fat-tailed, skewed, discrete-ish):
+    a false-positive rate of at most 5% of the 40 feature tests (KS at 5% bounds it), and no
+    day above OK. PSI and JS alone would flag 6 of the 40 (their sampling floor on 210 rows)."""
+    thresholds = DriftThresholds()
+    flagged, tested = 0, 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+
+        def draw(n: int, rng: np.random.Generator = rng) -> pl.DataFrame:
+            return pl.DataFrame(
+                {
+                    "normal": rng.normal(size=n),
+                    "student": rng.standard_t(4, size=n),
+                    "lognormal": rng.lognormal(0.0, 0.7, size=n),
+                    "poisson": rng.poisson(30, size=n).astype(np.float64),
+                }
+            )
+
+        result = feature_drift(draw(210), draw(2000), ["normal", "student", "lognormal", "poisson"])
+        flagged += int(result.table["drifted"].sum())
+        tested += result.table.height
+        assert thresholds.feature_severity(result.drifted_share) is Severity.OK
+    assert tested == 40
+    assert flagged / tested <= 0.05, f"false-positive rate {flagged}/{tested}"
+
+
+@pytest.mark.parametrize(
+    ("shifted", "change"),
+    [((0.5, 1.0), "mean shift of half a standard deviation"), ((0.0, 1.6), "scale x1.6")],
+)
+def test_shifted_distribution_is_detected(shifted, change):
+    rng = np.random.default_rng(5)
+    reference = _frame(rng, 2000, {"moved": (0.0, 1.0), "still": (0.0, 1.0)})
+    current = _frame(rng, 210, {"moved": shifted, "still": (0.0, 1.0)})
+    result = feature_drift(current, reference, ["moved", "still"])
+    rows = {r["feature"]: r for r in result.table.iter_rows(named=True)}
+    assert rows["moved"]["drifted"], (change, rows["moved"])
+    assert rows["moved"]["psi"] >= 0.1 and rows["moved"]["ks_pvalue"] <= 0.05
+    assert not rows["still"]["drifted"], rows["still"]
+    assert result.drifted_share == pytest.approx(0.5)
+    assert DriftThresholds().feature_severity(result.drifted_share) is Severity.SEVERE
+
+
+def test_prediction_drift_grades_the_score_psi():
+    rng = np.random.default_rng(2)
+    reference = rng.uniform(-0.5, 0.5, size=3000)
+    same = prediction_drift(rng.uniform(-0.5, 0.5, size=1000), reference)
+    squeezed = prediction_drift(rng.normal(0.0, 0.08, size=1000), reference)
+    thresholds = DriftThresholds()
+    assert thresholds.prediction_severity(same.max_psi) is Severity.OK
+    assert thresholds.prediction_severity(squeezed.max_psi) is Severity.SEVERE
+    assert squeezed.table["drifted"].item()
+
+
+def test_explanation_drift_is_the_spearman_correlation_of_shap():
+    features = [f"f{i}" for i in range(20)]
+    rng = np.random.default_rng(4)
+    training_shap = rng.uniform(0.0, 1.0, size=20)
+    noisy = training_shap + rng.normal(0.0, 0.3, size=20)
+
+    def frame(model: str, values: np.ndarray) -> pl.DataFrame:
+        return pl.DataFrame({"model": model, "feature": features, "mean_abs_shap": values})
+
+    training = pl.concat([frame("lightgbm", training_shap), frame("catboost", training_shap)])
+    current = pl.concat([frame("lightgbm", noisy), frame("catboost", -training_shap)])
+    result = {r["model"]: r for r in explanation_drift(current, training).iter_rows(named=True)}
+    assert result["lightgbm"]["rank_corr"] == pytest.approx(spearmanr(noisy, training_shap)[0])
+    assert result["catboost"]["rank_corr"] == pytest.approx(-1.0)
+    assert result["lightgbm"]["features"] == 20
+    assert explanation_drift(training, training)["rank_corr"].to_list() == [1.0, 1.0]
+
+
+def test_live_sharpe_by_hand():
+    rng = np.random.default_rng(9)
+    returns = rng.normal(4e-4, 0.01, size=100)
+    sharpe = live_sharpe(returns)
+    for window in (30, 60, 90):
+        tail = returns[-window:]
+        assert sharpe[window] == pytest.approx(tail.mean() / tail.std(ddof=1) * math.sqrt(252))
+    short = live_sharpe(returns[:45])
+    assert math.isnan(short[60]) and math.isnan(short[90]) and math.isfinite(short[30])
+    assert all(math.isnan(v) for v in live_sharpe(np.zeros(0)).values())
+
+
+def test_thresholds_are_validated_and_graded():
+    thresholds = DriftThresholds()
+    assert thresholds.feature_severity(0.29) is Severity.OK
+    assert thresholds.feature_severity(0.3) is Severity.WARN
+    assert thresholds.feature_severity(0.5) is Severity.SEVERE
+    assert thresholds.prediction_severity(0.1) is Severity.WARN
+    assert thresholds.prediction_severity(math.nan) is Severity.OK
+    assert thresholds.sharpe_breached(-1.5) and not thresholds.sharpe_breached(math.nan)
+    with pytest.raises(ValueError):
+        DriftThresholds(share_warn=0.6, share_severe=0.5)
+
+
+# --- drift_report through Dagster -------------------------------------------------------------
+
+FIRST_BAR, LAST_BAR = "2023-06-01", "2024-03-15"
+WEEK = date(2024, 2, 5)  # the champion's training week
+LATEST_WEEK = date(2024, 3, 4)  # the latest trained week before the report day's week
+TRAINING_START, TRAINING_END = date(2023, 9, 1), date(2024, 2, 9)
+DAY = date(2024, 3, 13)  # a Wednesday
+LIVE_SINCE = date(2023, 10, 2)
+TICKERS = 12
+# a third of Alpha158 keeps the run short (Evidently plots every measure: ~65 ms each)
+MONITORED = list(ALPHA158_NAMES[::3])
+CHECKS = [
+    checks.features_not_drifted,
+    checks.predictions_not_drifted,
+    checks.explanations_not_drifted,
+]
+
+
+def _resources(store: Store) -> dict:
+    return {"store": store, "market_data": MarketData(n_tickers=TICKERS)}
+
+
+def _week_rows(store: Store, table: str, frame: pl.DataFrame, week: date) -> None:
+    store.write_partition(table, frame, week, week + timedelta(days=7))
+
+
+def _seed_model(store: Store, squeeze_live_scores: bool) -> None:
+    """The champion of WEEK as alpha_model would store it, its out-of-sample scores, SHAP of
+    two weeks, daily predictions, and an equal-weight live book every session since LIVE_SINCE."""
+    tickers = store.read("alpha158", DAY, next_trading_day(DAY))["ticker"].to_list()
+    rng = np.random.default_rng(1)
+    _week_rows(
+        store,
+        "alpha_models",
+        pl.DataFrame(
+            {
+                "week": [WEEK],
+                "registered_model": ["alpha_ensemble"],
+                "version": ["1"],
+                "alias": ["champion"],
+                "champion_version": ["1"],
+                "champion_week": [WEEK],
+                "champion_training_end": [TRAINING_END],
+                "training_start": [TRAINING_START],
+                "training_end": [TRAINING_END],
+                "mlflow_run_id": ["run"],
+                "gate_metric": [None],
+                "champion_gate_metric": [None],
+                "ensemble_weights": ['{"lightgbm": 1.0}'],
+            }
+        ),
+        WEEK,
+    )
+    labelled = trading_sessions(date(2023, 11, 1), TRAINING_END)
+    _week_rows(
+        store,
+        "validation_scores",
+        pl.DataFrame(
+            {
+                "ticker": tickers * len(labelled),
+                "date": [d for d in labelled for _ in tickers],
+                "score_ensemble": rng.uniform(-0.5, 0.5, size=len(labelled) * len(tickers)),
+                "label": rng.normal(0.0, 0.02, size=len(labelled) * len(tickers)),
+            }
+        ).with_columns(pl.lit(WEEK).alias("week")),
+        WEEK,
+    )
+    importance = rng.uniform(0.0, 1.0, size=len(ALPHA158_NAMES))
+    # the latest week ranks the features in the opposite order
+    reversed_order = importance.max() + importance.min() - importance
+    for week, values in ((WEEK, importance), (LATEST_WEEK, reversed_order)):
+        _week_rows(
+            store,
+            "shap_summary",
+            pl.DataFrame(
+                {
+                    "model": "lightgbm",
+                    "feature": list(ALPHA158_NAMES),
+                    "mean_abs_shap": values,
+                    "importance_rank": np.argsort(np.argsort(-values)).astype(np.int32) + 1,
+                }
+            ).with_columns(pl.lit(week).alias("week")),
+            week,
+        )
+    scored = trading_sessions(date(2024, 2, 12), next_trading_day(DAY))
+    n = len(scored) * len(tickers)
+    scores = rng.normal(0.0, 0.05, size=n) if squeeze_live_scores else rng.uniform(-0.5, 0.5, n)
+    store.write_partition(
+        "predictions",
+        pl.DataFrame(
+            {
+                "ticker": tickers * len(scored),
+                "date": [d for d in scored for _ in tickers],
+                "score_lightgbm": scores,
+                "score_catboost": None,
+                "score_tft": None,
+                "score_ensemble": scores,
+                "model_version": "1",
+                "model_week": WEEK,
+                "training_end": TRAINING_END,
+            },
+            schema_overrides={"score_catboost": pl.Float64, "score_tft": pl.Float64},
+        ),
+        scored[0],
+        next_trading_day(scored[-1]),
+    )
+    live = trading_sessions(LIVE_SINCE, next_trading_day(DAY))
+    store.write_partition(
+        "target_weights",
+        pl.DataFrame(
+            {
+                "date": [d for d in live for _ in tickers],
+                "method": "hrp",
+                "ticker": tickers * len(live),
+                "weight": 1.0 / len(tickers),
+                "is_live": True,
+            }
+        ),
+        live[0],
+        next_trading_day(live[-1]),
+    )
+
+
+@dataclass
+class Monitored:
+    store: Store
+    instance: dg.DagsterInstance
+    result: dg.ExecuteInProcessResult
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory) -> Iterator[Monitored]:
+    """Synthetic bars and real Alpha158, a champion whose live scores are far narrower than its
+    out-of-sample scores (severe prediction drift), then drift_report and its checks for DAY."""
+    root = tmp_path_factory.mktemp("monitoring")
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("QUANT_DATA_DIR", str(root / "data"))
+    store = Store(url=str(root / "quant.duckdb"))
+    instance = dg.DagsterInstance.ephemeral()
+    ingest = dg.materialize(
+        [universe, raw_bars, alpha158],
+        resources=_resources(store),
+        tags=dict(zip(RANGE, (FIRST_BAR, LAST_BAR), strict=True)),
+    )
+    assert ingest.success
+    _seed_model(store, squeeze_live_scores=True)
+    result = dg.materialize(
+        [drift_report, *CHECKS],
+        resources=_resources(store),
+        partition_key=DAY.isoformat(),
+        instance=instance,
+        run_config={"ops": {"drift_report": {"config": {"features": MONITORED}}}},
+    )
+    yield Monitored(store, instance, result)
+    monkey.undo()
+
+
+def test_drift_report_stores_every_measure_and_links_its_html(monitored: Monitored):
+    assert monitored.result.success
+    stored = monitored.store.read("feature_drift")
+    assert stored["date"].unique().to_list() == [DAY]
+    # features constant or missing over the window or the reference are left out
+    assert 0.8 * len(MONITORED) <= stored.height <= len(MONITORED)
+    assert set(stored["feature"]) <= set(MONITORED)
+    assert stored["ks_pvalue"].is_between(0.0, 1.0).all()
+    assert (stored["psi"] >= 0).all()
+    assert stored["js_distance"].is_between(0.0, math.sqrt(math.log(2)) + 1e-12).all()
+    summary = dict(monitored.store.read("drift_summary").select("metric", "value").iter_rows())
+    assert summary["drifted_share"] == pytest.approx(stored["drifted"].mean())
+    assert summary["max_psi"] == pytest.approx(stored["psi"].max())
+    assert summary["prediction_psi"] >= 0.25
+    assert summary["prediction_severity"] == Severity.SEVERE
+    # the latest week's SHAP ranking is the training week's reversed
+    assert summary["shap_rank_corr"] == pytest.approx(-1.0)
+    assert summary["explanation_severity"] == Severity.WARN
+    event = monitored.result.asset_materializations_for_node("drift_report")[0]
+    metadata = {k: v.value for k, v in event.metadata.items()}
+    assert Path(str(metadata["report"])).name == f"{DAY.isoformat()}.html"
+    assert Path(str(metadata["report"])).stat().st_size > 10_000
+    for key in ("drifted_share", "max_psi", "prediction_psi", "shap_rank_corr", "sharpe_30"):
+        assert isinstance(event.metadata[key], dg.FloatMetadataValue), key
+    assert metadata["severe_drift"] is True
+    assert metadata["model_week"] == WEEK.isoformat()
+
+
+def test_drift_report_rolling_sharpe_is_the_live_book_by_hand(monitored: Monitored):
+    """The equal-weight live book earns the mean of its names' next-session returns."""
+    held = monitored.store.read("target_weights", DAY, next_trading_day(DAY))["ticker"]
+    bars = monitored.store.read(
+        "raw_bars", shift_sessions(DAY, 100), next_trading_day(DAY), tickers=held.to_list()
+    )
+    returns = (
+        bars.sort("date")
+        .with_columns(
+            (pl.col("adj_close") / pl.col("adj_close").shift(1) - 1).over("ticker").alias("r")
+        )
+        .filter(pl.col("date") > LIVE_SINCE)
+        .group_by("date")
+        .agg(pl.col("r").mean())
+        .sort("date")["r"]
+        .to_numpy()
+    )
+    summary = dict(monitored.store.read("drift_summary").select("metric", "value").iter_rows())
+    for window in (30, 60, 90):
+        tail = returns[-window:]
+        expected = tail.mean() / tail.std(ddof=1) * math.sqrt(252)
+        assert summary[f"sharpe_{window}"] == pytest.approx(expected, rel=1e-9), window
+    assert summary["live_sessions"] == 90
+
+
+def test_drift_checks_warn_or_fail_by_severity(monitored: Monitored):
+    evaluations = {e.check_name: e for e in monitored.result.get_asset_check_evaluations()}
+    predictions = evaluations["predictions_not_drifted"]
+    assert not predictions.passed
+    assert predictions.severity == dg.AssetCheckSeverity.ERROR
+    explanations = evaluations["explanations_not_drifted"]
+    assert not explanations.passed
+    assert explanations.severity == dg.AssetCheckSeverity.WARN
+    features = evaluations["features_not_drifted"]
+    share = monitored.store.read("drift_summary").filter(pl.col("metric") == "drifted_share")
+    expected = DriftThresholds().feature_severity(share["value"].item())
+    assert features.passed == (expected is Severity.OK)
+
+
+# --- the retraining sensor --------------------------------------------------------------------
+
+
+# the sensor's partitioned run requests are resolved against the definitions holding its job
+SENSOR_DEFS = dg.Definitions(
+    assets=[alpha_model],
+    jobs=[weekly_training],
+    sensors=[retraining_trigger],
+    resources={"store": Store(url="unused.duckdb"), "mlflow": mlflow_resource},
+)
+
+
+def _evaluate(instance: dg.DagsterInstance, cursor: str | None = None) -> SensorExecutionData:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=SENSOR_DEFS)
+    return retraining_trigger.evaluate_tick(context)
+
+
+def _report(instance: dg.DagsterInstance, day: date, severe: bool, sharpe_60: float) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=drift_report.key,
+            partition=day.isoformat(),
+            metadata={
+                "severe_drift": severe,
+                "sharpe_below_floor": sharpe_60 < DriftThresholds().sharpe_floor,
+                "sharpe_60": sharpe_60,
+            },
+        )
+    )
+
+
+def test_latest_complete_week():
+    assert latest_complete_week(date(2024, 3, 13)) == date(2024, 3, 4)  # a Wednesday
+    assert latest_complete_week(date(2024, 3, 15)) == date(2024, 3, 11)  # the week's Friday
+    assert latest_complete_week(date(2024, 3, 28)) == date(2024, 3, 25)  # Good Friday closed
+
+
+def test_sensor_requests_retraining_on_the_materialized_severe_drift(monitored: Monitored):
+    tick = _evaluate(monitored.instance)
+    assert [r.partition_key for r in tick.run_requests] == [LATEST_WEEK.isoformat()]
+    assert tick.run_requests[0].run_key == f"retraining_trigger:{LATEST_WEEK.isoformat()}"
+    assert json.loads(tick.cursor)["requested_week"] == "2024-03-11"
+    # the same week again, even on a later report: nothing more
+    again = _evaluate(monitored.instance, tick.cursor)
+    assert not again.run_requests and again.skip_message
+
+
+def test_sensor_skips_when_fine_and_fires_once_per_week():
+    instance = dg.DagsterInstance.ephemeral()
+    assert "no drift_report" in (_evaluate(instance).skip_message or "")
+    _report(instance, date(2024, 3, 12), severe=False, sharpe_60=0.8)
+    fine = _evaluate(instance)
+    assert not fine.run_requests and "no severe drift" in (fine.skip_message or "")
+    # the Sharpe floor alone triggers
+    _report(instance, date(2024, 3, 13), severe=False, sharpe_60=-2.0)
+    first = _evaluate(instance, fine.cursor)
+    assert [r.partition_key for r in first.run_requests] == ["2024-03-04"]
+    assert first.run_requests[0].tags["quant/retrain_reason"] == "sharpe_below_floor"
+    _report(instance, date(2024, 3, 14), severe=True, sharpe_60=-2.0)
+    second = _evaluate(instance, first.cursor)
+    assert not second.run_requests and "already requested" in (second.skip_message or "")
+    # next week's Friday: that week is complete, so its model is the one to train
+    _report(instance, date(2024, 3, 22), severe=True, sharpe_60=0.5)
+    later = _evaluate(instance, second.cursor or first.cursor)
+    assert [r.partition_key for r in later.run_requests] == ["2024-03-18"]
+
+
+def test_sensor_skips_a_week_whose_model_is_already_trained():
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=alpha_model.key, partition="2024-03-04")
+    )
+    _report(instance, date(2024, 3, 13), severe=True, sharpe_60=0.5)
+    tick = _evaluate(instance)
+    assert not tick.run_requests and "already trained" in (tick.skip_message or "")
