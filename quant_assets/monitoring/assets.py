@@ -33,7 +33,7 @@ from quant_assets.features.alpha158 import ALPHA158_NAMES
 from quant_assets.features.assets import alpha158
 from quant_assets.ingest.assets import raw_bars
 from quant_assets.metadata import date_range_metadata, preview
-from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.models.assets import predictions
 from quant_assets.models.windows import model_week_for
 from quant_assets.monitoring.drift import (
     DriftThresholds,
@@ -171,7 +171,6 @@ def _live_returns(store: Store, day: date, sessions: int) -> np.ndarray:
 
 
 def _summary_rows(
-    day: date,
     drift: WindowDrift,
     shap: pl.DataFrame,
     sharpe: dict[int, float],
@@ -214,7 +213,8 @@ def _summary_rows(
     kinds={"polars", "evidently"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[alpha158, predictions, alpha_model, target_weights, raw_bars],
+    # the champion's week is reached through predictions (which maps days to weeks)
+    deps=[alpha158, predictions, target_weights, raw_bars],
 )
 def drift_report(
     context: dg.AssetExecutionContext, config: DriftReportConfig, store: Store
@@ -270,7 +270,6 @@ def drift_report(
         drift.snapshot.save_html(str(path))
         reports[day] = path
         last = _summary_rows(
-            day,
             drift,
             shap,
             sharpe,
