@@ -29,7 +29,7 @@ from resources.settings import PROJECT_ROOT
 
 DAILY_SELECTION = "universe,raw_bars,macro_series,alpha158"
 # the current week: scores, views, every book and its risk (with the blocking risk-limit checks),
-# the paper orders of the live book and the account they leave
+# the paper orders of the live book, the account they leave and the drift report
 PORTFOLIO_SELECTION = "predictions,ml_views,target_weights,risk_metrics,paper_orders,positions,nav"
 
 # the main job's training: every model on the default 3-year window, with a lighter CPCV (4

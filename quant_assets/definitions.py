@@ -11,6 +11,9 @@ from quant_assets.features import assets as feature_assets
 from quant_assets.ingest import assets as ingest_assets
 from quant_assets.ingest import checks as ingest_checks
 from quant_assets.models import assets as model_assets
+from quant_assets.monitoring import assets as monitoring_assets
+from quant_assets.monitoring import checks as monitoring_checks
+from quant_assets.monitoring.sensors import retraining_trigger
 from quant_assets.portfolio import assets as portfolio_assets
 from quant_assets.portfolio import backtest_assets
 from quant_assets.portfolio import checks as portfolio_checks
@@ -26,14 +29,17 @@ defs = dg.Definitions(
             portfolio_assets,
             backtest_assets,
             execution_assets,
+            monitoring_assets,
             engine_benchmark,
         ]
     ),
     asset_checks=dg.load_asset_checks_from_modules(
-        [ingest_checks, portfolio_checks, execution_checks]
+        [ingest_checks, portfolio_checks, execution_checks, monitoring_checks]
     ),
     jobs=jobs,
     schedules=schedules,
+    # here, not in schedules/: the sensor imports the weekly job from there
+    sensors=[retraining_trigger],
     resources=resources_from_env(),
     # one machine, small steps: in-process runs cost ~10 s less per run than multiprocess;
     # a deployment swaps this for the k8s_job_executor in its own definitions

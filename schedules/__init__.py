@@ -12,6 +12,7 @@ from quant_assets.features.assets import alpha158, labels
 from quant_assets.features.labels import HORIZON_SESSIONS
 from quant_assets.ingest.assets import macro_series, raw_bars, universe
 from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.monitoring.assets import drift_report
 from quant_assets.partitions import (
     daily_partitions,
     is_trading_day,
@@ -33,6 +34,7 @@ DAILY_ASSETS = [
     paper_orders,
     positions,
     nav,
+    drift_report,
 ]
 
 daily_pipeline = dg.define_asset_job(

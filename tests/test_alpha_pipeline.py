@@ -260,3 +260,58 @@ def test_backtest_runs_every_model_and_method_and_stores_what_it_measured(pipeli
     assert run.data.metrics["hrp.sharpe"] == pytest.approx(
         metrics.filter(pl.col("strategy") == "hrp")["sharpe"].item()
     )
+
+
+def test_the_whole_daily_graph_runs_for_two_consecutive_sessions(pipeline: Pipeline):
+    """The schedule's daily selection, checks included, for two sessions in a row: the second
+    trades from the first's positions, and the account adds up."""
+    from quant_assets.execution import checks as execution_checks
+    from quant_assets.ingest import checks as ingest_checks
+    from quant_assets.monitoring import checks as monitoring_checks
+    from quant_assets.portfolio import checks as portfolio_checks
+    from resources.broker.resource import Broker
+    from resources.execution_policy import ExecutionPolicy
+    from schedules import DAILY_ASSETS
+
+    graph = [
+        *DAILY_ASSETS,
+        *dg.load_asset_checks_from_modules(
+            [ingest_checks, portfolio_checks, execution_checks, monitoring_checks]
+        ),
+    ]
+    resources = {
+        **_resources(pipeline.store),
+        "portfolio_policy": PortfolioPolicy(),
+        "broker": Broker(initial_cash=100_000.0),
+        "execution_policy": ExecutionPolicy(),
+    }
+    days = trading_sessions(date(2024, 3, 26), date(2024, 3, 28))
+    for day in days:
+        result = dg.materialize(graph, resources=resources, partition_key=day.isoformat())
+        assert result.success
+        # the risk limits and the reconciliation pass (freshness warns: the bars are of 2024;
+        # drift may be flagged on 12 names)
+        evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        guards = [c for c in evaluations if c.startswith("live_") or c.startswith("positions_")]
+        assert len(guards) == 7 and all(evaluations[c] for c in guards), evaluations
+        for asset in (
+            "predictions",
+            "target_weights",
+            "paper_orders",
+            "positions",
+            "nav",
+            "drift_report",
+        ):
+            assert result.asset_materializations_for_node(asset), asset
+    journal = pipeline.store.read("order_journal")
+    assert set(journal["date"]) == set(days)
+    navs = pipeline.store.read("nav").sort("date")
+    assert navs["date"].to_list() == days
+    # the first session's orders filled the next morning: held at the second close
+    held = pipeline.store.read("positions", days[1], days[1] + timedelta(days=1))
+    bought = journal.filter((pl.col("date") == days[0]) & (pl.col("side") == "buy"))
+    assert set(held["ticker"]) == set(bought.filter(pl.col("filled_qty") > 0)["ticker"])
+    second = navs.row(1, named=True)
+    assert second["nav"] == pytest.approx(second["cash"] + second["positions_value"])
+    assert second["nav"] - navs["nav"][0] == pytest.approx(second["pnl"])
+    assert second["fees"] > 0

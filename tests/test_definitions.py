@@ -29,6 +29,8 @@ def test_definitions_load_with_every_ingest_asset_and_check():
     assert defs.resolve_job_def("weekly_training") is not None
     assert {"paper_orders", "positions", "nav"} <= keys
     assert "positions_match_the_broker" in check_names
+    assert "drift_report" in keys and "features_not_drifted" in check_names
+    assert defs.resolve_sensor_def("retraining_trigger") is not None
 
 
 @pytest.mark.parametrize(
@@ -103,9 +105,9 @@ def test_daily_schedule_targets_the_session_and_skips_holidays(when, expect_run)
         assert dg.AssetKey("labels") not in pipeline.asset_selection
         assert dg.AssetKey("predictions") in pipeline.asset_selection
         # the whole daily graph, through the paper orders and the account
-        assert {dg.AssetKey(k) for k in ("paper_orders", "positions", "nav")} <= set(
-            pipeline.asset_selection
-        )
+        assert {
+            dg.AssetKey(k) for k in ("paper_orders", "positions", "nav", "drift_report")
+        } <= set(pipeline.asset_selection)
     else:
         assert not requests
         assert result.skip_message and "not an NYSE session" in result.skip_message
