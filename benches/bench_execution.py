@@ -9,6 +9,13 @@ median of ``--repeats``; and, for the whole round trip a paper order makes, ``su
 same orders one by one into a DuckDB store (duplicate check + the broker's own books).
 
     flock /tmp/quant-bench.lock uv run python benches/bench_execution.py [--orders 500]
+
+Measured 2026-11-23 (2-core machine, under the bench lock, load average 1.68 before): 500
+orders (1,521,442 shares, 2 to 244,847 a name), execute_many best 7.63 ms, median 8.35 ms over
+20 runs (target <= 50 ms met); 2,772 child orders, 1,321,613 shares filled (the largest orders
+exhaust their 5%-of-ADV books), mean slippage 18.15 bps against the arrival price. The stored
+round trip (submit one by one, the broker's books in DuckDB): 7.15 s, 14.31 ms an order, all
+of it the store. The first, per-order Python version (simulate_execution) took 1.55 s.
 """
 
 from __future__ import annotations
