@@ -1,0 +1,1 @@
+"""Reports people read: the daily PDF (``daily_report``)."""

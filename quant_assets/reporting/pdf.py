@@ -1,0 +1,657 @@
+"""The daily report as a PDF, built from plain data (``ReportData``) with reportlab's platypus.
+
+Nothing here reads the store: ``quant_assets/reporting/assets.py`` gathers one session's
+figures and frames, this module only formats and lays them out, so it can be tested (and
+reused, by the API) on any data. Charts are ``matplotlib.figure.Figure`` objects (no pyplot,
+no global state) rendered to PNG in memory and placed as reportlab ``Image`` flowables.
+
+Formatting: money with thousands separators and two decimals (``$1,234,567.89``, negative
+``-$1,234.56``, P&L signed ``+$1,234.56``), fractions as percents with two decimals
+(``12.34%``), a missing or non-finite number as ``n/a``. Only WinAnsi characters are used, so
+the standard Helvetica font renders (and a text extractor reads back) every glyph.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from matplotlib import dates as mdates
+from matplotlib.figure import Figure
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import cm
+from reportlab.platypus import (
+    Flowable,
+    Image,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+from reportlab.platypus.doctemplate import BaseDocTemplate
+
+NA = "n/a"
+# the palette of the tables and charts
+INK = colors.HexColor("#1f2937")
+MUTED = colors.HexColor("#6b7280")
+ACCENT = colors.HexColor("#1d4ed8")
+HEADER_BG = colors.HexColor("#1e3a8a")
+STRIPE = colors.HexColor("#f3f4f6")
+RULE = colors.HexColor("#d1d5db")
+GOOD = colors.HexColor("#15803d")
+WARN = colors.HexColor("#b45309")
+BAD = colors.HexColor("#b91c1c")
+STATUS_COLOURS = {
+    "OK": GOOD,
+    "WITHIN": GOOD,
+    "FILLED": GOOD,
+    "WARN": WARN,
+    "PARTIALLY_FILLED": WARN,
+    "NOT MEASURED": WARN,
+    "NEW": WARN,
+    "SUBMITTED": WARN,
+    "SEVERE": BAD,
+    "BREACHED": BAD,
+    "REJECTED": BAD,
+    "CANCELLED": BAD,
+}
+PAGE_WIDTH, PAGE_HEIGHT = A4
+MARGIN = 1.6 * cm
+CONTENT_WIDTH = PAGE_WIDTH - 2 * MARGIN
+# rows of an order table before it is cut (the rest counted in a note)
+MAX_ORDER_ROWS = 25
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def money(value: float | None, signed: bool = False) -> str:
+    """``$1,234,567.89``; ``-$1,234.56``; ``+$12.00`` when ``signed``; ``n/a`` when missing."""
+    if value is None or not _finite(value):
+        return NA
+    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
+    return f"{sign}${abs(value):,.2f}"
+
+
+def pct(value: float | None, signed: bool = False) -> str:
+    """A fraction as a percent with two decimals: 0.1234 -> ``12.34%`` (``+12.34%`` signed)."""
+    if value is None or not _finite(value):
+        return NA
+    return f"{value * 100:+,.2f}%" if signed else f"{value * 100:,.2f}%"
+
+
+def number(value: float | None, decimals: int = 2) -> str:
+    """A plain number with thousands separators (``1,234.57``), ``n/a`` when missing."""
+    if value is None or not _finite(value):
+        return NA
+    return f"{value:,.{decimals}f}"
+
+
+def price(value: float | None) -> str:
+    """A share price: two decimals, no currency sign (the tables say USD)."""
+    return number(value, 2)
+
+
+@dataclass(frozen=True)
+class KeyFigures:
+    """The headline numbers of the session; fractions are fractions (0.01 = 1%)."""
+
+    nav: float
+    cash: float
+    positions_value: float
+    pnl: float
+    gross_pnl: float
+    cumulative_pnl: float
+    ytd_return: float
+    ytd_base_date: date
+    max_drawdown: float
+    current_drawdown: float
+    volatility: float
+    turnover: float
+    fees: float
+    traded_notional: float
+    names: int
+    sessions: int
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything one session's report shows, as plain values and frames.
+
+    * ``history``: ``date, nav, drawdown`` (drawdown <= 0) up to the day;
+    * ``holdings``: ``ticker, sector, qty, close, market_value, weight, target_weight`` of the
+      largest positions, largest first (``target_weight`` null when the name is not in the
+      day's live book);
+    * ``sectors``: ``sector, weight`` of the whole book, largest first;
+    * ``fills``: the orders decided the previous session that filled during the day
+      (``ticker, side, filled_qty, avg_fill_price, notional, fees, status``);
+    * ``orders``: the day's own orders (``ticker, side, qty, reference_price, limit_price,
+      status, filled_qty, reason``), decided at the close and filled the next session;
+    * ``limits``: ``limit, figures, threshold, status`` (strings, status OK / BREACHED /
+      NOT MEASURED), ``drift``: ``measure, value, threshold, status`` (OK / WARN / SEVERE);
+    * ``live_book``: label -> text of the live book's allocation status, empty if none.
+    """
+
+    day: date
+    figures: KeyFigures
+    history: pl.DataFrame
+    holdings: pl.DataFrame
+    sectors: pl.DataFrame
+    fills: pl.DataFrame
+    orders: pl.DataFrame
+    limits: pl.DataFrame
+    drift: pl.DataFrame
+    fills_session: date | None = None
+    live_book: dict[str, str] = field(default_factory=dict)
+    positions_count: int = 0
+    drift_note: str = ""
+    generated_at: datetime | None = None
+
+
+# --- charts ---
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=150)
+    return buffer.getvalue()
+
+
+def _date_axis(axis: Any) -> None:
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    axis.xaxis.set_major_locator(locator)
+    axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    axis.xaxis.get_offset_text().set_fontsize(7)
+
+
+def _style_axis(axis: Any) -> None:
+    axis.grid(alpha=0.3, linewidth=0.6)
+    for side in ("top", "right"):
+        axis.spines[side].set_visible(False)
+    axis.tick_params(labelsize=7)
+
+
+def equity_chart(history: pl.DataFrame) -> Figure:
+    """NAV over time (``history``: ``date, nav``)."""
+    figure = Figure(figsize=(7.2, 2.3))
+    axis = figure.subplots()
+    dates, navs = history["date"].to_list(), history["nav"].to_list()
+    axis.plot(
+        dates,
+        navs,
+        color="#1d4ed8",
+        linewidth=1.4,
+        marker="o" if len(dates) < 30 else "",
+        markersize=3,
+    )
+    axis.fill_between(dates, navs, min(navs) if navs else 0.0, color="#1d4ed8", alpha=0.08)
+    axis.set_title("Equity curve (NAV, USD)", fontsize=9, loc="left")
+    axis.yaxis.set_major_formatter(lambda v, _: f"${v:,.0f}")
+    _date_axis(axis)
+    _style_axis(axis)
+    return figure
+
+
+def drawdown_chart(history: pl.DataFrame) -> Figure:
+    """Drawdown from the running NAV peak (``history``: ``date, drawdown``, <= 0)."""
+    figure = Figure(figsize=(7.2, 1.9))
+    axis = figure.subplots()
+    dates = history["date"].to_list()
+    drawdowns = [100.0 * v for v in history["drawdown"].to_list()]
+    axis.fill_between(dates, drawdowns, 0.0, color="#b91c1c", alpha=0.35, linewidth=0)
+    axis.plot(dates, drawdowns, color="#b91c1c", linewidth=1.0)
+    axis.set_title("Drawdown from the NAV peak", fontsize=9, loc="left")
+    axis.yaxis.set_major_formatter(lambda v, _: f"{v:.1f}%")
+    axis.set_ylim(top=0.0, bottom=min([*drawdowns, -0.5]) * 1.15)
+    _date_axis(axis)
+    _style_axis(axis)
+    return figure
+
+
+def sector_chart(sectors: pl.DataFrame) -> Figure:
+    """Horizontal bars of the book's sector weights (``sector, weight``), largest on top."""
+    ordered = sectors.reverse()
+    figure = Figure(figsize=(3.6, max(1.6, 0.28 * ordered.height + 0.7)))
+    axis = figure.subplots()
+    weights = [100.0 * w for w in ordered["weight"].to_list()]
+    names = ordered["sector"].to_list()
+    shades = ["#9ca3af" if name == "Cash" else "#1d4ed8" for name in names]
+    bars = axis.barh(names, weights, color=shades, alpha=0.85)
+    axis.bar_label(bars, labels=[f"{w:.1f}%" for w in weights], fontsize=6, padding=2)
+    axis.set_title("Sector weights (% of NAV)", fontsize=9, loc="left")
+    axis.set_xlim(0, max([*weights, 1.0]) * 1.25)
+    _style_axis(axis)
+    axis.grid(axis="y", visible=False)
+    return figure
+
+
+def _image(figure: Figure, width: float) -> Image:
+    png = _png(figure)
+    inches_w, inches_h = figure.get_size_inches()
+    return Image(io.BytesIO(png), width=width, height=width * inches_h / inches_w)
+
+
+# --- tables ---
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    base = getSampleStyleSheet()
+    return {
+        "title": ParagraphStyle(
+            "title", parent=base["Title"], fontSize=20, leading=24, alignment=TA_LEFT,
+            textColor=INK, spaceAfter=2,
+        ),
+        "subtitle": ParagraphStyle(
+            "subtitle", parent=base["Normal"], fontSize=9, textColor=MUTED, spaceAfter=10
+        ),
+        "h2": ParagraphStyle(
+            "h2", parent=base["Heading2"], fontSize=12, leading=15, textColor=HEADER_BG,
+            spaceBefore=10, spaceAfter=4,
+        ),
+        "body": ParagraphStyle("body", parent=base["Normal"], fontSize=8, leading=10, textColor=INK),
+        "note": ParagraphStyle("note", parent=base["Normal"], fontSize=7, leading=9, textColor=MUTED),
+        "cell": ParagraphStyle("cell", parent=base["Normal"], fontSize=7.5, leading=9, textColor=INK),
+        "kpi_label": ParagraphStyle(
+            "kpi_label", parent=base["Normal"], fontSize=7, leading=9, textColor=MUTED
+        ),
+        "kpi_value": ParagraphStyle(
+            "kpi_value", parent=base["Normal"], fontName="Helvetica-Bold", fontSize=12,
+            leading=15, textColor=INK,
+        ),
+    }  # fmt: skip
+
+
+def _table(
+    header: list[str],
+    rows: list[list[str]],
+    widths: list[float] | None = None,
+    numeric_from: int = 1,
+    status_column: int | None = None,
+) -> Table:
+    """A striped table with a dark header; columns from ``numeric_from`` right-aligned, the
+    ``status_column`` coloured by its value."""
+    table = Table([header, *rows], colWidths=widths, repeatRows=1, hAlign="LEFT")
+    style: list[tuple[Any, ...]] = [
+        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
+        ("FONT", (0, 1), (-1, -1), "Helvetica", 7.5),
+        ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
+        ("BACKGROUND", (0, 0), (-1, 0), HEADER_BG),
+        ("TEXTCOLOR", (0, 1), (-1, -1), INK),
+        ("ALIGN", (numeric_from, 0), (-1, -1), "RIGHT"),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LINEBELOW", (0, -1), (-1, -1), 0.6, RULE),
+        ("TOPPADDING", (0, 0), (-1, -1), 2.5),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
+        ("LEFTPADDING", (0, 0), (-1, -1), 4),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 4),
+    ]
+    style += [("BACKGROUND", (0, i), (-1, i), STRIPE) for i in range(2, len(rows) + 1, 2)]
+    if status_column is not None:
+        style += [("ALIGN", (status_column, 0), (status_column, -1), "CENTER")]
+        for i, row in enumerate(rows, start=1):
+            colour = STATUS_COLOURS.get(row[status_column])
+            if colour is not None:
+                style += [
+                    ("TEXTCOLOR", (status_column, i), (status_column, i), colour),
+                    ("FONT", (status_column, i), (status_column, i), "Helvetica-Bold", 7.5),
+                ]
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _kpis(figures: KeyFigures, styles: dict[str, ParagraphStyle]) -> Table:
+    def coloured(text: str, value: float) -> str:
+        colour = GOOD if value > 0 else BAD if value < 0 else INK
+        return f'<font color="{colour.hexval().replace("0x", "#")}">{text}</font>'
+
+    cells = [
+        ("NAV", money(figures.nav)),
+        ("Daily P&amp;L", coloured(money(figures.pnl, signed=True), figures.pnl)),
+        (
+            "Cumulative P&amp;L",
+            coloured(money(figures.cumulative_pnl, signed=True), figures.cumulative_pnl),
+        ),
+        (
+            f"YTD return (since {figures.ytd_base_date.isoformat()})",
+            coloured(pct(figures.ytd_return, signed=True), figures.ytd_return),
+        ),
+        ("Max drawdown", pct(figures.max_drawdown)),
+        ("Volatility (annualised)", pct(figures.volatility)),
+        ("Turnover", pct(figures.turnover)),
+        ("Positions", f"{figures.names:,d}"),
+    ]
+    grid = [
+        [
+            [Paragraph(label, styles["kpi_label"]), Paragraph(value, styles["kpi_value"])]
+            for label, value in cells[row : row + 4]
+        ]
+        for row in (0, 4)
+    ]
+    table = Table(grid, colWidths=[CONTENT_WIDTH / 4] * 4, hAlign="LEFT")
+    table.setStyle(
+        TableStyle(
+            [
+                ("BOX", (0, 0), (-1, -1), 0.6, RULE),
+                ("INNERGRID", (0, 0), (-1, -1), 0.6, RULE),
+                ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#f9fafb")),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("TOPPADDING", (0, 0), (-1, -1), 5),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+                ("LEFTPADDING", (0, 0), (-1, -1), 7),
+            ]
+        )
+    )
+    return table
+
+
+def _account_table(figures: KeyFigures) -> Table:
+    rows = [
+        ["Cash", money(figures.cash), "Gross P&L (before fees)", money(figures.gross_pnl, True)],
+        [
+            "Positions value",
+            money(figures.positions_value),
+            "Fees",
+            money(figures.fees),
+        ],
+        [
+            "Current drawdown",
+            pct(figures.current_drawdown),
+            "Traded notional",
+            money(figures.traded_notional),
+        ],
+        ["Sessions in the NAV history", f"{figures.sessions:,d}", "", ""],
+    ]
+    table = Table(rows, colWidths=[CONTENT_WIDTH * w for w in (0.27, 0.23, 0.27, 0.23)])
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, -1), "Helvetica", 7.5),
+                ("TEXTCOLOR", (0, 0), (-1, -1), INK),
+                ("TEXTCOLOR", (0, 0), (0, -1), MUTED),
+                ("TEXTCOLOR", (2, 0), (2, -1), MUTED),
+                ("ALIGN", (1, 0), (1, -1), "RIGHT"),
+                ("ALIGN", (3, 0), (3, -1), "RIGHT"),
+                ("LINEBELOW", (0, 0), (-1, -2), 0.3, RULE),
+                ("TOPPADDING", (0, 0), (-1, -1), 2),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+            ]
+        )
+    )
+    return table
+
+
+def _holdings_table(holdings: pl.DataFrame) -> Table:
+    rows = [
+        [
+            str(r["ticker"]),
+            str(r["sector"] or NA),
+            f"{int(r['qty']):,d}",
+            price(r["close"]),
+            money(r["market_value"]),
+            pct(r["weight"]),
+            pct(r["target_weight"]) if r["target_weight"] is not None else "-",
+        ]
+        for r in holdings.iter_rows(named=True)
+    ]
+    widths = [w * CONTENT_WIDTH for w in (0.1, 0.26, 0.1, 0.12, 0.18, 0.12, 0.12)]
+    return _table(
+        ["Ticker", "Sector", "Shares", "Close", "Market value", "Weight", "Target"],
+        rows,
+        widths,
+        numeric_from=2,
+    )
+
+
+def _sector_table(sectors: pl.DataFrame, width: float) -> Table:
+    rows = [[str(s), pct(w)] for s, w in sectors.select("sector", "weight").iter_rows()]
+    return _table(["Sector", "Weight"], rows, [width * 0.68, width * 0.32])
+
+
+def _cut(frame: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    if frame.height <= MAX_ORDER_ROWS:
+        return frame, ""
+    return frame.head(MAX_ORDER_ROWS), f"... and {frame.height - MAX_ORDER_ROWS} more."
+
+
+def _fills_table(fills: pl.DataFrame) -> Table:
+    rows = [
+        [
+            str(r["ticker"]),
+            str(r["side"]).upper(),
+            f"{int(r['filled_qty']):,d}",
+            price(r["avg_fill_price"]),
+            money(r["notional"]),
+            money(r["fees"]),
+            str(r["status"]),
+        ]
+        for r in fills.iter_rows(named=True)
+    ]
+    widths = [w * CONTENT_WIDTH for w in (0.12, 0.1, 0.12, 0.14, 0.2, 0.12, 0.2)]
+    return _table(
+        ["Ticker", "Side", "Filled", "Avg price", "Notional", "Fees", "Status"],
+        rows,
+        widths,
+        numeric_from=2,
+        status_column=6,
+    )
+
+
+def _orders_table(orders: pl.DataFrame, styles: dict[str, ParagraphStyle]) -> Table:
+    rows: list[list[Any]] = [
+        [
+            str(r["ticker"]),
+            str(r["side"]).upper(),
+            f"{int(r['qty']):,d}",
+            price(r["reference_price"]),
+            price(r["limit_price"]),
+            str(r["status"]),
+            f"{int(r['filled_qty']):,d}",
+            Paragraph(str(r["reason"] or ""), styles["note"]),
+        ]
+        for r in orders.iter_rows(named=True)
+    ]
+    widths = [w * CONTENT_WIDTH for w in (0.1, 0.08, 0.1, 0.11, 0.11, 0.17, 0.1, 0.23)]
+    return _table(
+        ["Ticker", "Side", "Qty", "Ref. close", "Limit", "Status", "Filled", "Reason"],
+        rows,
+        widths,
+        numeric_from=2,
+        status_column=5,
+    )
+
+
+def _status_table(
+    frame: pl.DataFrame,
+    header: list[str],
+    shares: tuple[float, ...],
+    styles: dict[str, ParagraphStyle],
+    wrap: tuple[int, ...] = (),
+) -> Table:
+    """``frame``'s string columns, the ``wrap`` ones as paragraphs (long text wraps in its
+    cell), the last one a coloured status."""
+    rows: list[list[Any]] = [
+        [Paragraph(str(v), styles["cell"]) if i in wrap else str(v) for i, v in enumerate(row)]
+        for row in frame.iter_rows()
+    ]
+    return _table(
+        header,
+        rows,
+        [w * CONTENT_WIDTH for w in shares],
+        numeric_from=1,
+        status_column=len(header) - 1,
+    )
+
+
+# --- the document ---
+
+
+def _footer(day: date) -> Any:
+    def draw(canvas: Any, doc: BaseDocTemplate) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7)
+        canvas.setFillColor(MUTED)
+        canvas.setStrokeColor(RULE)
+        canvas.line(MARGIN, MARGIN - 0.35 * cm, PAGE_WIDTH - MARGIN, MARGIN - 0.35 * cm)
+        canvas.drawString(MARGIN, MARGIN - 0.7 * cm, f"Quant platform - daily report {day}")
+        canvas.drawRightString(PAGE_WIDTH - MARGIN, MARGIN - 0.7 * cm, f"Page {doc.page}")
+        canvas.restoreState()
+
+    return draw
+
+
+def report_story(data: ReportData) -> list[Flowable]:
+    """The report's flowables, in order."""
+    styles = _styles()
+    generated = (data.generated_at or datetime.now()).strftime("%Y-%m-%d %H:%M")
+    live = data.live_book
+    subtitle = (
+        f"Paper account at the close of {data.day:%A %d %B %Y}"
+        + (f" - live book {live['method']}" if "method" in live else "")
+        + f" - generated {generated}"
+    )
+    story: list[Flowable] = [
+        Paragraph(f"Daily report {data.day.isoformat()}", styles["title"]),
+        Paragraph(subtitle, styles["subtitle"]),
+        _kpis(data.figures, styles),
+        Spacer(1, 6),
+        _account_table(data.figures),
+        Paragraph("Performance", styles["h2"]),
+        _image(equity_chart(data.history), CONTENT_WIDTH),
+        _image(drawdown_chart(data.history), CONTENT_WIDTH),
+        Paragraph(
+            "YTD return: NAV against the last NAV of the previous year, or the first NAV of the "
+            "year when the account started this year. Maximum drawdown and volatility (daily "
+            "NAV returns, x sqrt(252)) over the whole NAV history to the day.",
+            styles["note"],
+        ),
+    ]
+    # holdings and sectors
+    held = (
+        f"Top {data.holdings.height} of {data.positions_count} positions by market value"
+        if data.holdings.height
+        else "No positions held at the close."
+    )
+    story += [Paragraph("Holdings", styles["h2"]), Paragraph(held, styles["body"])]
+    if data.holdings.height:
+        story += [Spacer(1, 3), _holdings_table(data.holdings)]
+    if data.sectors.height:
+        side = CONTENT_WIDTH * 0.42
+        chart = _image(sector_chart(data.sectors), CONTENT_WIDTH - side - 0.4 * cm)
+        pair = Table(
+            [[_sector_table(data.sectors, side - 0.2 * cm), chart]],
+            colWidths=[side, CONTENT_WIDTH - side],
+            hAlign="LEFT",
+        )
+        pair.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        story += [
+            KeepTogether([Paragraph("Sector weights", styles["h2"]), pair]),
+        ]
+    # orders
+    story.append(Paragraph("Executed orders", styles["h2"]))
+    session = data.fills_session.isoformat() if data.fills_session else "the previous session"
+    if data.fills.height:
+        fills, more = _cut(data.fills)
+        story += [
+            Paragraph(
+                f"Filled during the session: the orders decided at the close of {session} "
+                f"({data.fills.height} filled, {money(float(data.fills['notional'].sum()))} "
+                f"notional, {money(float(data.fills['fees'].sum()))} fees).",
+                styles["body"],
+            ),
+            Spacer(1, 3),
+            _fills_table(fills),
+        ]
+        if more:
+            story.append(Paragraph(more, styles["note"]))
+    else:
+        story.append(Paragraph(f"No fills of the orders decided on {session}.", styles["body"]))
+    story.append(Spacer(1, 6))
+    if data.orders.height:
+        orders, more = _cut(data.orders)
+        counts = ", ".join(
+            f"{n} {s}" for s, n in data.orders.group_by("status").len().sort("status").iter_rows()
+        )
+        story += [
+            Paragraph(
+                f"Orders decided at today's close ({counts}); they fill during the next session.",
+                styles["body"],
+            ),
+            Spacer(1, 3),
+            _orders_table(orders, styles),
+        ]
+        if more:
+            story.append(Paragraph(more, styles["note"]))
+    else:
+        story.append(Paragraph("No orders decided at today's close.", styles["body"]))
+    # risk limits and drift
+    limits = [Paragraph("Risk limits (live book)", styles["h2"])]
+    if live:
+        limits.append(
+            Paragraph(
+                "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in live.items()),
+                styles["body"],
+            )
+        )
+        limits.append(Spacer(1, 3))
+    limits.append(
+        _status_table(
+            data.limits,
+            ["Limit", "Figures", "Threshold", "Status"],
+            (0.27, 0.35, 0.25, 0.13),
+            styles,
+            wrap=(0, 1, 2),
+        )
+    )
+    story.append(KeepTogether(limits))
+    drift: list[Flowable] = [Paragraph("Model drift", styles["h2"])]
+    if data.drift_note:
+        drift.append(Paragraph(data.drift_note, styles["body"]))
+    if data.drift.height:
+        drift += [
+            Spacer(1, 3),
+            _status_table(
+                data.drift,
+                ["Measure", "Value", "Threshold", "Status"],
+                (0.38, 0.2, 0.29, 0.13),
+                styles,
+            ),
+        ]
+    story.append(KeepTogether(drift))
+    return story
+
+
+def write_report(data: ReportData, path: Path) -> Path:
+    """Write ``data``'s report to ``path`` (A4), replacing the file if it exists; returns it.
+
+    The PDF is built in memory and moved into place, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN,
+        title=f"Daily report {data.day.isoformat()}",
+        author="quant platform",
+        subject="Paper account: P&L, holdings, orders, risk limits, drift",
+    )
+    footer = _footer(data.day)
+    document.build(report_story(data), onFirstPage=footer, onLaterPages=footer)
+    partial = path.with_suffix(".pdf.partial")
+    partial.write_bytes(buffer.getvalue())
+    partial.replace(path)
+    return path
