@@ -1,0 +1,1 @@
+"""The Dash + Plotly dashboard over the store: ``quant-dashboard`` (``app.main``)."""
