@@ -461,6 +461,7 @@ schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", _schema_app())
 @settings(
     max_examples=25,
     deadline=None,
+    database=None,
     suppress_health_check=list(HealthCheck),
 )
 def test_openapi_schema_has_no_server_errors(case: schemathesis.Case) -> None:
