@@ -29,8 +29,20 @@ from resources.settings import PROJECT_ROOT
 
 DAILY_SELECTION = "universe,raw_bars,macro_series,alpha158"
 # the current week: scores, views, every book and its risk (with the blocking risk-limit checks),
-# the paper orders of the live book, the account they leave and the drift report
-PORTFOLIO_SELECTION = "predictions,ml_views,target_weights,risk_metrics,paper_orders,positions,nav"
+# the paper orders of the live book, the account they leave, the drift report and the PDF
+PORTFOLIO_SELECTION = ",".join(
+    [
+        "predictions",
+        "ml_views",
+        "target_weights",
+        "risk_metrics",
+        "paper_orders",
+        "positions",
+        "nav",
+        "drift_report",
+        "daily_report",
+    ]
+)
 
 # the main job's training: every model on the default 3-year window, with a lighter CPCV (4
 # folds, 2 test: 6 splits, 3 paths) and a shorter TFT schedule than the weekly job's defaults,

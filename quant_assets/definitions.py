@@ -17,6 +17,7 @@ from quant_assets.monitoring.sensors import retraining_trigger
 from quant_assets.portfolio import assets as portfolio_assets
 from quant_assets.portfolio import backtest_assets
 from quant_assets.portfolio import checks as portfolio_checks
+from quant_assets.reporting import assets as reporting_assets
 from resources.config import resources_from_env
 from schedules import jobs, schedules
 
@@ -30,6 +31,7 @@ defs = dg.Definitions(
             backtest_assets,
             execution_assets,
             monitoring_assets,
+            reporting_assets,
             engine_benchmark,
         ]
     ),

@@ -20,6 +20,7 @@ from quant_assets.partitions import (
     weekly_partitions,
 )
 from quant_assets.portfolio.assets import ml_views, risk_metrics, target_weights
+from quant_assets.reporting.assets import daily_report
 
 # labels run apart: the session they are for is 5 sessions behind the one that just closed
 DAILY_ASSETS = [
@@ -35,6 +36,7 @@ DAILY_ASSETS = [
     positions,
     nav,
     drift_report,
+    daily_report,
 ]
 
 daily_pipeline = dg.define_asset_job(

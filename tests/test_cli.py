@@ -47,3 +47,11 @@ def test_a_monday_holiday_scores_from_the_weeks_first_session():
 def test_ingest_only_stops_after_the_features():
     first, last = session_range(date(2024, 6, 26), 10)
     assert [s[0] for s in pipeline_steps(first, last, training=False)] == [DAILY_SELECTION]
+
+
+def test_the_main_job_covers_every_asset_of_the_daily_schedule():
+    from schedules import DAILY_ASSETS
+
+    scheduled = {a.key.to_user_string() for a in DAILY_ASSETS}
+    planned = set(DAILY_SELECTION.split(",")) | set(PORTFOLIO_SELECTION.split(","))
+    assert scheduled == planned

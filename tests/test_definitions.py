@@ -106,7 +106,8 @@ def test_daily_schedule_targets_the_session_and_skips_holidays(when, expect_run)
         assert dg.AssetKey("predictions") in pipeline.asset_selection
         # the whole daily graph, through the paper orders and the account
         assert {
-            dg.AssetKey(k) for k in ("paper_orders", "positions", "nav", "drift_report")
+            dg.AssetKey(k)
+            for k in ("paper_orders", "positions", "nav", "drift_report", "daily_report")
         } <= set(pipeline.asset_selection)
     else:
         assert not requests
