@@ -323,6 +323,33 @@ def test_outputs_of_the_refresh_callback(tmp_path: Path) -> None:
     assert status.startswith("refreshed") and status_class == "status"
 
 
+def test_each_refresh_rereads_the_store(tmp_path: Path) -> None:
+    store = Store(url=str(tmp_path / "quant.duckdb"))
+    populate(store)
+    app = create_app(store, refresh_seconds=7)
+    (interval,) = [c for c in app.layout.children if getattr(c, "id", None) == "refresh-interval"]
+    assert interval.interval == 7_000
+    before = refresh(store, "historical")
+    # the pipeline stores the next session: the next tick shows it without a reload
+    nxt = LAST + timedelta(days=3)
+    store.write_partition(
+        "target_weights",
+        pl.DataFrame(
+            {"date": [nxt], "method": [LIVE], "ticker": ["DDD"], "weight": [0.9], "is_live": [True]}
+        ),
+        nxt,
+        nxt + timedelta(days=1),
+    )
+    after = refresh(store, "historical")
+    tree_before, tree_after = before[0].data[0], after[0].data[0]
+    assert "DDD" in tree_before.labels and "AAA" in tree_before.labels
+    assert [label for label in tree_after.labels if not label.startswith("Live")] == [
+        "Health Care",
+        "DDD",
+    ]
+    assert str(nxt) in after[-2]
+
+
 def test_sharpe_from_nav_matches_numpy() -> None:
     nav = pl.DataFrame({"date": NAV_DAYS, "nav": NAV_VALUES}).with_columns(
         pl.lit(0.0).alias("pnl"), pl.lit(0.0).alias("cumulative_pnl")
@@ -541,11 +568,10 @@ def _wait_for_code_location(base: str, proc: subprocess.Popen[bytes], timeout: f
 
 
 def test_dagster_ui_lists_every_asset(chromium: str, tmp_path: Path) -> None:
-    from quant_assets.definitions import defs
-
-    expected = {"/".join(key.path) for key in defs.resolve_asset_graph().get_all_asset_keys()}
     home = tmp_path / "dagster_home"
     home.mkdir()
+    # no onboarding dialog over the page, no telemetry
+    (home / "dagster.yaml").write_text("nux:\n  enabled: false\ntelemetry:\n  enabled: false\n")
     port = _free_port()
     webserver = Path(sys.executable).with_name("dagster-webserver")
     log = (tmp_path / "webserver.log").open("wb")
@@ -559,6 +585,11 @@ def test_dagster_ui_lists_every_asset(chromium: str, tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        # the code location loads in the server's process meanwhile
+        from quant_assets.definitions import defs
+
+        graph = defs.resolve_asset_graph()
+        expected = {"/".join(key.path) for key in graph.get_all_asset_keys()}
         _wait_for_http(base + "/server_info", proc, timeout=120)
         _wait_for_code_location(base, proc, timeout=240)
         listed: set[str] = set()
@@ -567,7 +598,8 @@ def test_dagster_ui_lists_every_asset(chromium: str, tmp_path: Path) -> None:
                 chromium,
                 tmp_path / f"profile-{budget}",
                 f"--virtual-time-budget={budget}",
-                "--window-size=1400,2000",
+                # tall: a virtualised table renders only the rows in the viewport
+                "--window-size=1400,6000",
                 "--dump-dom",
                 base + "/assets",
             )

@@ -147,7 +147,7 @@ def layout(refresh_seconds: int) -> html.Div:
                         PANEL_TITLES[4],
                         "Every strategy of the last walk-forward backtest (after costs).",
                         html.Div(
-                            className="row",
+                            className="row row-table",
                             children=[
                                 _graph(GRAPH_IDS[7]),
                                 html.Div(id=BACKTEST_TABLE, className="table-wrap"),
