@@ -255,7 +255,21 @@ def test_unknown_run_and_bad_query_dates(client: TestClient) -> None:
 # --- a real in-process run ----------------------------------------------------------------------
 
 
-def test_triggered_in_process_run_reaches_success(client: TestClient, env: Path) -> None:
+def wait_for_run(client: TestClient, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        status = client.get(f"/api/v1/runs/{run_id}", headers=AUTH)
+        assert status.status_code == 200, status.text
+        assert_common_schema(status.json(), "ok")
+        run: dict[str, Any] = status.json()["data"]
+        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") or time.monotonic() > deadline:
+            return run
+        time.sleep(0.5)
+
+
+def test_triggered_in_process_run_reaches_success(
+    client: TestClient, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     answer = client.post("/api/v1/run", json={"partition": SESSION}, headers=AUTH)
     assert answer.status_code == 202, answer.text
     body = answer.json()
@@ -263,18 +277,9 @@ def test_triggered_in_process_run_reaches_success(client: TestClient, env: Path)
     run_id = body["data"]["run_id"]
     assert body["data"]["partition"] == SESSION
     assert body["data"]["asset_selection"] == ["universe", "raw_bars"]
-    seen = set()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = client.get(f"/api/v1/runs/{run_id}", headers=AUTH)
-        assert status.status_code == 200, status.text
-        assert_common_schema(status.json(), "ok")
-        run = status.json()["data"]
-        seen.add(run["status"])
-        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        time.sleep(0.5)
-    assert run["status"] == "SUCCESS", (run, seen)
+    assert body["data"]["status"] == "QUEUED"
+    run = wait_for_run(client, run_id)
+    assert run["status"] == "SUCCESS", run
     assert run["partition"] == SESSION
     assert run["start_time"] and run["end_time"]
     assert set(run["asset_selection"]) == {"universe", "raw_bars"}
@@ -288,6 +293,14 @@ def test_triggered_in_process_run_reaches_success(client: TestClient, env: Path)
     bars = Store(url=str(env / "quant.duckdb")).read("raw_bars")
     assert bars["date"].unique().to_list() == [date.fromisoformat(SESSION)]
     assert bars["ticker"].n_unique() >= 5
+
+    # resources come from the environment when a run starts: a broken provider fails the next
+    # run, and its status names the failed step and the error
+    monkeypatch.setenv("QUANT_MARKET_DATA_PROVIDER", "no-such-provider")
+    failed = client.post("/api/v1/run", json={"partition": "2024-03-06"}, headers=AUTH)
+    run = wait_for_run(client, failed.json()["data"]["run_id"])
+    assert run["status"] == "FAILURE", run
+    assert run["message"].startswith("universe: ") and "no-such-provider" in run["message"]
 
 
 # --- the report ---------------------------------------------------------------------------------

@@ -172,7 +172,24 @@ class InProcessRuns:
             else None,
             start_time=_iso(record.start_time),
             end_time=_iso(record.end_time),
+            message=self._failure(run.run_id)
+            if run.status == dg.DagsterRunStatus.FAILURE
+            else None,
         )
+
+    def _failure(self, run_id: str) -> str | None:
+        """The failed steps of a failed run, with their errors' first lines."""
+        failures = self.instance().all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        messages = []
+        for entry in failures:
+            event = entry.dagster_event
+            error = getattr(event.event_specific_data, "error", None) if event else None
+            # the user code's own error, not Dagster's "Error occurred while executing op"
+            while error is not None and error.cause is not None:
+                error = error.cause
+            first_line = (error.message if error else entry.message).strip().splitlines()
+            messages.append(f"{entry.step_key}: {first_line[0] if first_line else 'failed'}")
+        return "; ".join(messages) or None
 
     def close(self) -> None:
         """Drops queued runs and waits for the one running (its run would be left STARTED)."""
