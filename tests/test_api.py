@@ -135,6 +135,11 @@ def test_every_route_needs_the_key(
 def test_docs_are_open_and_describe_the_schema(stub_client: tuple[TestClient, StubRuns]) -> None:
     client, _ = stub_client
     assert client.get("/api/v1/docs").status_code == 200
+    # offline: the page loads the Swagger UI from the API itself, not from a CDN
+    page = client.get("/api/v1/docs").text
+    assert "cdn." not in page and "/api/v1/static-docs/swagger-ui-bundle.js" in page
+    script = client.get("/api/v1/static-docs/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.content) > 100_000
     spec = client.get("/api/v1/openapi.json").json()
     assert set(spec["paths"]) == {
         "/api/v1/run",
