@@ -97,10 +97,12 @@ def send_orders(
         r["client_order_id"]: r
         for r in store.read(JOURNAL, where={"client_order_id": ids}).iter_rows(named=True)
     }
+    just_journaled = set(fresh["client_order_id"].to_list())
     for cid, row in rows.items():
         if row["status"] != "NEW":
             continue
-        state = broker.order(cid)
+        # only a NEW row from an earlier run may have reached the broker: ask before sending
+        state = None if cid in just_journaled else broker.order(cid)
         if state is None:
             try:
                 state = broker.submit(requests[cid])

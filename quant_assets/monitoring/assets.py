@@ -20,6 +20,7 @@ Results: ``feature_drift`` (one row per date and feature), ``drift_summary`` (on
 and metric) and Evidently's HTML under ``<data dir>/reports/drift/<date>.html``.
 """
 
+import dataclasses
 import math
 from datetime import date, timedelta
 from pathlib import Path
@@ -80,16 +81,7 @@ class DriftReportConfig(dg.Config):
 
     def thresholds(self) -> DriftThresholds:
         return DriftThresholds(
-            psi=self.psi,
-            ks_pvalue=self.ks_pvalue,
-            js_distance=self.js_distance,
-            share_warn=self.share_warn,
-            share_severe=self.share_severe,
-            prediction_psi_warn=self.prediction_psi_warn,
-            prediction_psi_severe=self.prediction_psi_severe,
-            shap_rank_corr_warn=self.shap_rank_corr_warn,
-            sharpe_floor=self.sharpe_floor,
-            sharpe_window=self.sharpe_window,
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(DriftThresholds)}
         )
 
 
