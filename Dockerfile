@@ -48,7 +48,9 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 
 # the project itself (installed editable: resources/settings.py finds the project root from it)
 COPY README.md workspace.yaml ./
+COPY quant_core ./quant_core
 COPY quant_assets ./quant_assets
+COPY apps ./apps
 COPY resources ./resources
 COPY schedules ./schedules
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -80,7 +82,9 @@ ENV VIRTUAL_ENV=/opt/quant/.venv \
 WORKDIR /opt/quant
 COPY --from=build /opt/quant/.venv /opt/quant/.venv
 COPY pyproject.toml uv.lock README.md workspace.yaml ./
+COPY quant_core ./quant_core
 COPY quant_assets ./quant_assets
+COPY apps ./apps
 COPY resources ./resources
 COPY schedules ./schedules
 COPY docker/dagster.yaml /opt/dagster/dagster_home/dagster.yaml

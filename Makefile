@@ -4,7 +4,7 @@ export PATH := $(HOME)/.local/bin:$(HOME)/.cargo/bin:$(PATH)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # uv as installed by scripts/bootstrap.sh: on PATH, or as a module of the python3 it went into
 UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
-# one planned event per asset for single-run backfills (see quant_assets/cli.py)
+# one planned event per asset for single-run backfills (see apps/cli.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
 .PHONY: bootstrap run ingest train test test-rust postgres lint ui bench bench-engine fuzz-build clean-data
@@ -23,7 +23,7 @@ ingest: bootstrap
 ## train one week's model with the weekly job's defaults: make train WEEK=2024-06-17 (a Monday)
 train: bootstrap
 	@test -n "$(WEEK)" || { echo "make train WEEK=<Monday of a completed week>"; exit 2; }
-	@$(UV) run python -c "from quant_assets.cli import dagster_home; dagster_home()"
+	@$(UV) run python -c "from apps.cli import dagster_home; dagster_home()"
 	$(UV) run dagster asset materialize -m quant_assets.definitions --select alpha_model --partition $(WEEK)
 
 postgres:
@@ -54,7 +54,7 @@ fuzz-build:
 	bash scripts/fuzz.sh build
 
 ui: bootstrap
-	@$(UV) run python -c "from quant_assets.cli import dagster_home; dagster_home()"
+	@$(UV) run python -c "from apps.cli import dagster_home; dagster_home()"
 	$(UV) run dagster dev -w workspace.yaml
 
 bench: bootstrap bench-engine

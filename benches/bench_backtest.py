@@ -52,8 +52,8 @@ def main() -> None:
     from quant_assets.features.alpha158 import ALPHA158_NAMES, compute_alpha158
     from quant_assets.features.labels import forward_excess_returns
     from quant_assets.partitions import shift_sessions
-    from quant_assets.portfolio.backtest import summarise_sharpe_distribution
-    from quant_assets.portfolio.walk_forward import BacktestSpec, run_backtest, strategy_tables
+    from quant_assets.research.backtest import summarise_sharpe_distribution
+    from quant_assets.research.walk_forward import BacktestSpec, run_backtest, strategy_tables
     from resources.market_data.synthetic import SyntheticMarket
     from resources.portfolio_policy import PortfolioPolicy
 

@@ -59,9 +59,9 @@ def main() -> None:
     import dagster as dg
 
     from quant_assets.definitions import defs
-    from quant_assets.features.labels import HORIZON_SESSIONS
     from quant_assets.models.windows import model_week_for
     from quant_assets.partitions import previous_trading_day, shift_sessions
+    from quant_core.conventions import LABEL_HORIZON_SESSIONS
     from resources.config import resources_from_env
     from schedules import DAILY_ASSETS
 
@@ -90,7 +90,7 @@ def main() -> None:
     }
     started = time.perf_counter()
     run(["universe", "raw_bars", "macro_series", "alpha158"], tags=span)
-    labelled = shift_sessions(DAY, HORIZON_SESSIONS + 1)
+    labelled = shift_sessions(DAY, LABEL_HORIZON_SESSIONS + 1)
     run(["labels"], tags=span | {"dagster/asset_partition_range_end": labelled.isoformat()})
     week = model_week_for(DAY)
     training = {"models": ["lightgbm", "catboost"], "n_folds": 4, "n_test_folds": 2}

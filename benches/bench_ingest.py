@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quant_assets.cli import FAST_BACKFILL_ENV, dagster_home, materialize_command  # noqa: E402
+from apps.cli import FAST_BACKFILL_ENV, dagster_home, materialize_command  # noqa: E402
 from quant_assets.ingest.validation import validate_bars  # noqa: E402
 from quant_assets.partitions import next_trading_day, trading_sessions  # noqa: E402
 from resources.market_data.synthetic import SyntheticMarket  # noqa: E402

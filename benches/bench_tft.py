@@ -4,7 +4,7 @@ Features are ``TemporalFusionAlpha.DEFAULT_FEATURES`` (18 Alpha158 columns, comp
 ``quant_assets.features.alpha158.compute_alpha158`` when that module is importable, otherwise a
 Polars fallback with the same definitions for the columns it knows); the label is the 5-session
 forward return in excess of the synthetic index; the static covariate is the ticker's sector.
-The last ``--holdout`` sessions are held out; the training labels of the ``HORIZON_SESSIONS``
+The last ``--holdout`` sessions are held out; the training labels of the ``LABEL_HORIZON_SESSIONS``
 sessions before them are dropped (their horizon reaches into the holdout). Prints the data
 preparation time (not part of the target), the model's size, fit time (target: <= 10 minutes on
 this 2-core CPU), predict time, and the out-of-sample daily Rank IC on the holdout next to the
@@ -33,10 +33,11 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quant_assets.features.labels import HORIZON_SESSIONS, forward_excess_returns  # noqa: E402
+from quant_assets.features.labels import forward_excess_returns  # noqa: E402
 from quant_assets.models.cross_section import daily_ic, summarise_ic  # noqa: E402
 from quant_assets.models.tft import TemporalFusionAlpha  # noqa: E402
 from quant_assets.partitions import trading_sessions  # noqa: E402
+from quant_core.conventions import LABEL_HORIZON_SESSIONS  # noqa: E402
 from resources.market_data.synthetic import SyntheticMarket, planted_signal  # noqa: E402
 
 LOOKBACK = 60  # sessions of history before the first date (Alpha158's longest window)
@@ -83,7 +84,7 @@ def panel(
 ) -> tuple[pd.DataFrame, pd.Series, dict[str, str], pd.Series, str]:
     """(X, y, ticker -> sector, planted signal on X's index, feature source)."""
     sessions = trading_sessions(START, END)
-    last = len(sessions) - HORIZON_SESSIONS - 1  # the last session with a known label
+    last = len(sessions) - LABEL_HORIZON_SESSIONS - 1  # the last session with a known label
     first = last - n_sessions + 1
     market = SyntheticMarket(n_tickers=n_tickers)
     universe = market.universe()
@@ -131,7 +132,7 @@ def main() -> None:
     dates = X.index.get_level_values("date")
     unique = dates.unique()
     holdout_start = unique[len(unique) - args.holdout]
-    purge_start = unique[len(unique) - args.holdout - HORIZON_SESSIONS]
+    purge_start = unique[len(unique) - args.holdout - LABEL_HORIZON_SESSIONS]
     train = dates < holdout_start
     y_train = y[train].where(dates[train] < purge_start)
     print(

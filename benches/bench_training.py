@@ -63,12 +63,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quant_assets.features.labels import HORIZON_SESSIONS, forward_excess_returns  # noqa: E402
+from quant_assets.features.labels import forward_excess_returns  # noqa: E402
 from quant_assets.models.boosting import CatBoostAlpha, LightGBMAlpha  # noqa: E402
 from quant_assets.models.cross_section import ic_summary  # noqa: E402
 from quant_assets.models.ensemble import ensemble_cpcv  # noqa: E402
 from quant_assets.models.validation import CPCVResult, cpcv_evaluate, make_cpcv  # noqa: E402
 from quant_assets.partitions import trading_sessions  # noqa: E402
+from quant_core.conventions import LABEL_HORIZON_SESSIONS  # noqa: E402
 from resources.market_data.synthetic import SyntheticMarket, planted_signal  # noqa: E402
 
 LOOKBACK = 60  # sessions of history Alpha158's longest window needs
@@ -82,7 +83,7 @@ def alpha158_panel(n_tickers: int, n_sessions: int) -> tuple[pd.DataFrame, pd.Se
 
     end = date(2024, 1, 1)
     sessions = trading_sessions(date(2015, 1, 1), end)
-    last = len(sessions) - HORIZON_SESSIONS - 1  # the last session with a known label
+    last = len(sessions) - LABEL_HORIZON_SESSIONS - 1  # the last session with a known label
     first = last - n_sessions + 1
     market = SyntheticMarket(n_tickers=n_tickers)
     tickers = market.universe()["ticker"].to_list()

@@ -88,7 +88,6 @@ sys.path.insert(0, str(ROOT))
 
 from quant_assets.features.alpha158 import ALPHA158_NAMES, compute_alpha158  # noqa: E402
 from quant_assets.features.labels import (  # noqa: E402
-    HORIZON_SESSIONS,
     forward_excess_returns,
     horizon_dates,
 )
@@ -97,6 +96,7 @@ from quant_assets.models.boosting import CatBoostAlpha, LightGBMAlpha  # noqa: E
 from quant_assets.models.cross_section import daily_ic, summarise_ic  # noqa: E402
 from quant_assets.models.ensemble import RankEnsemble  # noqa: E402
 from quant_assets.models.validation import walk_forward_evaluate  # noqa: E402
+from quant_core.conventions import LABEL_HORIZON_SESSIONS  # noqa: E402
 from resources.market_data.files_provider import FilesProvider  # noqa: E402
 
 SAMPLE = Path("/work/shared/data/us_equities_daily_sample.parquet")
@@ -159,8 +159,8 @@ def labels_around_benchmark_gaps(bars: pl.DataFrame) -> pl.DataFrame:
     ``forward_excess_returns`` (which refuses a range with such a date) runs on the runs of
     dates in between."""
     days = bars["date"].unique().sort()
-    # the last HORIZON_SESSIONS sessions have no forward return inside the sample
-    days = days.head(len(days) - HORIZON_SESSIONS)
+    # the last LABEL_HORIZON_SESSIONS sessions have no forward return inside the sample
+    days = days.head(len(days) - LABEL_HORIZON_SESSIONS)
     present = bars.filter(pl.col("ticker") == BENCHMARK)["date"].implode()
     ok = pl.DataFrame({"date": days, "horizon": horizon_dates(days)}).select(
         "date", ok=pl.col("date").is_in(present) & pl.col("horizon").is_in(present)
@@ -203,7 +203,7 @@ def main() -> None:
     dates = X.index.get_level_values(0)
     unique = dates.unique().sort_values()
     first_test = int(unique.searchsorted(pd.Timestamp(WEIGHTS_FROM)))
-    first_train = first_test - TRAIN_SESSIONS - HORIZON_SESSIONS
+    first_train = first_test - TRAIN_SESSIONS - LABEL_HORIZON_SESSIONS
     if first_train < 0:
         sys.exit(f"not enough history before {WEIGHTS_FROM} for a {TRAIN_SESSIONS}-session window")
     keep = dates >= unique[first_train]
@@ -222,7 +222,7 @@ def main() -> None:
     for name, estimator in models.items():
         start = time.perf_counter()
         result = walk_forward_evaluate(
-            estimator, X, y, TRAIN_SESSIONS, args.retrain, purge=HORIZON_SESSIONS
+            estimator, X, y, TRAIN_SESSIONS, args.retrain, purge=LABEL_HORIZON_SESSIONS
         )
         scores[name] = result.predictions
         first, last = result.folds[0], result.folds[-1]

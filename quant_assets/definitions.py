@@ -15,9 +15,10 @@ from quant_assets.monitoring import assets as monitoring_assets
 from quant_assets.monitoring import checks as monitoring_checks
 from quant_assets.monitoring.sensors import retraining_trigger
 from quant_assets.portfolio import assets as portfolio_assets
-from quant_assets.portfolio import backtest_assets
-from quant_assets.portfolio import checks as portfolio_checks
 from quant_assets.reporting import assets as reporting_assets
+from quant_assets.research import assets as research_assets
+from quant_assets.risk import assets as risk_assets
+from quant_assets.risk import checks as risk_checks
 from resources.config import resources_from_env
 from schedules import jobs, schedules
 
@@ -28,7 +29,8 @@ defs = dg.Definitions(
             feature_assets,
             model_assets,
             portfolio_assets,
-            backtest_assets,
+            risk_assets,
+            research_assets,
             execution_assets,
             monitoring_assets,
             reporting_assets,
@@ -36,7 +38,7 @@ defs = dg.Definitions(
         ]
     ),
     asset_checks=dg.load_asset_checks_from_modules(
-        [ingest_checks, portfolio_checks, execution_checks, monitoring_checks]
+        [ingest_checks, risk_checks, execution_checks, monitoring_checks]
     ),
     jobs=jobs,
     schedules=schedules,

@@ -9,7 +9,6 @@ from dagster_mlflow import end_mlflow_on_run_finished
 
 from quant_assets.execution.assets import nav, paper_orders, positions
 from quant_assets.features.assets import alpha158, labels
-from quant_assets.features.labels import HORIZON_SESSIONS
 from quant_assets.ingest.assets import macro_series, raw_bars, universe
 from quant_assets.models.assets import alpha_model, predictions
 from quant_assets.monitoring.assets import drift_report
@@ -19,8 +18,10 @@ from quant_assets.partitions import (
     shift_sessions,
     weekly_partitions,
 )
-from quant_assets.portfolio.assets import ml_views, risk_metrics, target_weights
+from quant_assets.portfolio.assets import ml_views, target_weights
 from quant_assets.reporting.assets import daily_report
+from quant_assets.risk.assets import risk_metrics
+from quant_core.conventions import LABEL_HORIZON_SESSIONS
 
 # labels run apart: the session they are for is 5 sessions behind the one that just closed
 DAILY_ASSETS = [
@@ -90,7 +91,7 @@ def daily_labels_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReques
     session = _session(context)
     if not is_trading_day(session):
         return dg.SkipReason(f"{session} is not an NYSE session")
-    key = shift_sessions(session, HORIZON_SESSIONS).isoformat()
+    key = shift_sessions(session, LABEL_HORIZON_SESSIONS).isoformat()
     return dg.RunRequest(
         run_key=f"daily_labels:{key}", partition_key=key, asset_selection=[labels.key]
     )

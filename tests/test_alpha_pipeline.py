@@ -210,7 +210,7 @@ def test_ml_views_calibrate_scores_on_the_champions_out_of_sample_history(pipeli
 
 
 def test_backtest_runs_every_model_and_method_and_stores_what_it_measured(pipeline: Pipeline):
-    from quant_assets.portfolio.backtest_assets import backtest
+    from quant_assets.research.assets import backtest
 
     config = {
         "models": ["lightgbm"],
@@ -268,7 +268,7 @@ def test_the_whole_daily_graph_runs_for_two_consecutive_sessions(pipeline: Pipel
     from quant_assets.execution import checks as execution_checks
     from quant_assets.ingest import checks as ingest_checks
     from quant_assets.monitoring import checks as monitoring_checks
-    from quant_assets.portfolio import checks as portfolio_checks
+    from quant_assets.risk import checks as risk_checks
     from resources.broker.resource import Broker
     from resources.execution_policy import ExecutionPolicy
     from schedules import DAILY_ASSETS
@@ -276,7 +276,7 @@ def test_the_whole_daily_graph_runs_for_two_consecutive_sessions(pipeline: Pipel
     graph = [
         *DAILY_ASSETS,
         *dg.load_asset_checks_from_modules(
-            [ingest_checks, portfolio_checks, execution_checks, monitoring_checks]
+            [ingest_checks, risk_checks, execution_checks, monitoring_checks]
         ),
     ]
     resources = {

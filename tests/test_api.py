@@ -1,4 +1,4 @@
-"""The REST API (quant_assets/api) through FastAPI's TestClient: the key, the common response
+"""The REST API (apps/api) through FastAPI's TestClient: the key, the common response
 schema, input validation, a real in-process run of a tiny selection, the PDF download, the order
 journal, the GraphQL path against a fake client, and a schemathesis run of the OpenAPI schema."""
 
@@ -28,10 +28,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from quant_assets.api import app as api_app
-from quant_assets.api.app import create_app
-from quant_assets.api.runs import GraphQLRuns, RunInfo, RunNotFound
-from quant_assets.api.settings import INSECURE_DEV_KEY, ApiSettings, ConfigurationError
+from apps.api import app as api_app
+from apps.api.app import create_app
+from apps.api.runs import GraphQLRuns, RunInfo, RunNotFound
+from apps.api.settings import INSECURE_DEV_KEY, ApiSettings, ConfigurationError
 from quant_assets.partitions import last_completed_trading_day
 from resources.storage import Store
 from resources.storage.tables import ORDER_JOURNAL

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from quant_assets.cli import (
+from apps.cli import (
     DAILY_SELECTION,
     DEFAULT_SESSIONS,
     PORTFOLIO_SELECTION,

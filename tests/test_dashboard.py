@@ -1,4 +1,4 @@
-"""The dashboard (quant_assets/dashboard): its figures from a small store, the page served by
+"""The dashboard (apps/dashboard): its figures from a small store, the page served by
 ``main`` and rendered in headless Chromium, and the Dagster UI's asset list in the same browser.
 
 The browser tests need Debian's ``chromium`` (``bash scripts/chromium.sh`` installs it): they
@@ -27,10 +27,10 @@ import plotly.graph_objects as go
 import polars as pl
 import pytest
 
-from quant_assets.dashboard import figures
-from quant_assets.dashboard.app import build_figures, create_app, refresh
-from quant_assets.dashboard.data import load_dashboard_data, sharpe_from_nav
-from quant_assets.dashboard.layout import GRAPH_IDS, PANEL_TITLES
+from apps.dashboard import figures
+from apps.dashboard.app import build_figures, create_app, refresh
+from apps.dashboard.data import load_dashboard_data, sharpe_from_nav
+from apps.dashboard.layout import GRAPH_IDS, PANEL_TITLES
 from resources.storage import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -471,7 +471,7 @@ def dashboard_url(tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "QUANT_STORE_URL": str(store_path), "QUANT_DASHBOARD_PORT": str(port)}
     log = (tmp_path / "dashboard.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "quant_assets.dashboard.app", "--refresh-seconds", "60"],
+        [sys.executable, "-m", "apps.dashboard.app", "--refresh-seconds", "60"],
         cwd=ROOT,
         env=env,
         stdout=log,

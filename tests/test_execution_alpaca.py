@@ -22,7 +22,8 @@ from conftest import write_random_views
 from quant_assets.execution.assets import paper_orders, positions
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.partitions import trading_sessions
-from quant_assets.portfolio.assets import risk_metrics, target_weights
+from quant_assets.portfolio.assets import target_weights
+from quant_assets.risk.assets import risk_metrics
 from resources.broker.alpaca import AlpacaBroker
 from resources.broker.resource import Broker
 from resources.execution_policy import ExecutionPolicy

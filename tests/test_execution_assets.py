@@ -19,7 +19,8 @@ from quant_assets.execution.accounting import holdings
 from quant_assets.execution.assets import nav, paper_orders, positions
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.partitions import next_trading_day, trading_sessions
-from quant_assets.portfolio.assets import risk_metrics, target_weights
+from quant_assets.portfolio.assets import target_weights
+from quant_assets.risk.assets import risk_metrics
 from resources.broker.resource import Broker
 from resources.broker.simulated import SimulatedBroker
 from resources.execution_policy import ExecutionPolicy

@@ -29,11 +29,11 @@ from quant_assets.monitoring.drift import (
     Severity,
     explanation_drift,
     feature_drift,
-    live_sharpe,
     prediction_drift,
 )
 from quant_assets.monitoring.sensors import latest_complete_week, retraining_trigger
 from quant_assets.partitions import next_trading_day, shift_sessions, trading_sessions
+from quant_core.metrics import trailing_sharpe
 from resources.market_data.resource import MarketData
 from resources.mlflow import mlflow_resource
 from resources.storage import Store
@@ -158,13 +158,13 @@ def test_explanation_drift_is_the_spearman_correlation_of_shap():
 def test_live_sharpe_by_hand():
     rng = np.random.default_rng(9)
     returns = rng.normal(4e-4, 0.01, size=100)
-    sharpe = live_sharpe(returns)
+    sharpe = trailing_sharpe(returns)
     for window in (30, 60, 90):
         tail = returns[-window:]
         assert sharpe[window] == pytest.approx(tail.mean() / tail.std(ddof=1) * math.sqrt(252))
-    short = live_sharpe(returns[:45])
+    short = trailing_sharpe(returns[:45])
     assert math.isnan(short[60]) and math.isnan(short[90]) and math.isfinite(short[30])
-    assert all(math.isnan(v) for v in live_sharpe(np.zeros(0)).values())
+    assert all(math.isnan(v) for v in trailing_sharpe(np.zeros(0)).values())
 
 
 def test_thresholds_are_validated_and_graded():

@@ -17,11 +17,12 @@ from conftest import write_random_views
 
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.partitions import next_trading_day, trading_sessions
-from quant_assets.portfolio import checks
 from quant_assets.portfolio.allocation import check_constraints
-from quant_assets.portfolio.assets import risk_metrics, target_weights
+from quant_assets.portfolio.assets import target_weights
 from quant_assets.portfolio.books import allocate_day, day_inputs, returns_panel, risk_reducing
-from quant_assets.portfolio.risk import current_drawdown
+from quant_assets.risk import checks
+from quant_assets.risk.assets import risk_metrics
+from quant_assets.risk.measures import current_drawdown
 from resources.market_data.resource import MarketData
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store

@@ -10,8 +10,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from quant_assets.portfolio import performance as perf
-from quant_assets.portfolio.backtest import (
+from quant_assets.research import performance as perf
+from quant_assets.research.backtest import (
     backtest_metrics,
     corwin_schultz_half_spread,
     sharpe_distribution,

@@ -11,7 +11,8 @@ import pytest
 from skfolio.measures import deflated_sharpe_ratio as skfolio_dsr
 from skfolio.measures import probabilistic_sharpe_ratio as skfolio_psr
 
-from quant_assets.portfolio import performance as perf
+from quant_assets.research import performance as perf
+from quant_core.metrics import drawdown
 
 # Bailey & López de Prado (2014), "The Deflated Sharpe Ratio", worked example: N = 100
 # independent trials whose ANNUALISED Sharpe ratios have variance 1/2, the best one has an
@@ -110,7 +111,7 @@ def test_drawdown_calmar_and_hit_rate() -> None:
     # wealth 1.1, 0.99, 0.88, 1.2: peak 1.1, trough 0.88 -> 20% drawdown
     wealth = np.array([1.1, 0.99, 0.88, 1.2])
     returns = wealth / np.concatenate([[1.0], wealth[:-1]]) - 1
-    np.testing.assert_allclose(perf.drawdowns(returns), [0.0, 0.1, 0.2, 0.0], atol=1e-12)
+    np.testing.assert_allclose(drawdown(returns), [0.0, 0.1, 0.2, 0.0], atol=1e-12)
     assert perf.max_drawdown(returns) == pytest.approx(0.2)
     assert perf.max_drawdown([-0.05, 0.01]) == pytest.approx(0.05)  # first-day loss counts
     assert perf.max_drawdown([0.01, 0.02]) == 0.0

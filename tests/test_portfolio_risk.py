@@ -8,22 +8,16 @@ import polars as pl
 import pytest
 from scipy import integrate, stats
 
-from quant_assets.portfolio.risk import (
-    TRADING_DAYS,
+from quant_assets.risk.measures import (
     beta,
     cornish_fisher_quantile,
-    current_drawdown,
     cvar_cornish_fisher,
     cvar_normal,
-    drawdown,
     euler_risk_contributions,
-    ex_ante_volatility,
     herfindahl,
-    max_drawdown,
     portfolio_returns,
     realised_volatility,
     rebalance_cost,
-    rolling_sharpe,
     sector_risk_contributions,
     sector_weights,
     simulate_portfolio_returns,
@@ -35,13 +29,21 @@ from quant_assets.portfolio.risk import (
     var_cvar_table,
     var_normal,
 )
-from quant_assets.portfolio.stress import (
+from quant_assets.risk.stress import (
     asset_betas,
     market_shock_pnl,
     sector_shock_pnl,
     stress_table,
     stressed_var_normal,
     worst_window,
+)
+from quant_core.conventions import TRADING_DAYS
+from quant_core.metrics import (
+    current_drawdown,
+    drawdown,
+    ex_ante_volatility,
+    max_drawdown,
+    rolling_sharpe,
 )
 
 MU, SIGMA = 0.0005, 0.01

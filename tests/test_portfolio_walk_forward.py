@@ -12,7 +12,7 @@ import pytest
 
 from quant_assets.features.labels import forward_excess_returns
 from quant_assets.partitions import trading_sessions
-from quant_assets.portfolio.walk_forward import (
+from quant_assets.research.walk_forward import (
     EQUAL_WEIGHT,
     INDEX,
     BacktestSpec,

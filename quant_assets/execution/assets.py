@@ -18,8 +18,9 @@ from quant_assets.partitions import (
     shift_sessions,
     trading_sessions,
 )
-from quant_assets.portfolio.assets import risk_metrics, target_weights
-from quant_assets.portfolio.limits import breached_limits
+from quant_assets.portfolio.assets import target_weights
+from quant_assets.risk.assets import risk_metrics
+from quant_assets.risk.limits import breached_limits
 from resources.broker.base import BrokerClient, OrderRequest
 from resources.broker.resource import Broker
 from resources.execution_policy import ExecutionPolicy

@@ -20,6 +20,7 @@ from datetime import date
 
 import polars as pl
 
+from quant_core.metrics import risk_increasing
 from resources.execution_policy import ExecutionPolicy
 
 TICK = 0.01
@@ -124,9 +125,7 @@ def paper_order_book(
         )
     )
     collar = policy.price_collar
-    reducing = (pl.col("target_qty").abs() < pl.col("held_qty").abs()) & (
-        pl.col("target_qty") * pl.col("held_qty") >= 0
-    )
+    reducing = ~risk_increasing(pl.col("target_qty"), pl.col("held_qty"), tol=0.0)
     arrival_gap = (pl.col("arrival_price") / pl.col("reference_price") - 1.0).abs()
     reason = (
         pl.when(pl.col("reference_price").is_null() | pl.col("unpriced"))

@@ -74,23 +74,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from quant_core.features import ALPHA158_NAMES, LOOKBACK_ROWS, WINDOWS
+
 __all__ = ["ALPHA158_NAMES", "LOOKBACK_ROWS", "WINDOWS", "compute_alpha158", "reindex_bars"]
-
-WINDOWS: tuple[int, ...] = (5, 10, 20, 30, 60)
-LOOKBACK_ROWS: int = 60
-
-_KBAR = ("KMID", "KLEN", "KMID2", "KUP", "KUP2", "KLOW", "KLOW2", "KSFT", "KSFT2")
-_PRICE = ("OPEN0", "HIGH0", "LOW0", "VWAP0")
-_ROLLING = (
-    "ROC", "MA", "STD", "BETA", "RSQR", "RESI", "MAX", "MIN", "QTLU", "QTLD", "RANK", "RSV",
-    "IMAX", "IMIN", "IMXD", "CORR", "CORD", "CNTP", "CNTN", "CNTD", "SUMP", "SUMN", "SUMD",
-    "VMA", "VSTD", "WVMA", "VSUMP", "VSUMN", "VSUMD",
-)  # fmt: skip
-ALPHA158_NAMES: tuple[str, ...] = (
-    *_KBAR,
-    *_PRICE,
-    *(f"{prefix}{d}" for prefix in _ROLLING for d in WINDOWS),
-)
 
 _PAD = LOOKBACK_ROWS  # >= the largest shift (60) and the largest window minus one (59)
 _STD_TOL = 2e-5  # np.isclose(std, 0, atol=2e-5) masks of Rsquare and Corr

@@ -6,7 +6,6 @@ import polars as pl
 
 from quant_assets.features.alpha158 import ALPHA158_NAMES, LOOKBACK_ROWS, compute_alpha158
 from quant_assets.features.labels import (
-    HORIZON_SESSIONS,
     LabelNotAvailable,
     check_available,
     forward_excess_returns,
@@ -14,6 +13,8 @@ from quant_assets.features.labels import (
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.partitions import daily_partitions, partition_dates, shift_sessions
+from quant_assets.queries import benchmark_ticker
+from quant_core.conventions import LABEL_HORIZON_SESSIONS
 from resources.storage import Store
 
 # Alpha158 on split/dividend-adjusted prices, volume adjusted by the same factor (Qlib's
@@ -28,14 +29,6 @@ _ADJUSTED_BARS = [
     (pl.col("volume") * pl.col("close") / pl.col("adj_close")).alias("volume"),
     (pl.col("vwap") * pl.col("adj_close") / pl.col("close")).alias("vwap"),
 ]
-
-
-def benchmark_ticker(store: Store) -> str:
-    members = store.read("universe")
-    flagged = members.filter(pl.col("is_benchmark"))["ticker"].to_list()
-    if not flagged:
-        raise dg.Failure("the universe has no benchmark ticker: materialize `universe` first")
-    return str(flagged[0])
 
 
 @dg.asset(
@@ -112,7 +105,7 @@ def labels(context: dg.AssetExecutionContext, store: Store) -> dg.MaterializeRes
             "rows": written,
             "tickers": frame["ticker"].n_unique(),
             "sessions": frame["date"].n_unique(),
-            "horizon_sessions": HORIZON_SESSIONS,
+            "horizon_sessions": LABEL_HORIZON_SESSIONS,
             "mean_label": float(frame.select(pl.col("label").mean()).item() or 0.0),
             "label_std": float(frame.select(pl.col("label").std()).item() or 0.0),
             **date_range_metadata(frame),

@@ -15,16 +15,15 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from quant_assets.partitions import session_ordinals
-
-HORIZON_SESSIONS = 5
+from quant_core.calendar import session_ordinals
+from quant_core.conventions import LABEL_HORIZON_SESSIONS
 
 
 class LabelNotAvailable(ValueError):
     """A label was asked for before its horizon session was stored."""
 
 
-def horizon_date(day: date, sessions: int = HORIZON_SESSIONS) -> date:
+def horizon_date(day: date, sessions: int = LABEL_HORIZON_SESSIONS) -> date:
     """The ``sessions``-th NYSE session after ``day``."""
     ordinals = session_ordinals()
     i = int(np.searchsorted(ordinals, day.toordinal(), side="right")) + sessions - 1
@@ -38,7 +37,7 @@ def horizon_dates(days: pl.Series) -> pl.Series:
     ordinals = session_ordinals()
     epoch = date(1970, 1, 1).toordinal()
     day_ordinals = days.cast(pl.Int64).to_numpy() + epoch
-    positions = np.searchsorted(ordinals, day_ordinals, side="right") + HORIZON_SESSIONS - 1
+    positions = np.searchsorted(ordinals, day_ordinals, side="right") + LABEL_HORIZON_SESSIONS - 1
     if positions.size and positions.max() >= len(ordinals):
         raise LabelNotAvailable("a horizon date is past the exchange calendar")
     return pl.Series("horizon_date", ordinals[positions] - epoch, dtype=pl.Int64).cast(pl.Date)
@@ -56,7 +55,7 @@ def check_available(last_day: date, last_stored_session: date | None) -> date:
         )
         raise LabelNotAvailable(
             f"label for {last_day} not yet available: it needs the bars of {needed} "
-            f"({HORIZON_SESSIONS} sessions later) and {latest}"
+            f"({LABEL_HORIZON_SESSIONS} sessions later) and {latest}"
         )
     return needed
 

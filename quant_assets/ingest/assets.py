@@ -1,7 +1,5 @@
 """Ingest assets: the universe, daily bars (validated, bad rows quarantined) and macro series."""
 
-from datetime import date
-
 import dagster as dg
 import polars as pl
 
@@ -179,14 +177,4 @@ def macro_series(
     )
 
 
-def window_of_run(context: dg.AssetCheckExecutionContext) -> tuple[date, date] | None:
-    """The date window of the run a check executes in, from its partition tags."""
-    tags = context.run.tags
-    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
-    last = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
-    if not first or not last:
-        return None
-    return date.fromisoformat(first), next_trading_day(date.fromisoformat(last))
-
-
-__all__ = ["macro_series", "raw_bars", "universe", "window_of_run"]
+__all__ = ["macro_series", "raw_bars", "universe"]

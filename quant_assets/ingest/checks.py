@@ -6,12 +6,13 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from quant_assets.ingest.assets import raw_bars, window_of_run
+from quant_assets.ingest.assets import raw_bars
 from quant_assets.partitions import (
     last_completed_trading_day,
     previous_trading_day,
     trading_sessions,
 )
+from quant_assets.queries import window_of_run
 from resources.storage import Store
 
 

@@ -20,7 +20,7 @@ import math
 
 import polars as pl
 
-from quant_assets.partitions import session_ordinals
+from quant_core.calendar import session_ordinals
 
 SPIKE_LOG_THRESHOLD = math.log(1.5)
 MAX_SPIKE_RUN = 3

@@ -15,7 +15,6 @@ import pandas as pd
 import polars as pl
 from pydantic import Field
 
-from quant_assets.features.alpha158 import ALPHA158_NAMES
 from quant_assets.features.assets import alpha158, labels
 from quant_assets.ingest.assets import universe
 from quant_assets.metadata import date_range_metadata, preview
@@ -36,6 +35,14 @@ from quant_assets.partitions import (
     shift_sessions,
     weekly_partitions,
 )
+from quant_core.conventions import (
+    CPCV_EMBARGO_SESSIONS,
+    CPCV_FOLDS,
+    CPCV_PURGED_SESSIONS,
+    CPCV_TEST_FOLDS,
+    TRADING_DAYS,
+)
+from quant_core.features import ALPHA158_NAMES
 from resources.mlflow import ModelRegistry
 from resources.storage import Store
 
@@ -50,10 +57,10 @@ class AlphaModelConfig(dg.Config):
     window_sessions: int = 756
     min_training_sessions: int = 120
     models: list[str] = Field(default_factory=lambda: list(MODEL_NAMES))
-    n_folds: int = 6
-    n_test_folds: int = 2
-    purged_size: int = 5
-    embargo_size: int = 5
+    n_folds: int = CPCV_FOLDS
+    n_test_folds: int = CPCV_TEST_FOLDS
+    purged_size: int = CPCV_PURGED_SESSIONS
+    embargo_size: int = CPCV_EMBARGO_SESSIONS
     random_state: int = 0
     lightgbm_n_estimators: int | None = None
     catboost_iterations: int | None = None
@@ -63,7 +70,7 @@ class AlphaModelConfig(dg.Config):
     gate_min_sessions: int = 20
     gate_min_improvement: float = 0.0
     # labelled sessions of out-of-sample scores kept in validation_scores (calibration history)
-    validation_score_sessions: int = 252
+    validation_score_sessions: int = TRADING_DAYS
 
     def spec(self) -> TrainingSpec:
         def given(**params: Any) -> dict[str, Any]:

@@ -36,6 +36,12 @@ from quant_assets.models.validation import (
     make_cpcv,
     result_from_predictions,
 )
+from quant_core.conventions import (
+    CPCV_EMBARGO_SESSIONS,
+    CPCV_FOLDS,
+    CPCV_PURGED_SESSIONS,
+    CPCV_TEST_FOLDS,
+)
 
 MODEL_NAMES = ("lightgbm", "catboost", "tft")
 ENSEMBLE = "ensemble"
@@ -46,10 +52,10 @@ class TrainingSpec:
     """Explicit parameters of one training. ``*_params`` go to the estimators' constructors."""
 
     models: tuple[str, ...] = MODEL_NAMES
-    n_folds: int = 6
-    n_test_folds: int = 2
-    purged_size: int = 5
-    embargo_size: int = 5
+    n_folds: int = CPCV_FOLDS
+    n_test_folds: int = CPCV_TEST_FOLDS
+    purged_size: int = CPCV_PURGED_SESSIONS
+    embargo_size: int = CPCV_EMBARGO_SESSIONS
     shap_sessions: int = 21
     lightgbm_params: dict[str, Any] = field(default_factory=dict)
     catboost_params: dict[str, Any] = field(default_factory=dict)

@@ -11,7 +11,7 @@ date before a test block starting at ``a`` overlaps the test labels when ``d + h
 i.e. the ``h - 1`` dates before ``a``; a train date after a test block ending at ``b`` overlaps
 when ``d <= b + h - 1``. skfolio removes ``purged_size`` dates on both sides of every test
 block, so ``purged_size >= h - 1`` is enough; the default 5 adds one session of margin. The
-embargo (default 2) removes further dates after each test block, against serial correlation in
+embargo (default 5) removes further dates after each test block, against serial correlation in
 the features that outlives the label window. :func:`label_overlaps` checks this for any split.
 
 CPCV paths: with ``N`` folds and ``k`` test folds there are ``C(N, k)`` splits and
@@ -33,14 +33,23 @@ from skfolio.model_selection import CombinatorialPurgedCV
 from sklearn.base import BaseEstimator, clone
 
 from quant_assets.models.cross_section import daily_ic, summarise_ic
+from quant_core.conventions import (
+    CPCV_EMBARGO_SESSIONS,
+    CPCV_FOLDS,
+    CPCV_PURGED_SESSIONS,
+    CPCV_TEST_FOLDS,
+    LABEL_HORIZON_SESSIONS,
+)
 
-LABEL_HORIZON = 5  # sessions covered by one label: d+1 .. d+5
 METRICS = ("ic_mean", "rank_ic_mean", "icir", "rank_icir")
 QUANTILES = (0.05, 0.5, 0.95)
 
 
 def make_cpcv(
-    n_folds: int = 6, n_test_folds: int = 2, purged_size: int = 5, embargo_size: int = 2
+    n_folds: int = CPCV_FOLDS,
+    n_test_folds: int = CPCV_TEST_FOLDS,
+    purged_size: int = CPCV_PURGED_SESSIONS,
+    embargo_size: int = CPCV_EMBARGO_SESSIONS,
 ) -> CombinatorialPurgedCV:
     """skfolio's CPCV with the panel defaults (sizes in sessions; see the module docstring)."""
     return CombinatorialPurgedCV(
@@ -87,7 +96,7 @@ def cpcv_date_splits(dates: np.ndarray | pd.Index, cv: CombinatorialPurgedCV) ->
 
 
 def label_overlaps(
-    split: DateSplit, sessions: np.ndarray, horizon: int = LABEL_HORIZON
+    split: DateSplit, sessions: np.ndarray, horizon: int = LABEL_HORIZON_SESSIONS
 ) -> list[tuple[object, object]]:
     """(train date, test date) pairs of ``split`` whose label windows share a session.
 
@@ -234,7 +243,7 @@ def walk_forward_evaluate(
     y: pd.Series,
     train_days: int,
     test_days: int,
-    purge: int = LABEL_HORIZON,
+    purge: int = LABEL_HORIZON_SESSIONS,
     expanding: bool = False,
 ) -> WalkForwardResult:
     """Train on ``train_days`` dates (or every date so far if ``expanding``), skip ``purge``

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from quant_assets.features.labels import HORIZON_SESSIONS
 from quant_assets.partitions import shift_sessions, trading_sessions
+from quant_core.conventions import LABEL_HORIZON_SESSIONS
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def training_window(week: date, window_sessions: int) -> TrainingWindow:
         week=week,
         start=shift_sessions(end, window_sessions - 1),
         end=end,
-        last_label_day=shift_sessions(end, HORIZON_SESSIONS),
+        last_label_day=shift_sessions(end, LABEL_HORIZON_SESSIONS),
     )
 
 

@@ -30,7 +30,6 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from quant_assets.features.alpha158 import ALPHA158_NAMES
 from quant_assets.features.assets import alpha158
 from quant_assets.ingest.assets import raw_bars
 from quant_assets.metadata import date_range_metadata, preview
@@ -41,7 +40,6 @@ from quant_assets.monitoring.drift import (
     Severity,
     WindowDrift,
     explanation_drift,
-    live_sharpe,
     window_drift,
 )
 from quant_assets.partitions import (
@@ -51,9 +49,10 @@ from quant_assets.partitions import (
     shift_sessions,
     trading_sessions,
 )
-from quant_assets.portfolio.assets import _realised_book_returns, target_weights
-from quant_assets.portfolio.books import returns_panel
-from quant_assets.portfolio.risk import SHARPE_WINDOWS
+from quant_assets.portfolio.assets import target_weights
+from quant_assets.queries import live_book_returns
+from quant_core.features import ALPHA158_NAMES
+from quant_core.metrics import SHARPE_WINDOWS, trailing_sharpe
 from resources.settings import data_dir
 from resources.storage import Store
 
@@ -139,27 +138,6 @@ def _shap_rank_corr(store: Store, day: date, training_week: date) -> pl.DataFram
     return explanation_drift(current, training).with_columns(
         pl.lit(current_week).alias("current_week")
     )
-
-
-def _live_returns(store: Store, day: date, sessions: int) -> np.ndarray:
-    """The live book's realised daily returns up to ``day`` (the last ``sessions`` at most)."""
-    first = shift_sessions(day, sessions + 1)
-    history = store.read(
-        "target_weights",
-        first,
-        day,
-        columns=["date", "ticker", "weight", "is_live"],
-        where={"is_live": [True]},
-    )
-    if history.is_empty():
-        return np.zeros(0)
-    bars = store.read(
-        "raw_bars", first, next_trading_day(day), columns=["ticker", "date", "adj_close"]
-    )
-    if bars.is_empty():
-        return np.zeros(0)
-    realised = _realised_book_returns(history, returns_panel(bars), day)
-    return realised[-sessions:]
 
 
 def _summary_rows(
@@ -256,8 +234,8 @@ def drift_report(
         week = model["week"]
         assert isinstance(week, date)
         shap = _shap_rank_corr(store, day, week)
-        realised = _live_returns(store, day, max(SHARPE_WINDOWS))
-        sharpe = live_sharpe(realised, SHARPE_WINDOWS)
+        realised = live_book_returns(store, day, max(SHARPE_WINDOWS))
+        sharpe = trailing_sharpe(realised, SHARPE_WINDOWS)
         path = drift_report_dir() / f"{day.isoformat()}.html"
         drift.snapshot.save_html(str(path))
         reports[day] = path

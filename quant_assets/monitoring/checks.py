@@ -11,9 +11,9 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from quant_assets.ingest.assets import window_of_run
 from quant_assets.monitoring.assets import drift_report
 from quant_assets.monitoring.drift import Severity
+from quant_assets.queries import rows_of_run
 from resources.storage import Store
 
 _CHECK_SEVERITY = {
@@ -22,23 +22,13 @@ _CHECK_SEVERITY = {
 }
 
 
-def _summary(context: dg.AssetCheckExecutionContext, store: Store) -> pl.DataFrame:
-    window = window_of_run(context)
-    if window is None:
-        bounds = store.date_bounds("drift_summary")
-        if bounds is None:
-            return pl.DataFrame()
-        return store.read("drift_summary", bounds[1], None)
-    return store.read("drift_summary", *window)
-
-
 def _severity_check(
     context: dg.AssetCheckExecutionContext,
     store: Store,
     severity_metric: str,
     shown: tuple[str, ...],
 ) -> dg.AssetCheckResult:
-    stored = _summary(context, store)
+    stored = rows_of_run(context, store, "drift_summary")
     if stored.is_empty():
         return dg.AssetCheckResult(
             passed=False,

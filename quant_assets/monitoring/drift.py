@@ -27,7 +27,7 @@
   score of the current window against the reference scores.
 * **Explanation drift** (:func:`explanation_drift`): Spearman rank correlation of per-feature
   mean |SHAP| between the current week and the training week, per boosted model.
-* **Rolling Sharpe** (:func:`live_sharpe`): annualised Sharpe of the live book's realised daily
+* **Rolling Sharpe** (``quant_core.metrics.trailing_sharpe``): annualised Sharpe of the live book's realised daily
   returns over the last 30, 60 and 90 sessions (NaN until that many sessions exist).
 
 Severity (:class:`DriftThresholds`) is graded OK / WARN / SEVERE with explicit, documented
@@ -46,8 +46,6 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from numpy.typing import ArrayLike
-
-from quant_assets.portfolio.risk import SHARPE_WINDOWS, rolling_sharpe
 
 # the stored column -> Evidently's stattest name
 DRIFT_METHODS: dict[str, str] = {
@@ -329,17 +327,3 @@ def explanation_drift(current: pl.DataFrame, training: pl.DataFrame) -> pl.DataF
         .with_columns(pl.col("rank_corr").cast(pl.Float64).fill_nan(None))
         .sort("model")
     )
-
-
-def live_sharpe(returns: ArrayLike, windows: Sequence[int] = SHARPE_WINDOWS) -> dict[int, float]:
-    """Annualised Sharpe ``sqrt(252) mean(r) / std(r, ddof=1)`` of the last ``w`` returns for
-    each window ``w`` (NaN when fewer than ``w`` returns exist or they do not vary)."""
-    r = np.asarray(returns, dtype=np.float64).ravel()
-    if r.size == 0:
-        return dict.fromkeys(windows, math.nan)
-    last = rolling_sharpe(r, windows).tail(1).row(0, named=True)
-    out: dict[int, float] = {}
-    for w in windows:
-        value = last[f"sharpe_{w}"]
-        out[w] = float(value) if value is not None and math.isfinite(value) else math.nan
-    return out

@@ -52,7 +52,8 @@ from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
 from sklearn.covariance import ledoit_wolf
 
-ANNUALISATION = 252
+from quant_core.conventions import TRADING_DAYS
+from quant_core.metrics import ex_ante_volatility, turnover
 
 
 def _validate_returns(returns: pd.DataFrame) -> np.ndarray:
@@ -438,7 +439,7 @@ class ConstrainedMarkowitz(_Allocation):
         vol_target: float | None = 0.10,
         cost_rate: float = 0.001,
         risk_aversion: float = 1.0,
-        cost_horizon: int = ANNUALISATION,
+        cost_horizon: int = TRADING_DAYS,
         long_only: bool = True,
         gross_limit: float = 1.0,
         max_weight: float | None = None,
@@ -499,7 +500,7 @@ class ConstrainedMarkowitz(_Allocation):
             # the sum of the k largest entries is convex: an exact constraint, no heuristic
             constraints.append(cp.sum_largest(cp.abs(w), 10) <= self.max_top10)
         if self.vol_target is not None:
-            constraints.append(cp.norm(risk, 2) <= self.vol_target / np.sqrt(ANNUALISATION))
+            constraints.append(cp.norm(risk, 2) <= self.vol_target / np.sqrt(TRADING_DAYS))
         if excluded is not None and excluded.any():
             constraints.append(w[np.flatnonzero(excluded)] == 0)
         problem = cp.Problem(objective, constraints)
@@ -586,7 +587,7 @@ class ConstrainedMarkowitz(_Allocation):
         result = pd.Series(weights, index=tickers)
         self._set_result(result, status, True)
         self.turnover_ = float(np.abs(weights - prev).sum()) + forced_sale
-        self.ex_ante_vol_ = float(np.sqrt(ANNUALISATION * weights @ covariance @ weights))
+        self.ex_ante_vol_ = ex_ante_volatility(weights, covariance)
         self.violations_ = check_constraints(
             result,
             prev_weights=prev_weights,
@@ -665,19 +666,14 @@ def check_constraints(
         for sector, value in by_sector[by_sector > sector_cap + tol].items():
             violations.append(f"sector cap: {sector} {value:.4f} > {sector_cap}")
     if max_turnover is not None:
-        prev = (
-            prev_weights.reindex(w.index.union(prev_weights.index)).fillna(0.0)
-            if prev_weights is not None
-            else pd.Series(0.0, index=w.index)
-        )
-        turnover = float((w.reindex(prev.index).fillna(0.0) - prev).abs().sum())
-        if turnover > max_turnover + tol:
-            violations.append(f"turnover: {turnover:.4f} > {max_turnover}")
+        traded = turnover(w, prev_weights)
+        if traded > max_turnover + tol:
+            violations.append(f"turnover: {traded:.4f} > {max_turnover}")
     if vol_target is not None:
         if covariance is None:
             raise ValueError("vol_target needs covariance")
         sigma = covariance.reindex(index=w.index, columns=w.index).to_numpy()
-        vol = float(np.sqrt(ANNUALISATION * w.to_numpy() @ sigma @ w.to_numpy()))
+        vol = ex_ante_volatility(w.to_numpy(), sigma)
         if vol > vol_target + tol:
             violations.append(f"vol target: ex-ante {vol:.4f} > {vol_target}")
     return violations

@@ -1,46 +1,33 @@
-"""Portfolio assets: ``ml_views`` (model scores -> calibrated Black-Litterman views),
-``target_weights`` (every allocation method's book) and ``risk_metrics`` (their risk)."""
-
-from datetime import date
+"""Portfolio assets: ``ml_views`` (model scores -> calibrated Black-Litterman views) and
+``target_weights`` (every allocation method's book)."""
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 import polars as pl
-from sklearn.covariance import ledoit_wolf
 
-from quant_assets.features.assets import benchmark_ticker
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models.assets import alpha_model, predictions
 from quant_assets.partitions import (
     daily_partitions,
-    next_trading_day,
     partition_dates,
     previous_trading_day,
     shift_sessions,
     trading_sessions,
 )
 from quant_assets.portfolio.books import (
-    DayInputs,
     InsufficientReturnsError,
     allocate_day,
     day_inputs,
-    returns_panel,
 )
-from quant_assets.portfolio.risk import (
-    current_drawdown,
-    euler_risk_contributions,
-    max_drawdown,
-    rebalance_cost,
-    sector_risk_contributions,
-    sector_weights,
-    stop_loss_breaches,
-    summary_metrics,
-    var_cvar_table,
-)
-from quant_assets.portfolio.stress import stress_table
 from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
+from quant_assets.queries import (
+    books_on,
+    live_books,
+    realised_book_returns,
+    returns_window,
+    sectors_and_benchmark,
+)
+from quant_core.metrics import current_drawdown
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
 
@@ -121,35 +108,8 @@ def ml_views(
     )
 
 
-def _policy_methods_metadata(policy: PortfolioPolicy) -> dict[str, str]:
+def policy_methods_metadata(policy: PortfolioPolicy) -> dict[str, str]:
     return {"live_method": policy.live_method, "methods": ", ".join(policy.methods)}
-
-
-def _sectors(store: Store) -> tuple[pd.Series, str]:
-    members = store.read("universe")
-    if members.is_empty():
-        raise dg.Failure("the universe is empty: materialize `universe` first")
-    sectors = pd.Series(members["sector"].to_list(), index=members["ticker"].to_list())
-    return sectors, benchmark_ticker(store)
-
-
-def _returns_for(store: Store, start: date, end: date, lookback_sessions: int) -> pl.DataFrame:
-    """``returns_panel`` of the stored bars from ``lookback_sessions + 1`` sessions before
-    ``start`` (the first day's window and the return into it) up to ``end``."""
-    first = shift_sessions(start, lookback_sessions + 1)
-    bars = store.read("raw_bars", first, end, columns=["ticker", "date", "adj_close"])
-    if bars.is_empty():
-        raise dg.Failure(f"no raw_bars stored in [{first}, {end})")
-    return returns_panel(bars)
-
-
-def _books_on(store: Store, day: date) -> dict[str, pd.Series]:
-    """Every method's stored book of ``day`` (empty when none is stored)."""
-    rows = store.read("target_weights", day, next_trading_day(day))
-    return {
-        str(method): pd.Series(group["weight"].to_numpy(), index=group["ticker"].to_list())
-        for (method,), group in rows.group_by(["method"])
-    }
 
 
 @dg.asset(
@@ -171,8 +131,8 @@ def target_weights(
     shrink positions (``allocation_status.risk_reducing``)."""
     portfolio_policy.check_consistent()
     start, end = partition_dates(context)
-    sectors, benchmark = _sectors(store)
-    panel = _returns_for(store, start, end, portfolio_policy.lookback_sessions)
+    sectors, benchmark = sectors_and_benchmark(store)
+    panel = returns_window(store, start, end, portfolio_policy.lookback_sessions)
     views = store.read(
         "ml_views", start, end, columns=["ticker", "date", "expected_return_daily", "confidence"]
     )
@@ -185,13 +145,10 @@ def target_weights(
             f"no ml_views for {len(missing)} sessions (first {missing[0]}): "
             "materialize ml_views for them first"
         )
-    previous = _books_on(store, previous_trading_day(days[0]))
+    previous = books_on(store, previous_trading_day(days[0]))
     # the live book's realised drawdown decides whether it may only reduce risk today
-    live_history = store.read(
-        "target_weights",
-        shift_sessions(start, portfolio_policy.lookback_sessions),
-        start,
-        where={"is_live": [True]},
+    live_history = live_books(
+        store, shift_sessions(start, portfolio_policy.lookback_sessions), start
     )
     weight_frames, status_frames = [], []
     for day in days:
@@ -209,7 +166,7 @@ def target_weights(
             )
         except InsufficientReturnsError as exc:
             raise dg.Failure(str(exc)) from exc
-        drawdown = current_drawdown(_realised_book_returns(live_history, panel, day))
+        drawdown = current_drawdown(realised_book_returns(live_history, panel, day))
         books = allocate_day(
             inputs, portfolio_policy, live_risk_reducing=drawdown > portfolio_policy.max_drawdown
         )
@@ -249,225 +206,11 @@ def target_weights(
         metadata={
             "rows": written,
             "days": len(days),
-            **_policy_methods_metadata(portfolio_policy),
+            **policy_methods_metadata(portfolio_policy),
             "infeasible_books": infeasible.height,
             "infeasible": preview(infeasible.select("date", "method", "status"), rows=20),
             "methods_summary": preview(summary, rows=len(portfolio_policy.methods)),
             "seconds_per_day": float(status["seconds"].sum()) / len(days),
             **date_range_metadata(weights),
-        }
-    )
-
-
-def _realised_book_returns(history: pl.DataFrame, panel: pl.DataFrame, day: date) -> np.ndarray:
-    """Daily returns the stored live book earned up to ``day``: the weights set at each
-    session's close times the next session's returns (cash at zero)."""
-    held = history.filter(pl.col("date") < day)
-    if held.is_empty():
-        return np.zeros(0)
-    returns = panel.filter(pl.col("date") <= day).unpivot(
-        index="date", variable_name="ticker", value_name="r"
-    )
-    sessions = panel.select("date").filter(pl.col("date") <= day)
-    # each book date -> the next stored session, whose return it earns
-    earned = sessions.with_columns(pl.col("date").shift(-1).alias("earned_on")).drop_nulls()
-    book = (
-        held.join(earned, on="date")
-        .join(returns, left_on=["earned_on", "ticker"], right_on=["date", "ticker"])
-        .group_by("earned_on")
-        .agg((pl.col("weight") * pl.col("r").fill_null(0.0)).sum().alias("r"))
-        .sort("earned_on")
-    )
-    return book["r"].to_numpy()
-
-
-def _risk_increasing_names(weights: pd.Series, previous: pd.Series | None) -> int:
-    """Names whose position grew, opened or flipped sign against ``previous``."""
-    before = previous if previous is not None else pd.Series(dtype=np.float64)
-    union = weights.index.union(before.index)
-    now = weights.reindex(union, fill_value=0.0).to_numpy(dtype=np.float64)
-    then = before.reindex(union, fill_value=0.0).to_numpy(dtype=np.float64)
-    grew = np.abs(now) > np.abs(then) + 1e-9
-    return int((grew | (now * then < 0)).sum())
-
-
-def _book_risk(
-    inputs: DayInputs,
-    method: str,
-    weights: pd.Series,
-    previous: pd.Series | None,
-    policy: PortfolioPolicy,
-) -> tuple[dict[str, float], pl.DataFrame]:
-    """Scalar metrics and the ticker/sector contribution rows of one book on one day."""
-    tickers = [t for t in weights.index if t in inputs.returns.columns]
-    window = inputs.returns[tickers].to_numpy(dtype=np.float64)
-    w = weights[tickers].to_numpy(dtype=np.float64)
-    bench = inputs.benchmark.to_numpy()
-    covariance, _ = ledoit_wolf(window)
-    metrics = summary_metrics(window, w, bench, cov=covariance, cost_bps=policy.cost_bps)
-    # turnover and cost against yesterday's book include the names sold out of it
-    union = weights.index.union(previous.index if previous is not None else pd.Index([]))
-    before = (
-        previous.reindex(union, fill_value=0.0)
-        if previous is not None
-        else pd.Series(0.0, index=union)
-    )
-    metrics["turnover"], metrics["transaction_cost"] = rebalance_cost(
-        before.to_numpy(), weights.reindex(union, fill_value=0.0).to_numpy(), policy.cost_bps
-    )
-    sector_of = inputs.sectors.reindex(tickers).fillna("unknown").to_list()
-    sector_table = sector_weights(w, sector_of)
-    metrics |= {
-        "names": float(len(tickers)),
-        "invested": float(w.sum()),
-        "max_position": float(np.abs(w).max()) if w.size else 0.0,
-        "max_sector_weight": float(sector_table.select(pl.col("weight").max()).item()),
-    }
-    for row in var_cvar_table(window, w, seed=0).iter_rows(named=True):
-        level = round(row["level"] * 100)
-        metrics[f"var{level}_{row['method']}"] = row["var"]
-        metrics[f"cvar{level}_{row['method']}"] = row["cvar"]
-    stress = stress_table(window, w, bench, sector_of)
-    for scenario, loss in stress.select("scenario", "loss").iter_rows():
-        metrics[f"stress_{scenario}"] = loss
-    contributions = euler_risk_contributions(w, covariance)
-    by_ticker = pl.DataFrame(
-        {
-            "level": "ticker",
-            "name": tickers,
-            "weight": w,
-            "risk_contribution": contributions,
-        }
-    )
-    by_sector = sector_table.join(
-        sector_risk_contributions(w, covariance, sector_of), on="sector"
-    ).select(
-        pl.lit("sector").alias("level"),
-        pl.col("sector").alias("name"),
-        "weight",
-        "risk_contribution",
-    )
-    rows = pl.concat([by_ticker, by_sector]).with_columns(
-        pl.lit(inputs.day).alias("date"), pl.lit(method).alias("method")
-    )
-    return metrics, rows
-
-
-@dg.asset(
-    group_name="portfolio",
-    kinds={"polars"},
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[target_weights],
-)
-def risk_metrics(
-    context: dg.AssetExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
-) -> dg.MaterializeResult:
-    """Risk of every stored book of each day, the live one flagged: VaR/CVaR 95/99 (normal,
-    Cornish-Fisher, historical, Monte Carlo with seed 0), realised and ex-ante (Ledoit-Wolf)
-    volatility, beta, drawdowns and rolling Sharpe of the weights held over the lookback,
-    concentration, sector weights, Euler contributions by ticker and sector, stress losses,
-    the rebalance's turnover and cost; for the live book also its REALISED drawdown from the
-    stored live books and its stop-loss breaches. The risk limits are blocking checks on it."""
-    start, end = partition_dates(context)
-    sectors, benchmark = _sectors(store)
-    lookback = portfolio_policy.lookback_sessions
-    panel = _returns_for(store, start, end, lookback)
-    books = store.read("target_weights", start, end)
-    if books.is_empty():
-        raise dg.Failure(f"no target_weights stored in [{start}, {end})")
-    live_history = store.read(
-        "target_weights", shift_sessions(start, lookback), end, where={"is_live": [True]}
-    )
-    previous = _books_on(store, previous_trading_day(start))
-    metric_rows: list[pl.DataFrame] = []
-    contribution_rows: list[pl.DataFrame] = []
-    breaches: list[pl.DataFrame] = []
-    for day in books["date"].unique().sort().to_list():
-        inputs = day_inputs(day, panel, benchmark, sectors, None, previous, lookback)
-        today: dict[str, pd.Series] = {}
-        for (method, is_live), rows in books.filter(pl.col("date") == day).group_by(
-            ["method", "is_live"], maintain_order=True
-        ):
-            weights = pd.Series(rows["weight"].to_numpy(), index=rows["ticker"].to_list())
-            today[str(method)] = weights
-            metrics, contributions = _book_risk(
-                inputs, str(method), weights, previous.get(str(method)), portfolio_policy
-            )
-            contribution_rows.append(contributions)
-            if is_live:
-                realised = _realised_book_returns(live_history, panel, day)
-                metrics["realised_sessions"] = float(realised.size)
-                metrics["realised_drawdown"] = current_drawdown(realised) if realised.size else 0.0
-                metrics["realised_max_drawdown"] = max_drawdown(realised) if realised.size else 0.0
-                held = [t for t in weights.index if t in inputs.returns.columns]
-                hits = stop_loss_breaches(
-                    held,
-                    inputs.returns[held].to_numpy(),
-                    weights[held].to_numpy(),
-                    portfolio_policy.stop_loss_vol_multiple,
-                    portfolio_policy.stop_loss_vol_window,
-                )
-                metrics["stop_loss_breaches"] = float(hits.height)
-                metrics["risk_increasing_names"] = float(
-                    _risk_increasing_names(weights, previous.get(str(method)))
-                )
-                breaches.append(hits.with_columns(pl.lit(day).alias("date")))
-            metric_rows.append(
-                pl.DataFrame(
-                    {"metric": list(metrics), "value": [float(v) for v in metrics.values()]}
-                ).with_columns(
-                    pl.lit(day).alias("date"),
-                    pl.lit(method).alias("method"),
-                    pl.lit(is_live).alias("is_live"),
-                )
-            )
-        previous = today
-    frame = pl.concat(metric_rows).select("date", "method", "is_live", "metric", "value")
-    frame = frame.with_columns(pl.col("value").fill_nan(None))
-    contributions = pl.concat(contribution_rows).select(
-        "date", "method", "level", "name", "weight", "risk_contribution"
-    )
-    written = store.write_partition("risk_metrics", frame, start, end)
-    store.write_partition("risk_contributions", contributions, start, end)
-    live_last = frame.filter(pl.col("is_live") & (pl.col("date") == pl.col("date").max())).select(
-        "metric", "value"
-    )
-    headline = {
-        name: float(value) if value is not None else float("nan")
-        for name, value in live_last.iter_rows()
-        if name
-        in (
-            "var95_historical",
-            "cvar95_historical",
-            "ex_ante_vol",
-            "realised_vol",
-            "beta",
-            "max_position",
-            "max_sector_weight",
-            "realised_drawdown",
-            "stop_loss_breaches",
-            "turnover",
-        )
-    }
-    stops = pl.concat(breaches) if breaches else pl.DataFrame()
-    return dg.MaterializeResult(
-        metadata={
-            "rows": written,
-            "books": frame.select("date", "method").unique().height,
-            **_policy_methods_metadata(portfolio_policy),
-            **{f"live_{k}": v for k, v in headline.items()},
-            "stop_loss_hits": preview(stops, rows=20) if stops.height else "none",
-            "by_method": preview(
-                frame.filter(pl.col("date") == pl.col("date").max())
-                .filter(
-                    pl.col("metric").is_in(
-                        ["ex_ante_vol", "var95_historical", "cvar95_historical", "beta", "names"]
-                    )
-                )
-                .pivot(on="metric", index="method", values="value"),
-                rows=10,
-            ),
-            **date_range_metadata(frame),
         }
     )

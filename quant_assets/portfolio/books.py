@@ -44,8 +44,9 @@ from quant_assets.portfolio.allocation import (
     RiskParity,
     check_constraints,
 )
-from quant_assets.portfolio.risk import stop_loss_breaches
 from quant_assets.portfolio.views import view_strings
+from quant_assets.risk.measures import stop_loss_breaches
+from quant_core.metrics import ex_ante_volatility, turnover
 from resources.portfolio_policy import PortfolioPolicy
 
 # below this many sessions a covariance of hundreds of names is mostly noise
@@ -115,7 +116,7 @@ def day_inputs(
     benchmark's column) and the other inputs, checked.
 
     With ``stop_loss_multiple``, names whose last ``stop_loss_window``-session loss is beyond
-    that many times their window volatility (:func:`~quant_assets.portfolio.risk.
+    that many times their window volatility (:func:`~quant_assets.risk.measures.
     stop_loss_breaches`, as if held long) are left out of every book of the day (``stopped``):
     the construction honours the stop-loss limit that ``live_positions_within_stop_loss``
     guards, so a stopped position is sold rather than the day's orders blocked."""
@@ -268,15 +269,7 @@ def allocate_day(
                 feasible = False
                 status = f"{status}; violated: {'; '.join(violations)}"
         held = weights[weights.abs() > WEIGHT_TOL] if feasible else weights.iloc[:0]
-        turnover = None
-        if feasible:
-            before = previous if previous is not None else pd.Series(dtype=np.float64)
-            union = held.index.union(before.index)
-            turnover = float(
-                (held.reindex(union, fill_value=0.0) - before.reindex(union, fill_value=0.0))
-                .abs()
-                .sum()
-            )
+        traded = turnover(held, previous) if feasible else None
         ex_ante = None
         if feasible:
             # the same Ledoit-Wolf covariance the Markowitz book is constrained with
@@ -284,7 +277,7 @@ def allocate_day(
             if sigma is None:
                 sigma = inputs.returns.cov()
             w = weights.reindex(sigma.index).fillna(0.0).to_numpy()
-            ex_ante = float(np.sqrt(252.0 * w @ sigma.to_numpy() @ w))
+            ex_ante = ex_ante_volatility(w, sigma.to_numpy())
         status_rows.append(
             {
                 "date": inputs.day,
@@ -294,7 +287,7 @@ def allocate_day(
                 "status": status,
                 "names": int(held.size),
                 "invested": float(held.sum()) if feasible else None,
-                "turnover": turnover,
+                "turnover": traded,
                 "ex_ante_vol": ex_ante,
                 "seconds": seconds,
                 "stopped": len(inputs.stopped),

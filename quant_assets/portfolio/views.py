@@ -64,7 +64,7 @@ import polars as pl
 from scipy.stats import norm
 from sklearn.base import BaseEstimator
 
-from quant_assets.features.labels import HORIZON_SESSIONS
+from quant_core.conventions import LABEL_HORIZON_SESSIONS
 
 
 def view_strings(
@@ -113,7 +113,7 @@ class ScoreCalibrator(BaseEstimator):
 
     def __init__(
         self,
-        horizon: int = HORIZON_SESSIONS,
+        horizon: int = LABEL_HORIZON_SESSIONS,
         min_dates: int = 60,
         min_names: int = 10,
         full_confidence_ic: float = 0.10,

@@ -41,15 +41,16 @@ from quant_assets.partitions import (
     previous_trading_day,
     trading_sessions,
 )
-from quant_assets.portfolio.assets import risk_metrics
-from quant_assets.portfolio.limits import breached_limits, limit_rules, live_metrics
 from quant_assets.reporting.pdf import KeyFigures, ReportData, number, pct, write_report
+from quant_assets.risk.assets import risk_metrics
+from quant_assets.risk.limits import breached_limits, limit_rules, live_metrics
+from quant_core.conventions import TRADING_DAYS
+from quant_core.metrics import nav_drawdown
 from resources.portfolio_policy import PortfolioPolicy
 from resources.settings import data_dir
 from resources.storage import Store
 
 TOP_HOLDINGS = 10
-TRADING_DAYS = 252
 
 LIMIT_LABELS = {
     "live_book_only_reduces_risk_beyond_max_drawdown": "Max drawdown (risk-reducing only)",
@@ -83,7 +84,7 @@ def nav_history(navs: pl.DataFrame, day: date) -> pl.DataFrame:
             "date",
             "nav",
             (pl.col("nav") / pl.col("nav").shift(1) - 1.0).alias("return"),
-            (pl.col("nav") / pl.col("nav").cum_max() - 1.0).alias("drawdown"),
+            (-nav_drawdown(pl.col("nav"))).alias("drawdown"),
         )
     )
 

@@ -28,7 +28,7 @@ from datetime import date
 
 import polars as pl
 
-from quant_assets.partitions import next_trading_day
+from quant_core.calendar import next_trading_day
 from resources.broker.base import DuplicateOrderError, OrderRequest, OrderState
 from resources.broker.liquidity import execute_batch
 from resources.storage import Store

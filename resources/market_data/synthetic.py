@@ -67,13 +67,13 @@ import exchange_calendars as xcals
 import numpy as np
 import polars as pl
 
+from quant_core.conventions import TRADING_DAYS
 from resources.market_data.base import BAR_SCHEMA, GICS_SECTORS, UNIVERSE_SCHEMA, conform_bars
 
 SECTORS = GICS_SECTORS
 # share of tickers per sector (roughly the S&P 500's constituent counts)
 _SECTOR_WEIGHTS = np.array([0.05, 0.10, 0.07, 0.05, 0.14, 0.12, 0.15, 0.14, 0.05, 0.06, 0.06])
 
-TRADING_DAYS = 252
 T_DF = 5.0
 GARCH_ALPHA = 0.08
 GARCH_BETA = 0.90

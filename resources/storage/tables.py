@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from quant_assets.features.alpha158 import ALPHA158_NAMES
+from quant_core.features import ALPHA158_NAMES
 
 
 @dataclass(frozen=True)

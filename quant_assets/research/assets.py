@@ -1,5 +1,5 @@
 """The ``backtest`` asset: the walk-forward backtest of every model x method over the stored
-history (see :mod:`quant_assets.portfolio.walk_forward`), to the store, MLflow and plots."""
+history (see :mod:`quant_assets.research.walk_forward`), to the store, MLflow and plots."""
 
 import base64
 import io
@@ -12,20 +12,21 @@ import polars as pl
 from matplotlib.figure import Figure
 from pydantic import Field
 
-from quant_assets.features.alpha158 import ALPHA158_NAMES
-from quant_assets.features.assets import alpha158, benchmark_ticker, labels
+from quant_assets.features.assets import alpha158, labels
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.metadata import preview
 from quant_assets.models.assets import sector_map
 from quant_assets.models.training import TrainingSpec
-from quant_assets.portfolio.backtest import summarise_sharpe_distribution
-from quant_assets.portfolio.walk_forward import (
+from quant_assets.queries import benchmark_ticker
+from quant_assets.research.backtest import summarise_sharpe_distribution
+from quant_assets.research.walk_forward import (
     EQUAL_WEIGHT,
     INDEX,
     BacktestSpec,
     run_backtest,
     strategy_tables,
 )
+from quant_core.features import ALPHA158_NAMES
 from resources.portfolio_policy import PortfolioPolicy
 from resources.settings import data_dir
 from resources.storage import Store

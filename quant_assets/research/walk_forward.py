@@ -20,7 +20,7 @@ The steps, each reusing the code that runs live:
    rebalancing). The default re-optimises at each retraining (every 20 sessions): one day of
    every method for 500 names and three score sets takes about 8 s on two cores, so daily
    re-optimisation over five years would take hours, not the issue's 15 minutes.
-4. P&L: :func:`~quant_assets.portfolio.backtest.simulate_book` (decided at d's close, earns
+4. P&L: :func:`~quant_assets.research.backtest.simulate_book` (decided at d's close, earns
    d+1), proportional ``cost_bps`` plus each name's Corwin-Schultz half-spread.
 5. Benchmarks: the index (buy and hold, no cost) and the equal-weight book of the day's
    investable names (rebalanced on the same days, same costs).
@@ -41,20 +41,20 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
-from quant_assets.features.labels import HORIZON_SESSIONS
 from quant_assets.models.cross_section import daily_ic
 from quant_assets.models.ensemble import RankEnsemble
 from quant_assets.models.training import ENSEMBLE, TrainingSpec
 from quant_assets.models.validation import cpcv_evaluate, make_cpcv, walk_forward_evaluate
-from quant_assets.portfolio.backtest import (
+from quant_assets.portfolio.books import DayInputs, allocate_day, day_inputs, returns_panel
+from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
+from quant_assets.research.backtest import (
     backtest_metrics,
     corwin_schultz_half_spread,
     sharpe_distribution,
     simulate_book,
     top_quantile_weights,
 )
-from quant_assets.portfolio.books import DayInputs, allocate_day, day_inputs, returns_panel
-from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
+from quant_core.conventions import LABEL_HORIZON_SESSIONS
 from resources.portfolio_policy import PortfolioPolicy
 
 VIEW_METHODS = ("black_litterman", "constrained_markowitz")
@@ -122,7 +122,7 @@ def model_scores(
             y,
             train_days=spec.train_sessions,
             test_days=spec.retrain_every,
-            purge=HORIZON_SESSIONS,
+            purge=LABEL_HORIZON_SESSIONS,
         )
         columns[name] = result.predictions
     ensemble = RankEnsemble(dict.fromkeys(spec.models, 1.0)).combine(columns)
@@ -145,7 +145,7 @@ def _calibrated_views(
     """The day's views from ``score`` (one model's panel scores) calibrated on its realised
     out-of-sample history; None while that history is too short."""
     position = sessions.index(day)
-    last_realised = position - HORIZON_SESSIONS
+    last_realised = position - LABEL_HORIZON_SESSIONS
     if last_realised < 1:
         return None
     history_dates = sessions[max(0, last_realised - spec.calibration_sessions) : last_realised]

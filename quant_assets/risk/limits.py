@@ -24,7 +24,8 @@ class LimitRule:
 
 def limit_rules(policy: PortfolioPolicy) -> dict[str, LimitRule]:
     """Every limit, by the name of the check that guards it."""
-    de_risking = pl.col("realised_drawdown") > policy.max_drawdown
+    # only a measured drawdown beyond the maximum puts the book in de-risking mode
+    de_risking = (pl.col("realised_drawdown") > policy.max_drawdown).fill_null(False)
     low, high = policy.vol_band_low, policy.vol_band_high
     position, top10 = policy.max_position, policy.max_top10
     return {

@@ -13,9 +13,9 @@ import polars as pl
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse
 
-from quant_assets.api.auth import require_api_key
-from quant_assets.api.runs import RunBackendError, RunLauncher, RunNotFound
-from quant_assets.api.schemas import DATE_PATTERN, ApiResponse, RunRequest, ok
+from apps.api.auth import require_api_key
+from apps.api.runs import RunBackendError, RunLauncher, RunNotFound
+from apps.api.schemas import DATE_PATTERN, ApiResponse, RunRequest, ok
 from quant_assets.partitions import is_trading_day, last_completed_trading_day, start_date
 
 REPORT_NAME = re.compile(r"^report_(\d{8})\.pdf$")

@@ -12,8 +12,8 @@ from typing import Any
 import polars as pl
 from dash import dcc, html
 
-from quant_assets.dashboard.data import SEVERITY_METRICS, TAIL_METHODS, DashboardData
-from quant_assets.dashboard.figures import SEVERITY_NAMES
+from apps.dashboard.data import SEVERITY_METRICS, TAIL_METHODS, DashboardData
+from apps.dashboard.figures import SEVERITY_NAMES
 
 TITLE = "Quant platform · portfolio, risk and drift"
 

@@ -1,6 +1,6 @@
 """Stress tests of a portfolio: market and sector shocks, doubled volatility, worst 5-day window.
 
-Inputs and conventions are those of :mod:`quant_assets.portfolio.risk` (``T x N`` daily simple
+Inputs and conventions are those of :mod:`quant_assets.risk.measures` (``T x N`` daily simple
 asset returns, ``N`` weights as fractions of NAV, cash at zero return). Every scenario reports
 ``pnl``, the portfolio's return under the scenario (negative = a loss), and ``loss = -pnl``,
 positive for a loss like VaR. Shocks are instantaneous and hit the CURRENT weights; there is no
@@ -26,7 +26,7 @@ import polars as pl
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from quant_assets.portfolio.risk import FloatArray, as_matrix, as_vector, portfolio_returns
+from quant_assets.risk.measures import FloatArray, as_matrix, as_vector, portfolio_returns
 
 MARKET_SHOCKS = (-0.10, -0.20)
 SECTOR_SHOCK = -0.15

@@ -15,10 +15,9 @@ from typing import cast
 
 import polars as pl
 
+from quant_core.metrics import SHARPE_WINDOWS, nav_drawdown, rolling_sharpe_expr
 from resources.storage import Store
 
-SHARPE_WINDOWS = (30, 60, 90)
-TRADING_DAYS = 252
 SEVERITY_METRICS = ("feature_severity", "prediction_severity", "explanation_severity")
 # var95_historical, cvar99_monte_carlo, ...: the one-day tail losses of risk_metrics
 _TAIL_METRIC = re.compile(r"^(c?var)(\d+)_(.+)$")
@@ -111,7 +110,7 @@ def nav_with_drawdown(nav: pl.DataFrame) -> pl.DataFrame:
         .select("date", "nav", "pnl", "cumulative_pnl")
         .with_columns(
             (pl.col("nav") / pl.col("nav").shift(1) - 1.0).alias("daily_return"),
-            (pl.col("nav") / pl.col("nav").cum_max() - 1.0).alias("drawdown"),
+            (-nav_drawdown(pl.col("nav"))).alias("drawdown"),
         )
     )
 
@@ -124,11 +123,7 @@ def sharpe_from_nav(nav: pl.DataFrame, windows: tuple[int, ...] = SHARPE_WINDOWS
         returns.select(
             "date",
             pl.lit(w, dtype=pl.Int32).alias("window"),
-            (
-                pl.col("daily_return").rolling_mean(w)
-                / pl.col("daily_return").rolling_std(w)
-                * math.sqrt(TRADING_DAYS)
-            ).alias("sharpe"),
+            rolling_sharpe_expr(pl.col("daily_return"), w).alias("sharpe"),
         )
         for w in windows
     ]

@@ -15,7 +15,7 @@ from typing import Any, cast
 import plotly.graph_objects as go
 import polars as pl
 
-from quant_assets.dashboard.data import SEVERITY_METRICS
+from apps.dashboard.data import SEVERITY_METRICS
 
 FONT = "Inter, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 INK = "#1f2a37"

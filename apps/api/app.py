@@ -20,11 +20,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from quant_assets.api import errors
-from quant_assets.api.auth import API_KEY_HEADER
-from quant_assets.api.routes import router
-from quant_assets.api.runs import GraphQLRuns, InProcessRuns, RunLauncher
-from quant_assets.api.settings import (
+from apps.api import errors
+from apps.api.auth import API_KEY_HEADER
+from apps.api.routes import router
+from apps.api.runs import GraphQLRuns, InProcessRuns, RunLauncher
+from apps.api.settings import (
     INSECURE_DEV_KEY,
     ApiSettings,
     ConfigurationError,

@@ -80,7 +80,7 @@ def _iso(timestamp: float | None) -> str | None:
 
 class InProcessRuns:
     """Runs the job with ``execute_in_process`` on one worker thread, against the instance at
-    DAGSTER_HOME (``quant_assets.cli.dagster_home()``), with resources built from the environment
+    DAGSTER_HOME (``apps.cli.dagster_home()``), with resources built from the environment
     when the run starts."""
 
     backend: Backend = "in_process"
@@ -97,7 +97,7 @@ class InProcessRuns:
     def instance(self) -> dg.DagsterInstance:
         with self._lock:
             if self._instance is None:
-                from quant_assets.cli import dagster_home
+                from apps.cli import dagster_home
 
                 self._instance = dg.DagsterInstance.from_config(str(dagster_home()))
             return self._instance

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from quant_assets.features.labels import HORIZON_SESSIONS
 from quant_assets.models.windows import model_week_for, week_start
 from quant_assets.partitions import (
     last_completed_trading_day,
@@ -25,6 +24,7 @@ from quant_assets.partitions import (
     start_date,
     trading_sessions,
 )
+from quant_core.conventions import LABEL_HORIZON_SESSIONS
 from resources.settings import PROJECT_ROOT
 
 DAILY_SELECTION = "universe,raw_bars,macro_series,alpha158"
@@ -148,7 +148,7 @@ def pipeline_steps(
     steps += [
         (
             "labels",
-            ["--partition-range", f"{first}...{shift_sessions(last, HORIZON_SESSIONS)}"],
+            ["--partition-range", f"{first}...{shift_sessions(last, LABEL_HORIZON_SESSIONS)}"],
             [],
         ),
         (

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from quant_assets.api.schemas import error
+from apps.api.schemas import error
 
 logger = logging.getLogger("quant.api")
 

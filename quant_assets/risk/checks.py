@@ -9,21 +9,12 @@ the optimiser was given. The metadata names the offending days and values.
 import dagster as dg
 import polars as pl
 
-from quant_assets.ingest.assets import window_of_run
-from quant_assets.portfolio.assets import risk_metrics, target_weights
-from quant_assets.portfolio.limits import limit_rules, live_metrics
+from quant_assets.portfolio.assets import target_weights
+from quant_assets.queries import rows_of_run
+from quant_assets.risk.assets import risk_metrics
+from quant_assets.risk.limits import limit_rules, live_metrics
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
-
-
-def _window(context: dg.AssetCheckExecutionContext, store: Store, table: str) -> pl.DataFrame:
-    window = window_of_run(context)
-    if window is None:
-        bounds = store.date_bounds(table)
-        if bounds is None:
-            return pl.DataFrame()
-        return store.read(table, bounds[1], None)
-    return store.read(table, *window)
 
 
 def _live_limit_check(
@@ -31,7 +22,7 @@ def _live_limit_check(
 ) -> dg.AssetCheckResult:
     """Pass when no live-book day of the run breaches the limit ``name`` (``limits.py``)."""
     rule = limit_rules(policy)[name]
-    stored = _window(context, store, "risk_metrics")
+    stored = rows_of_run(context, store, "risk_metrics")
     if stored.is_empty():
         return dg.AssetCheckResult(passed=False, metadata={"reason": "no risk_metrics stored"})
     live = live_metrics(stored, rule.metrics)
@@ -66,7 +57,7 @@ def _live_limit_check(
 def live_book_is_feasible(
     context: dg.AssetCheckExecutionContext, store: Store
 ) -> dg.AssetCheckResult:
-    status = _window(context, store, "allocation_status")
+    status = rows_of_run(context, store, "allocation_status")
     if status.is_empty():
         return dg.AssetCheckResult(passed=False, metadata={"reason": "no allocation_status"})
     infeasible = status.filter(~pl.col("feasible"))

@@ -1,8 +1,8 @@
 """Pure simulation core of the backtest: book simulation, spread estimate, signal portfolio, metrics.
 
 No Dagster and no store access here: the walk-forward orchestration and the ``backtest`` asset
-feed these functions in-memory frames. Metrics come from :mod:`quant_assets.portfolio.performance`
-and the cost formula mirrors :func:`quant_assets.portfolio.risk.rebalance_cost`, so the live
+feed these functions in-memory frames. Metrics come from :mod:`quant_assets.research.performance`
+and the cost formula mirrors :func:`quant_assets.risk.measures.rebalance_cost`, so the live
 book and the backtest measure turnover and costs the same way.
 
 Conventions (every function):
@@ -13,7 +13,7 @@ Conventions (every function):
   ``close_d / close_{d-1} - 1``. Weights are fractions of NAV; the uninvested rest is cash at a
   zero return.
 * Turnover is ``sum_i |w_target,i - w_drifted,i|`` (buys plus sells) and costs are fractions of
-  NAV, as in :func:`quant_assets.portfolio.performance.turnover` and ``risk.rebalance_cost``.
+  NAV, as in :func:`quant_assets.research.performance.turnover` and ``risk.rebalance_cost``.
 * Sharpe ratios are annualised with ``sqrt(252)`` unless said per period.
 """
 
@@ -27,9 +27,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from quant_assets.portfolio import performance as perf
-
-TRADING_DAYS = perf.TRADING_DAYS
+from quant_assets.research import performance as perf
+from quant_core.conventions import TRADING_DAYS
 
 BOOK_COLUMNS = ("gross_return", "cost", "net_return", "turnover", "gross_exposure", "n_names")
 
@@ -281,7 +280,7 @@ def sharpe_distribution(
 ) -> pd.DataFrame:
     """Annualised Sharpe ratio of each backtest path (CPCV paths): columns ``path``, ``sharpe``,
     ``n_obs`` (finite returns used), one row per path in the order given. Sharpe as in
-    :func:`quant_assets.portfolio.performance.sharpe_ratio` (mean over std ``ddof=1``, zero
+    :func:`quant_assets.research.performance.sharpe_ratio` (mean over std ``ddof=1``, zero
     risk-free, NaN returns dropped)."""
     rows = [
         {

@@ -1,4 +1,4 @@
-"""Risk measures of a portfolio: VaR/CVaR, volatility, beta, drawdown, concentration, Euler risk.
+"""Risk measures of a portfolio: VaR/CVaR, volatility, beta, concentration, Euler risk.
 
 Plain functions over NumPy (or pandas, converted with ``np.asarray``) inputs, so the
 ``risk_metrics`` asset and the backtest can share them:
@@ -8,13 +8,13 @@ Plain functions over NumPy (or pandas, converted with ``np.asarray``) inputs, so
   zero return, so weights need not sum to one);
 - ``benchmark_returns``: ``T`` daily simple returns of the benchmark, aligned with the rows.
 
-Conventions, everywhere in this module and :mod:`quant_assets.portfolio.stress`:
+Conventions, everywhere in this module and :mod:`quant_assets.risk.stress`:
 
 - horizon one day; VaR and CVaR are LOSSES, reported POSITIVE, as fractions of NAV: at level
   ``alpha`` (0.95, 0.99) ``VaR = -q_{1-alpha}(r)``, the negated lower quantile of the portfolio
   return, and ``CVaR = -E[r | r <= -VaR]``, the mean loss beyond it (expected shortfall);
-- annualisation with :data:`TRADING_DAYS` = 252: volatility ``x sqrt(252)``, mean ``x 252``;
-- drawdowns are positive fractions of the running peak of wealth (0.1 = 10% below the peak);
+- annualisation, drawdowns, rolling Sharpe and ex-ante volatility as ``quant_core.metrics``
+  defines them (drawdowns positive fractions of the running peak of wealth);
 - the risk-free rate is zero unless passed, matching the zero-return cash of the weights.
 """
 
@@ -28,9 +28,15 @@ import polars as pl
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-TRADING_DAYS = 252
+from quant_core.conventions import TRADING_DAYS
+from quant_core.metrics import (
+    current_drawdown,
+    ex_ante_volatility,
+    max_drawdown,
+    rolling_sharpe,
+)
+
 VAR_LEVELS = (0.95, 0.99)
-SHARPE_WINDOWS = (30, 60, 90)
 
 FloatArray = NDArray[np.float64]
 
@@ -249,13 +255,6 @@ def realised_volatility(returns: ArrayLike) -> float:
     return float(as_vector(returns, "returns").std(ddof=1) * np.sqrt(TRADING_DAYS))
 
 
-def ex_ante_volatility(weights: ArrayLike, cov: ArrayLike) -> float:
-    """Annualised ex-ante volatility ``sqrt(252 * w' Sigma w)`` from a DAILY covariance."""
-    w = as_vector(weights, "weights")
-    s = as_matrix(cov, "cov")
-    return float(np.sqrt(max(TRADING_DAYS * float(w @ s @ w), 0.0)))
-
-
 def beta(returns: ArrayLike, benchmark_returns: ArrayLike) -> float:
     """OLS beta ``cov(r, b) / var(b)`` of a return series on the benchmark's."""
     r = as_vector(returns, "returns")
@@ -264,44 +263,6 @@ def beta(returns: ArrayLike, benchmark_returns: ArrayLike) -> float:
         raise ValueError("returns and benchmark_returns must be aligned")
     bc = b - b.mean()
     return float(((r - r.mean()) @ bc) / (bc @ bc))
-
-
-def drawdown(returns: ArrayLike) -> FloatArray:
-    """Drawdown after each day: ``1 - W_t / max(1, W_1..W_t)`` with wealth ``W_t = prod(1 + r)``.
-
-    The starting wealth 1 counts as a peak, so a loss on the first day is already a drawdown.
-    """
-    wealth = np.cumprod(1.0 + as_vector(returns, "returns"))
-    peak = np.maximum.accumulate(np.maximum(wealth, 1.0))
-    return 1.0 - wealth / peak
-
-
-def current_drawdown(returns: ArrayLike) -> float:
-    """Drawdown at the last day (0 at a new high)."""
-    dd = drawdown(returns)
-    return float(dd[-1]) if dd.size else 0.0
-
-
-def max_drawdown(returns: ArrayLike) -> float:
-    """Largest drawdown over the history (positive)."""
-    dd = drawdown(returns)
-    return float(dd.max()) if dd.size else 0.0
-
-
-def rolling_sharpe(
-    returns: ArrayLike, windows: Sequence[int] = SHARPE_WINDOWS, risk_free_daily: float = 0.0
-) -> pl.DataFrame:
-    """Annualised rolling Sharpe ratios ``sqrt(252) * mean(r - rf) / std(r, ddof=1)``.
-
-    One column ``sharpe_{w}`` per window, one row per day; null until a window is full.
-    """
-    excess = pl.Series("r", as_vector(returns, "returns") - risk_free_daily)
-    return pl.DataFrame({"r": excess}).select(
-        (
-            pl.col("r").rolling_mean(w) / pl.col("r").rolling_std(w, ddof=1) * np.sqrt(TRADING_DAYS)
-        ).alias(f"sharpe_{w}")
-        for w in windows
-    )
 
 
 # --- concentration, sectors, Euler risk -------------------------------------------------------

@@ -27,7 +27,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
-TRADING_DAYS = 252
+from quant_core.conventions import TRADING_DAYS
+from quant_core.metrics import max_drawdown
 
 
 def _clean(returns: ArrayLike) -> np.ndarray:
@@ -84,20 +85,6 @@ def sortino_ratio(
     if downside == 0:
         return math.inf if excess.mean() > 0 else math.nan
     return float(excess.mean()) / downside * math.sqrt(periods_per_year)
-
-
-def drawdowns(returns: ArrayLike) -> np.ndarray:
-    """Drawdown after each period: ``1 - W_t / max(1, max_{s<=t} W_s)``, ``W_t = prod(1 + r)``."""
-    r = _clean(returns)
-    wealth = np.cumprod(1.0 + r)
-    peak = np.maximum.accumulate(np.maximum(wealth, 1.0))
-    return 1.0 - wealth / peak
-
-
-def max_drawdown(returns: ArrayLike) -> float:
-    """Largest drawdown, a positive fraction (0 for a never-losing path)."""
-    dd = drawdowns(returns)
-    return float(dd.max()) if dd.size else math.nan
 
 
 def calmar_ratio(returns: ArrayLike, periods_per_year: int = TRADING_DAYS) -> float:

@@ -24,9 +24,9 @@ import dash
 import plotly.graph_objects as go
 from dash import Input, Output
 
-from quant_assets.dashboard import figures
-from quant_assets.dashboard import layout as page
-from quant_assets.dashboard.data import DashboardData, load_dashboard_data
+from apps.dashboard import figures
+from apps.dashboard import layout as page
+from apps.dashboard.data import DashboardData, load_dashboard_data
 from resources.storage import Store
 
 log = logging.getLogger("quant.dashboard")

@@ -1,0 +1,1 @@
+"""Research: the walk-forward backtest, its P&L simulation and performance statistics."""

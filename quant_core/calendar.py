@@ -1,0 +1,83 @@
+"""The NYSE trading calendar (exchange_calendars' XNYS): sessions, shifts and membership.
+
+A session is a weekday the NYSE is open. Lookups are binary searches over the sorted session
+ordinals, so they cost microseconds and no pandas objects.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import numpy as np
+
+DEFAULT_START_DATE = "2005-01-03"
+
+
+def start_date() -> date:
+    return date.fromisoformat(os.environ.get("QUANT_START_DATE") or DEFAULT_START_DATE)
+
+
+@lru_cache(maxsize=1)
+def nyse_calendar() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar("XNYS", start="1990-01-02")
+
+
+@lru_cache(maxsize=1)
+def session_ordinals() -> np.ndarray:
+    """Sorted proleptic ordinals of every known NYSE session (fast membership and lookups)."""
+    sessions = nyse_calendar().sessions
+    return np.array([d.toordinal() for d in sessions.date], dtype=np.int64)
+
+
+def trading_sessions(start: date, end: date) -> list[date]:
+    """NYSE sessions in the half-open range ``[start, end)``."""
+    ordinals = session_ordinals()
+    lo, hi = np.searchsorted(ordinals, [start.toordinal(), end.toordinal()])
+    return [date.fromordinal(int(o)) for o in ordinals[lo:hi]]
+
+
+def is_trading_day(day: date) -> bool:
+    ordinals = session_ordinals()
+    i = int(np.searchsorted(ordinals, day.toordinal()))
+    return i < len(ordinals) and int(ordinals[i]) == day.toordinal()
+
+
+def next_trading_day(day: date) -> date:
+    """The first session strictly after ``day`` (a weekday guess past the calendar's horizon)."""
+    ordinals = session_ordinals()
+    i = int(np.searchsorted(ordinals, day.toordinal(), side="right"))
+    if i < len(ordinals):
+        return date.fromordinal(int(ordinals[i]))
+    following = day + timedelta(days=1)
+    while following.weekday() >= 5:
+        following += timedelta(days=1)
+    return following
+
+
+def previous_trading_day(day: date) -> date:
+    """The last session strictly before ``day``."""
+    ordinals = session_ordinals()
+    i = int(np.searchsorted(ordinals, day.toordinal(), side="left"))
+    return date.fromordinal(int(ordinals[max(i - 1, 0)]))
+
+
+def shift_sessions(day: date, sessions: int) -> date:
+    """The session ``sessions`` sessions before (negative: after) the session on or after
+    ``day``; ``shift_sessions(d, 0)`` is ``d`` itself when ``d`` is a session."""
+    ordinals = session_ordinals()
+    i = int(np.searchsorted(ordinals, day.toordinal(), side="left")) - sessions
+    if not 0 <= i < len(ordinals):
+        raise ValueError(f"{day} shifted by {sessions} sessions leaves the exchange calendar")
+    return date.fromordinal(int(ordinals[i]))
+
+
+def last_completed_trading_day(now: datetime | None = None) -> date:
+    """The latest session whose US close (21:00 UTC at the latest) has passed."""
+    now = now or datetime.now(UTC)
+    today = now.date()
+    if is_trading_day(today) and now.hour >= 21:
+        return today
+    return previous_trading_day(today)
