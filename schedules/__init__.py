@@ -2,7 +2,7 @@
 labels whose horizon closed that day at 23:30 UTC, and the weekly training on Mondays at 20:00 UTC
 (the week that just ended, before Monday's daily run)."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
@@ -11,6 +11,7 @@ from quant_assets.execution.assets import nav, paper_orders, positions
 from quant_assets.features.assets import alpha158, labels
 from quant_assets.ingest.assets import macro_series, raw_bars, universe
 from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.models.windows import model_week_for
 from quant_assets.monitoring.assets import drift_report
 from quant_assets.partitions import (
     daily_partitions,
@@ -97,12 +98,6 @@ def daily_labels_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReques
     )
 
 
-def training_week_for(run_day: date) -> date:
-    """The week a Monday run trains: the one that ended the Friday before."""
-    monday = run_day - timedelta(days=run_day.weekday())
-    return monday - timedelta(days=7)
-
-
 @dg.schedule(
     job=weekly_training,
     cron_schedule="0 20 * * 1",
@@ -112,7 +107,8 @@ def training_week_for(run_day: date) -> date:
 )
 def weekly_training_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     now = context.scheduled_execution_time or datetime.now(UTC)
-    week = training_week_for(now.astimezone(UTC).date()).isoformat()
+    # the week that just ended: the model that will score this week
+    week = model_week_for(now.astimezone(UTC).date()).isoformat()
     return dg.RunRequest(run_key=f"weekly_training:{week}", partition_key=week)
 
 
