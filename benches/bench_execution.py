@@ -15,7 +15,8 @@ orders (1,521,442 shares, 2 to 244,847 a name), execute_many best 7.63 ms, media
 20 runs (target <= 50 ms met); 2,772 child orders, 1,321,613 shares filled (the largest orders
 exhaust their 5%-of-ADV books), mean slippage 18.15 bps against the arrival price. The stored
 round trip (submit one by one, the broker's books in DuckDB): 7.15 s, 14.31 ms an order, all
-of it the store. The first, per-order Python version (simulate_execution) took 1.55 s.
+of it the store. The first, per-order Python version (a Python-seeded book per order, since
+removed) took 1.55 s.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The quant_engine binding: single-order round trips, rejects vs exceptions, the NumPy batch API
-(equal to the one-by-one API, GIL released), the latency profile and the simulated execution
-helper."""
+(equal to the one-by-one API, GIL released) and the latency profile."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections import Counter
@@ -22,7 +22,6 @@ from quant_engine import (
     Modified,
     OrderBook,
     Rejected,
-    simulate_execution,
 )
 
 BAND = (1, 10_000)
@@ -398,10 +397,10 @@ def test_batch_ignores_unused_columns_of_cancels_and_market_prices():
     assert b.process_batch(**market)["fills"] == 1
 
 
-def test_batch_releases_the_gil():
-    """A Python thread keeps ticking while a long batch runs in another thread: with the GIL
-    held, its ticks would stop for the batch's whole duration."""
-    s = qe.mixed_stream(3_000_000, seed=1)
+def _batch_beside_a_ticker(n_ops: int) -> tuple[float, float, list[float]]:
+    """One batch of ``n_ops`` mixed commands in a worker thread while a Python thread appends
+    ``perf_counter`` ticks: ``(batch start, batch end, ticks)``."""
+    s = qe.mixed_stream(n_ops, seed=1)
     b = OrderBook(s.min_price, s.max_price, 1 << 20)
     window: dict[str, float] = {}
     ticks: list[float] = []
@@ -425,113 +424,26 @@ def test_batch_releases_the_gil():
     worker.join()
     stop.set()
     ticker.join()
+    return window["start"], window["end"], ticks
 
-    start, end = window["start"], window["end"]
-    duration = end - start
-    if duration < 0.1:
-        pytest.skip(f"the batch took only {duration * 1e3:.0f} ms: too short to judge")
+
+def test_batch_releases_the_gil():
+    """A Python thread keeps ticking while a long batch runs in another thread: with the GIL
+    held, its ticks would stop for the batch's whole duration. A batch too short to judge is
+    run again 4x longer; if that is still too short the test skips locally and fails under CI."""
+    for n_ops in (3_000_000, 12_000_000):
+        start, end, ticks = _batch_beside_a_ticker(n_ops)
+        duration = end - start
+        if duration >= 0.1:
+            break
+    else:
+        message = f"the batch took only {duration * 1e3:.0f} ms: too short to judge"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} [CI is set: the GIL release must be checked]", pytrace=False)
+        pytest.skip(message)
     inside = [t for t in ticks if start <= t <= end]
     points = [start, *inside, end]
     longest_gap = max(b - a for a, b in itertools.pairwise(points))
     # GIL held: one gap of about the whole duration; released: gaps of scheduler slices
     assert len(inside) > 100
     assert longest_gap < 0.5 * duration, (longest_gap, duration)
-
-
-# --- simulated execution ----------------------------------------------------------------------
-
-
-def test_market_fills_sum_to_the_quantity_within_the_depth():
-    res = simulate_execution(100.0, 0.01, "buy", 7_500, depth_levels=20, depth_qty=1_000, seed=1)
-    assert res.filled_qty == sum(f.qty for f in res.fills) == 7_500
-    assert res.unfilled_qty == 0 and res.fill_ratio == 1.0
-    assert all(f.price >= res.best_ask for f in res.fills)
-    lo, hi = min(f.price for f in res.fills), max(f.price for f in res.fills)
-    assert lo <= res.avg_price <= hi
-
-
-def test_market_order_beyond_the_depth_fills_what_there_is():
-    res = simulate_execution(50.0, 0.05, "sell", 1_000_000, depth_levels=5, depth_qty=100)
-    assert 0 < res.filled_qty < 1_000_000
-    assert res.filled_qty + res.unfilled_qty == 1_000_000
-    assert res.slippage_bps > 0
-
-
-def test_small_orders_pay_about_the_half_spread():
-    for side in ("buy", "sell"):
-        res = simulate_execution(100.0, 0.01, side, 10, spread_ticks=4, seed=2)
-        half_spread_bps = 2 * 0.01 / 100.0 * 1e4
-        assert res.mid_price == pytest.approx(100.0)
-        assert res.slippage_bps == pytest.approx(half_spread_bps)
-        assert res.reference_slippage_bps == pytest.approx(half_spread_bps)
-        worse = res.avg_price > res.mid_price if side == "buy" else res.avg_price < res.mid_price
-        assert worse
-
-
-def test_slippage_grows_with_size():
-    sizes = [10, 1_000, 5_000, 15_000]
-    slippage = [simulate_execution(100.0, 0.01, "buy", q, seed=4).slippage_bps for q in sizes]
-    assert slippage == sorted(slippage)
-    assert slippage[-1] > slippage[0] + 1.0
-
-
-def test_child_orders_split_the_parent():
-    res = simulate_execution(100.0, 0.01, "sell", 2_500, child_qty=1_000, seed=4)
-    assert res.child_orders == 3
-    assert {f.child for f in res.fills} == {0, 1, 2}
-    assert res.filled_qty == 2_500
-
-
-def test_deterministic_for_a_seed():
-    a = simulate_execution(25.0, 0.01, "buy", 3_000, seed=42)
-    b = simulate_execution(25.0, 0.01, "buy", 3_000, seed=42)
-    c = simulate_execution(25.0, 0.01, "buy", 3_000, seed=43)
-    assert a == b
-    assert a.fills != c.fills
-
-
-def test_limit_style_never_fills_through_its_limit():
-    for side, limit in (("buy", 100.03), ("sell", 99.97)):
-        res = simulate_execution(
-            100.0, 0.01, side, 50_000, style="limit", limit_price=limit, seed=3
-        )
-        assert 0 < res.filled_qty < 50_000
-        if side == "buy":
-            assert max(f.price for f in res.fills) <= limit
-        else:
-            assert min(f.price for f in res.fills) >= limit
-        market = simulate_execution(100.0, 0.01, side, 50_000, seed=3)
-        assert market.filled_qty > res.filled_qty
-
-
-def test_limit_style_defaults_to_the_touch_and_a_passive_limit_gets_nothing():
-    touch = simulate_execution(100.0, 0.01, "buy", 50_000, style="limit", seed=3)
-    assert {f.price for f in touch.fills} == {touch.best_ask}
-    passive = simulate_execution(100.0, 0.01, "buy", 100, style="limit", limit_price=99.0)
-    assert passive.filled_qty == 0 and passive.fills == []
-    assert np.isnan(passive.avg_price) and np.isnan(passive.slippage_bps)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"side": "hold"}, "side must be"),
-        ({"quantity": 0}, "quantity must be"),
-        ({"tick_size": 0.0}, "tick_size must be"),
-        ({"reference_price": -1.0}, "reference_price must be"),
-        ({"style": "twap"}, "style must be"),
-        ({"limit_price": 100.0}, "only allowed with style='limit'"),
-        ({"spread_ticks": 0}, "spread_ticks must be"),
-        ({"child_qty": 0}, "child_qty must be"),
-    ],
-)
-def test_simulate_execution_rejects_bad_arguments(kwargs, message):
-    args: dict[str, Any] = {
-        "reference_price": 100.0,
-        "tick_size": 0.01,
-        "side": "buy",
-        "quantity": 10,
-        **kwargs,
-    }
-    with pytest.raises(ValueError, match=message):
-        simulate_execution(**args)

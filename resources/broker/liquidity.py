@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from quant_engine import Engine
+from quant_engine import CommandKind, Engine, OrderType, Side
 
 CHILD_ID_BASE = 1 << 40  # maker ids stay below it
-_SUBMIT, _BUY, _SELL, _LIMIT, _MARKET, _IOC = 0, 0, 1, 0, 1, 2
 _U64 = np.uint64
 
 
@@ -98,7 +97,7 @@ def execute_batch(
     sizes = level_sizes(seeds, depth_qty, levels)
     keep = prices >= lowest[:, None, None]
     maker_symbol = np.broadcast_to(np.arange(n)[:, None, None], prices.shape)[keep]
-    maker_side = np.broadcast_to(np.array([_BUY, _SELL])[None, :, None], prices.shape)[keep]
+    maker_side = np.broadcast_to(np.array([Side.BUY, Side.SELL])[None, :, None], prices.shape)[keep]
     maker_price, maker_qty = prices[keep], sizes[keep]
     maker_ids = np.arange(1, maker_price.size + 1, dtype=np.uint64)
 
@@ -115,11 +114,16 @@ def execute_batch(
 
     result = engine.process_batch(
         np.concatenate([maker_symbol, child_order]).astype(np.uint32),
-        np.zeros(maker_price.size + child_order.size, dtype=np.uint8),  # all submits
+        np.full(maker_price.size + child_order.size, CommandKind.SUBMIT, dtype=np.uint8),
         np.concatenate([maker_ids, child_ids]).astype(np.uint64),
-        np.concatenate([maker_side, np.where(sell[child_order], _SELL, _BUY)]).astype(np.uint8),
+        np.concatenate([maker_side, np.where(sell[child_order], Side.SELL, Side.BUY)]).astype(
+            np.uint8
+        ),
         np.concatenate(
-            [np.full(maker_price.size, _LIMIT), np.where(is_limit, _IOC, _MARKET)]
+            [
+                np.full(maker_price.size, OrderType.LIMIT),
+                np.where(is_limit, OrderType.IOC, OrderType.MARKET),
+            ]
         ).astype(np.uint8),
         np.concatenate([maker_price, np.where(is_limit, child_price, 0)]).astype(np.int64),
         np.concatenate([maker_qty, child_qty]).astype(np.uint64),

@@ -88,10 +88,10 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
 class _SharedFile:
     """One open database per file and process, closed after IDLE_CLOSE_S without use.
 
-    Opening a DuckDB database costs ~20 ms and closing it ~15 ms (more than a 60-day read), so
-    consecutive operations share it; each operation works on its own cursor (a cheap connection
-    to the same database, safe to use from its own thread). Once nothing ran for IDLE_CLOSE_S the
-    database is closed, which releases the file for other processes."""
+    Opening and closing a DuckDB database cost more than a 60-day read (README, "Benchmarks"),
+    so consecutive operations share it; each operation works on its own cursor (a cheap
+    connection to the same database, safe to use from its own thread). Once nothing ran for
+    IDLE_CLOSE_S the database is closed, which releases the file for other processes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

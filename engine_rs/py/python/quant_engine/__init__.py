@@ -4,8 +4,6 @@
   return event objects, and ``process_batch`` over NumPy command columns (GIL released).
 * ``Side``, ``OrderType``, ``CommandKind``: the integer codes the batch API takes (the
   single-order API also takes the strings ``"buy"``, ``"limit"``, ...).
-* ``simulate_execution``: a parent order executed against synthetic liquidity (slippage model
-  for the simulated broker).
 * ``mixed_stream``: a deterministic benchmark stream of commands.
 
 Errors: argument errors raise ``ValueError`` (``TypeError`` for wrong Python types) before
@@ -14,8 +12,6 @@ anything reaches the book; business rejects come back as ``Rejected`` events. Se
 """
 
 from __future__ import annotations
-
-from enum import IntEnum
 
 from quant_engine._native import (
     CANCEL,
@@ -32,35 +28,11 @@ from quant_engine._native import (
     __version__,
     clock_overhead_ns,
 )
-from quant_engine.simulation import ExecutionResult, SimFill, simulate_execution
+from quant_engine.codes import CommandKind, OrderType, Side
 from quant_engine.streams import OrderStream, mixed_stream
 
 Event = Accepted | Rejected | Fill | Cancelled | Modified | Done
 """Any event the engine emits."""
-
-
-class Side(IntEnum):
-    """Order side codes (``sides`` column of the batch API)."""
-
-    BUY = 0
-    SELL = 1
-
-
-class OrderType(IntEnum):
-    """Order type codes (``types`` column of the batch API)."""
-
-    LIMIT = 0
-    MARKET = 1
-    IOC = 2
-    FOK = 3
-
-
-class CommandKind(IntEnum):
-    """Command codes (``kind`` column of the batch API)."""
-
-    SUBMIT = SUBMIT
-    CANCEL = CANCEL
-    MODIFY = MODIFY
 
 
 __all__ = [
@@ -73,7 +45,6 @@ __all__ = [
     "Done",
     "Engine",
     "Event",
-    "ExecutionResult",
     "Fill",
     "Modified",
     "OrderBook",
@@ -81,9 +52,7 @@ __all__ = [
     "OrderType",
     "Rejected",
     "Side",
-    "SimFill",
     "__version__",
     "clock_overhead_ns",
     "mixed_stream",
-    "simulate_execution",
 ]

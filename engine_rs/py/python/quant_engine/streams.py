@@ -12,9 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from quant_engine._native import CANCEL, SUBMIT
-
-LIMIT, MARKET, IOC, FOK = 0, 1, 2, 3
+from quant_engine.codes import CommandKind, OrderType
 
 
 @dataclass(frozen=True)
@@ -102,9 +100,9 @@ def mixed_stream(
     sides = rng.integers(0, 2, size=n, dtype=np.uint8)
     sign = 2 * sides.astype(np.int64) - 1  # buys (-1) below the mid, sells (+1) above
 
-    types = np.zeros(n, dtype=np.uint8)  # LIMIT
-    types[is_mkt_ioc] = np.where(u[is_mkt_ioc] < (c2 + c3) / 2, MARKET, IOC)
-    types[is_fok] = FOK
+    types = np.full(n, OrderType.LIMIT, dtype=np.uint8)
+    types[is_mkt_ioc] = np.where(u[is_mkt_ioc] < (c2 + c3) / 2, OrderType.MARKET, OrderType.IOC)
+    types[is_fok] = OrderType.FOK
 
     ticks = rng.geometric(0.2, size=n).astype(np.int64)  # 1, 2, 3, ...
     behind = ticks - 1  # a limit rests 0, 1, 2, ... ticks behind the mid
@@ -124,8 +122,8 @@ def mixed_stream(
     chosen = limit_rows[np.minimum(target, max(len(limit_rows) - 1, 0))] if len(limit_rows) else 0
     ids[cancel_rows] = np.where(has_target, np.asarray(chosen) + 1, 0).astype(np.uint64)
 
-    kind = np.full(n, SUBMIT, dtype=np.uint8)
-    kind[is_cancel] = CANCEL
+    kind = np.full(n, CommandKind.SUBMIT, dtype=np.uint8)
+    kind[is_cancel] = CommandKind.CANCEL
     lo = int(prices.min()) if n else mid
     hi = int(prices.max()) if n else mid
     return OrderStream(
