@@ -1,6 +1,6 @@
 """Daily pipeline benchmark: one partition of the ``daily_pipeline`` job, 500 tickers.
 
-Target (issue 6): the full daily pipeline for one partition, after the weekly model exists,
+Target: the full daily pipeline for one partition, after the weekly model exists,
 through the in-process executor: <= 60 s wall including Dagster overhead, with each asset's
 share. Everything runs as the schedule runs it: the code location's ``daily_pipeline`` job
 (``execute_in_process`` with the schedule's asset selection, checks included) on its own

@@ -1,6 +1,6 @@
 """Simulated execution benchmark: 500 paper orders on engine_rs.
 
-Target (issue 6): the simulated broker executes 500 orders in <= 50 ms. The orders are a
+Target: the simulated broker executes 500 orders in <= 50 ms. The orders are a
 500-name book's first day on a $100M account (0.2% a name, sized on SyntheticMarket seed 7
 closes, liquidity from each name's 20-session volatility and volume), half of them turned
 into sells so both sides of the books are walked. Timed: ``SimulatedBroker.execute_many``

@@ -2,7 +2,7 @@
 
 Prints (a) provider + validation + store time and peak RSS of one in-process backfill, the way
 raw_bars does it, and (b) the wall time of the whole ``dagster asset materialize`` run for the
-same range. Targets (issue 2): (a) <= 5 s and <= 2 GB, (b) <= 30 s.
+same range. Targets: (a) <= 5 s and <= 2 GB, (b) <= 30 s.
 
     uv run python benches/bench_ingest.py [--tickers 500] [--years 10]
 """

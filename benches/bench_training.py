@@ -6,7 +6,7 @@ synthetic market (``--features alpha158``, the default when quant_assets.feature
 importable) or 158 random features with a planted signal (``--features random``); the label is
 the 5-session forward return in excess of the synthetic index. Prints the data preparation time
 (not part of the target), each model's CPCV and final-fit times, the CPCV metric distribution
-per model and for their rank ensemble, and the total training time. Target (issue 6): the
+per model and for their rank ensemble, and the total training time. Target: the
 training of both models <= 5 minutes on 2 cores.
 
     uv run python benches/bench_training.py [--tickers 500] [--sessions 756] [--features random]
