@@ -58,12 +58,13 @@ def main() -> None:
     )
     import dagster as dg
 
+    from apps.cli import DAILY_SELECTION, LABELS_SELECTION, TRAINING_SELECTION
     from quant_assets.definitions import defs
     from quant_assets.models.windows import model_week_for
     from quant_assets.partitions import previous_trading_day, shift_sessions
     from quant_core.conventions import LABEL_HORIZON_SESSIONS
     from resources.config import resources_from_env
-    from schedules import DAILY_ASSETS
+    from schedules import DAILY_ASSETS, keys_of
 
     job = defs.resolve_job_def("daily_pipeline")
     instance = dg.DagsterInstance.ephemeral()
@@ -89,17 +90,17 @@ def main() -> None:
         "dagster/asset_partition_range_end": DAY.isoformat(),
     }
     started = time.perf_counter()
-    run(["universe", "raw_bars", "macro_series", "alpha158"], tags=span)
+    run(DAILY_SELECTION.split(","), tags=span)
     labelled = shift_sessions(DAY, LABEL_HORIZON_SESSIONS + 1)
-    run(["labels"], tags=span | {"dagster/asset_partition_range_end": labelled.isoformat()})
+    run(LABELS_SELECTION.split(","), tags=span | {"dagster/asset_partition_range_end": labelled.isoformat()})
     week = model_week_for(DAY)
     training = {"models": ["lightgbm", "catboost"], "n_folds": 4, "n_test_folds": 2}
     run(
-        ["alpha_model"],
+        TRAINING_SELECTION.split(","),
         partition=week.isoformat(),
         config={"ops": {"alpha_model": {"config": training}}},
     )
-    keys = [a.key for a in DAILY_ASSETS]
+    keys = keys_of(*DAILY_ASSETS)
     job.execute_in_process(
         partition_key=previous_trading_day(DAY).isoformat(), asset_selection=keys, instance=instance
     )

@@ -67,9 +67,9 @@ class RunLauncher(Protocol):
 
 def default_selection() -> tuple[str, ...]:
     """The asset keys the daily schedule requests (``schedules.DAILY_ASSETS``)."""
-    from schedules import DAILY_ASSETS
+    from schedules import DAILY_ASSETS, keys_of
 
-    return tuple(a.key.to_user_string() for a in DAILY_ASSETS)
+    return tuple(k.to_user_string() for k in keys_of(*DAILY_ASSETS))
 
 
 def _iso(timestamp: float | None) -> str | None:
