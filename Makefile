@@ -24,7 +24,7 @@ ingest: bootstrap
 train: bootstrap
 	@test -n "$(WEEK)" || { echo "make train WEEK=<Monday of a completed week>"; exit 2; }
 	@$(UV) run python -c "from apps.cli import dagster_home; dagster_home()"
-	$(UV) run dagster asset materialize -m quant_assets.definitions --select alpha_model --partition $(WEEK)
+	$(UV) run dagster asset materialize -m quant_assets.definitions --select alpha_model,model_validation,shap_summary,validation_scores --partition $(WEEK)
 
 postgres:
 	@bash scripts/postgres.sh

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from quant_assets.features.assets import labels
+from quant_assets.models.assets import alpha_model
 from quant_assets.models.windows import model_week_for, week_start
 from quant_assets.partitions import (
     last_completed_trading_day,
@@ -26,23 +28,23 @@ from quant_assets.partitions import (
 )
 from quant_core.conventions import LABEL_HORIZON_SESSIONS
 from resources.settings import PROJECT_ROOT
+from schedules import INGEST_ASSETS, PORTFOLIO_ASSETS, keys_of
 
-DAILY_SELECTION = "universe,raw_bars,macro_series,alpha158"
-# the current week: scores, views, every book and its risk (with the blocking risk-limit checks),
-# the paper orders of the live book, the account they leave, the drift report and the PDF
-PORTFOLIO_SELECTION = ",".join(
-    [
-        "predictions",
-        "ml_views",
-        "target_weights",
-        "risk_metrics",
-        "paper_orders",
-        "positions",
-        "nav",
-        "drift_report",
-        "daily_report",
-    ]
-)
+
+def selection_of(*assets: dg.AssetsDefinition) -> str:
+    """``--select`` for ``assets``: every key of each, a multi-asset's all of them (one cannot
+    be materialized in part)."""
+    return ",".join(key.to_user_string() for key in keys_of(*assets))
+
+
+# the daily job's assets in the schedule's two stages: bars, macro series and Alpha158 over the
+# range; then the current week: scores, views, every book and its risk (with the blocking
+# risk-limit checks), the paper orders of the live book, the account they leave, the drift
+# report and the PDF. Between them the labels and the weekly_training job's model.
+DAILY_SELECTION = selection_of(*INGEST_ASSETS)
+LABELS_SELECTION = selection_of(labels)
+TRAINING_SELECTION = selection_of(alpha_model)
+PORTFOLIO_SELECTION = selection_of(*PORTFOLIO_ASSETS)
 
 # the main job's training: every model on the default 3-year window, with a lighter CPCV (4
 # folds, 2 test: 6 splits, 3 paths) and a shorter TFT schedule than the weekly job's defaults,
@@ -147,12 +149,12 @@ def pipeline_steps(
     scored_from = max(first, week_start(last))
     steps += [
         (
-            "labels",
+            LABELS_SELECTION,
             ["--partition-range", f"{first}...{shift_sessions(last, LABEL_HORIZON_SESSIONS)}"],
             [],
         ),
         (
-            "alpha_model",
+            TRAINING_SELECTION,
             ["--partition", week.isoformat()],
             ["--config-json", json.dumps(MAIN_JOB_TRAINING)],
         ),

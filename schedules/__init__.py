@@ -24,12 +24,17 @@ from quant_assets.reporting.assets import daily_report
 from quant_assets.risk.assets import risk_metrics
 from quant_core.conventions import LABEL_HORIZON_SESSIONS
 
-# labels run apart: the session they are for is 5 sessions behind the one that just closed
-DAILY_ASSETS = [
-    universe,
-    raw_bars,
-    macro_series,
-    alpha158,
+
+def keys_of(*defs: dg.AssetsDefinition) -> list[dg.AssetKey]:
+    """Every asset key of ``defs``, a multi-asset's keys included (in its spec order)."""
+    return [spec.key for d in defs for spec in d.specs]
+
+
+# the main job (apps/cli.py) runs the daily assets in these two stages, the labels and the week's
+# training between them: bars and features over the whole range, then the current week's scores
+# through the books, their risk, the paper orders, the account, the drift report and the PDF
+INGEST_ASSETS = [universe, raw_bars, macro_series, alpha158]
+PORTFOLIO_ASSETS = [
     predictions,
     ml_views,
     target_weights,
@@ -40,6 +45,8 @@ DAILY_ASSETS = [
     drift_report,
     daily_report,
 ]
+# labels run apart: the session they are for is 5 sessions behind the one that just closed
+DAILY_ASSETS = [*INGEST_ASSETS, *PORTFOLIO_ASSETS]
 
 daily_pipeline = dg.define_asset_job(
     name="daily_pipeline",
@@ -77,7 +84,7 @@ def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     return dg.RunRequest(
         run_key=f"daily_pipeline:{key}",
         partition_key=key,
-        asset_selection=[a.key for a in DAILY_ASSETS],
+        asset_selection=keys_of(*DAILY_ASSETS),
     )
 
 

@@ -9,6 +9,7 @@ from apps.cli import (
     DAILY_SELECTION,
     DEFAULT_SESSIONS,
     PORTFOLIO_SELECTION,
+    TRAINING_SELECTION,
     pipeline_steps,
     session_range,
 )
@@ -23,9 +24,11 @@ def test_the_main_job_ingests_labels_trains_the_last_week_and_scores_this_week()
     assert [s[0] for s in steps] == [
         DAILY_SELECTION,
         "labels",
-        "alpha_model",
+        TRAINING_SELECTION,
         PORTFOLIO_SELECTION,
     ]
+    # the model with the tables its training writes (one multi-asset, selected whole)
+    assert "alpha_model" in TRAINING_SELECTION.split(",")
     assert steps[0][1] == ["--partition-range", f"{first}...2024-06-26"]
     # labels only up to the session whose 5-session horizon ends on the last session
     assert steps[1][1] == ["--partition-range", f"{first}...2024-06-18"]
@@ -50,8 +53,11 @@ def test_ingest_only_stops_after_the_features():
 
 
 def test_the_main_job_covers_every_asset_of_the_daily_schedule():
-    from schedules import DAILY_ASSETS
+    from schedules import DAILY_ASSETS, keys_of
 
-    scheduled = {a.key.to_user_string() for a in DAILY_ASSETS}
+    scheduled = {k.to_user_string() for k in keys_of(*DAILY_ASSETS)}
     planned = set(DAILY_SELECTION.split(",")) | set(PORTFOLIO_SELECTION.split(","))
     assert scheduled == planned
+    # a multi-asset is planned with every table it writes
+    assert {"raw_bars", "raw_bars_quarantine"} <= set(DAILY_SELECTION.split(","))
+    assert {"paper_orders", "order_journal", "simulated_broker_orders"} <= planned

@@ -144,11 +144,12 @@ def test_alpaca_gets_every_order_once_across_a_crash_and_a_rerun(books, monkeypa
         assert not crashed.success and len(api.orders) == 2
         monkeypatch.undo()
         for _ in range(2):  # the re-run finishes the session, the next changes nothing
-            assert dg.materialize(
+            rerun = dg.materialize(
                 [paper_orders, positions],
                 resources=_resources(books),
                 partition_key=day.isoformat(),
-            ).success
+            )
+            assert rerun.success
     journal = books.read("order_journal", day, DAYS[1])
     sent = journal.filter(pl.col("status") != "REJECTED")
     assert sent.height > 2 and set(sent["broker"]) == {"alpaca"}
@@ -159,3 +160,8 @@ def test_alpaca_gets_every_order_once_across_a_crash_and_a_rerun(books, monkeypa
     assert all(api.orders[c]["type"] == "limit" for c in sent["client_order_id"])
     ids = {o["id"] for o in api.orders.values()}
     assert set(sent["broker_order_id"]) == ids
+    # the simulated broker's books are untouched: the orders went to Alpaca
+    simulated = rerun.asset_materializations_for_node("paper_orders")[2]
+    assert simulated.asset_key == dg.AssetKey("simulated_broker_orders")
+    assert simulated.metadata["rows"].value == 0
+    assert simulated.metadata["broker"].value == "alpaca"

@@ -211,8 +211,14 @@ def test_a_breached_risk_limit_lets_only_risk_reducing_orders_out(account):
         shrinks = row["side"] == "sell" and row["qty"] <= held.get(row["ticker"], 0)
         if not shrinks:
             assert row["status"] == "REJECTED" and row["reason"].startswith("risk limit breached")
-    event = result.asset_materializations_for_node("paper_orders")[0]
+    event, journal_event, broker_event = result.asset_materializations_for_node("paper_orders")
     assert "live_book_within_concentration_limits" in str(
         event.metadata["risk_limits_breached"].value
     )
+    # the tables sending the orders wrote are assets of their own, with their own metadata
+    assert journal_event.asset_key == dg.AssetKey("order_journal")
+    assert journal_event.metadata["rows"].value == orders.height
+    assert broker_event.asset_key == dg.AssetKey("simulated_broker_orders")
+    sent = account.read("simulated_broker_orders", day, DAYS[5])
+    assert broker_event.metadata["rows"].value == sent.height
     assert next_trading_day(day) == DAYS[5]

@@ -106,6 +106,15 @@ def test_faults_go_to_quarantine_not_raw_bars(store):
     assert (log_jumps["jump"].drop_nulls() < 2.0).all()
     metadata = result.asset_materializations_for_node("raw_bars")[0].metadata
     assert metadata["rows_quarantined"].value == quarantine.height
+    # the quarantine is an asset of its own, with its own metadata (an event per partition)
+    quarantine_event = next(
+        e
+        for e in result.asset_materializations_for_node("raw_bars")
+        if e.asset_key == dg.AssetKey("raw_bars_quarantine")
+    )
+    assert quarantine_event.metadata["rows"].value == quarantine.height
+    reasons = quarantine_event.metadata["rows_by_reason"].value
+    assert quarantine_event.metadata["reasons"].value == len(reasons) >= 1
     # missing days drop (ticker, session) rows, never a ticker's whole half year
     missing = set(store.read("universe")["ticker"]) - set(bars["ticker"])
     assert metadata["tickers_missing"].value == len(missing) == 0

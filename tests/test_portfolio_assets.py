@@ -72,6 +72,14 @@ def books(tmp_path_factory) -> Iterator[tuple[Store, dg.ExecuteInProcessResult]]
     yield store, result
 
 
+def _event(result: dg.ExecuteInProcessResult, node: str, key: str) -> dg.AssetMaterialization:
+    """The first materialization of asset ``key`` by the multi-asset ``node`` (a range run
+    reports one per partition, each with the run's metadata)."""
+    return next(
+        e for e in result.asset_materializations_for_node(node) if e.asset_key == dg.AssetKey(key)
+    )
+
+
 def _book(frame: pl.DataFrame) -> pd.Series:
     return pd.Series(frame["weight"].to_numpy(), index=frame["ticker"].to_list())
 
@@ -83,6 +91,12 @@ def test_every_method_books_every_day_with_its_constraints(books):
     weights = store.read("target_weights")
     status = store.read("allocation_status")
     assert status.height == len(DAYS) * len(policy.methods)
+    # one run, two assets, each with its own metadata
+    books_event = _event(result, "target_weights", "target_weights")
+    status_event = _event(result, "target_weights", "allocation_status")
+    assert books_event.metadata["rows"].value == weights.height
+    assert status_event.metadata["rows"].value == status.height
+    assert status_event.metadata["infeasible_books"].value == 0
     assert status["feasible"].all(), status.filter(~pl.col("feasible"))
     assert sorted(weights["date"].unique().to_list()) == DAYS
     assert set(weights["method"].unique()) == set(policy.methods)
@@ -117,9 +131,13 @@ def test_every_method_books_every_day_with_its_constraints(books):
 
 
 def test_risk_metrics_describe_each_book_consistently(books):
-    store, _ = books
+    store, result = books
     metrics = store.read("risk_metrics")
     contributions = store.read("risk_contributions")
+    metrics_event = _event(result, "risk_metrics", "risk_metrics")
+    contributions_event = _event(result, "risk_metrics", "risk_contributions")
+    assert metrics_event.metadata["rows"].value == metrics.height
+    assert contributions_event.metadata["rows"].value == contributions.height
     wide = metrics.pivot(on="metric", index=["date", "method", "is_live"], values="value")
     assert wide.height == len(DAYS) * len(PortfolioPolicy().methods)
     for row in wide.iter_rows(named=True):

@@ -1,7 +1,10 @@
-"""Execution assets: ``paper_orders`` (the live book to the paper broker), ``positions`` and
-``nav`` (the account rebuilt from the order journal)."""
+"""Execution assets: ``paper_orders`` (the live book to the paper broker: one multi-asset with
+the tables sending them writes, ``order_journal`` and ``simulated_broker_orders``), ``positions``
+and ``nav`` (the account rebuilt from the order journal)."""
 
+from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -9,8 +12,7 @@ import polars as pl
 from quant_assets.execution.accounting import account_on
 from quant_assets.execution.journal import JOURNAL, journal_rows, refresh_open_orders, send_orders
 from quant_assets.execution.orders import market_snapshot, paper_order_book, target_shares
-from quant_assets.ingest.assets import raw_bars
-from quant_assets.metadata import preview
+from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.partitions import (
     daily_partitions,
     next_trading_day,
@@ -18,11 +20,10 @@ from quant_assets.partitions import (
     shift_sessions,
     trading_sessions,
 )
-from quant_assets.portfolio.assets import target_weights
-from quant_assets.risk.assets import risk_metrics
 from quant_assets.risk.limits import breached_limits
-from resources.broker.base import BrokerClient, OrderRequest
+from resources.broker.base import TERMINAL_STATUSES, BrokerClient, OrderRequest
 from resources.broker.resource import Broker
+from resources.broker.simulated import TABLE as SIMULATED_BROKER_TABLE
 from resources.execution_policy import ExecutionPolicy
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
@@ -104,27 +105,8 @@ def _session_orders(
     return sent, breached
 
 
-@dg.asset(
-    group_name="execution",
-    kinds={"rust", "polars"},
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[risk_metrics, target_weights, raw_bars],
-)
-def paper_orders(
-    context: dg.AssetExecutionContext,
-    store: Store,
-    broker: Broker,
-    execution_policy: ExecutionPolicy,
-    portfolio_policy: PortfolioPolicy,
-) -> dg.MaterializeResult:
-    """The live book's orders for each session, sent to the paper broker (simulated on the Rust
-    book by default, or Alpaca's paper API). Shares are sized on the close against the broker's
-    holdings and NAV; pre-trade checks reject with a reason; every order is journaled (NEW)
-    before it is sent and updated with the broker's answer; client order ids are deterministic,
-    so a re-run never sends an order twice. While a risk limit is breached only orders that
-    shrink a position pass."""
-    start, end = partition_dates(context)
+def _tradable_sessions(store: Store, start: date, end: date) -> list[date]:
+    """The run's sessions, refused when a later session's orders are journaled already."""
     days = trading_sessions(start, end)
     later = store.date_bounds(JOURNAL)
     if later is not None and later[1] > days[-1]:
@@ -133,17 +115,14 @@ def paper_orders(
             "traded again (orders go forward in time; re-running a past session would trade "
             "today's holdings on yesterday's prices)"
         )
-    client = broker.client(store)
-    bars = _bars(store, days[0], days[-1], execution_policy.liquidity_sessions)
-    frames, breaches = [], {}
-    for day in days:
-        sent, breached = _session_orders(
-            day, store, client, bars, execution_policy, portfolio_policy, context.log
-        )
-        frames.append(sent)
-        if breached:
-            breaches[day.isoformat()] = breached
-    orders = pl.concat(frames)
+    return days
+
+
+def _paper_orders_metadata(
+    orders: pl.DataFrame, broker: str, breaches: dict[str, list[str]]
+) -> dict[str, Any]:
+    """The run's orders: how many, their fates, what filled at which slippage, what was
+    rejected and which risk limits were breached."""
     filled = orders.filter(pl.col("filled_qty") > 0)
     side = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
     slippage_bps = (
@@ -154,27 +133,137 @@ def paper_orders(
         else float("nan")
     )
     by_status = orders.group_by("status").len().sort("status")
-    return dg.MaterializeResult(
-        metadata={
-            "orders": orders.height,
-            "broker": client.name,
-            **{f"status_{s.lower()}": n for s, n in by_status.iter_rows()},
-            "filled_notional": float(
-                filled.select((pl.col("filled_qty") * pl.col("avg_fill_price")).sum()).item()
-            )
-            if filled.height
-            else 0.0,
-            "fees": float(orders["fees"].sum()),
-            "mean_slippage_bps": slippage_bps,
-            "risk_limits_breached": dg.MetadataValue.json(breaches),
-            "rejected": preview(
-                orders.filter(pl.col("status") == "REJECTED").select(
-                    "date", "ticker", "side", "qty", "reason"
-                ),
-                rows=20,
+    return {
+        "orders": orders.height,
+        "broker": broker,
+        **{f"status_{s.lower()}": n for s, n in by_status.iter_rows()},
+        "filled_notional": float(
+            filled.select((pl.col("filled_qty") * pl.col("avg_fill_price")).sum()).item()
+        )
+        if filled.height
+        else 0.0,
+        "fees": float(orders["fees"].sum()),
+        "mean_slippage_bps": slippage_bps,
+        "risk_limits_breached": dg.MetadataValue.json(breaches),
+        "rejected": preview(
+            orders.filter(pl.col("status") == "REJECTED").select(
+                "date", "ticker", "side", "qty", "reason"
             ),
-            "preview": preview(orders.drop("broker", "strategy", "updated_at"), rows=20),
-        }
+            rows=20,
+        ),
+        "preview": preview(orders.drop("broker", "strategy", "updated_at"), rows=20),
+    }
+
+
+def _order_journal_metadata(store: Store, orders: pl.DataFrame, journaled: int) -> dict[str, Any]:
+    """The journal after the run: the rows this run added, the run's sessions' rows by status
+    and the orders still open across the whole journal (``positions`` refreshes them)."""
+    journal = store.read(JOURNAL, columns=["date", "status"])
+    open_orders = journal.filter(~pl.col("status").is_in(list(TERMINAL_STATUSES)))
+    return {
+        "rows": orders.height,
+        "rows_journaled": journaled,
+        "rows_total": journal.height,
+        "open_orders": open_orders.height,
+        "status_counts": dg.MetadataValue.json(
+            dict(orders.group_by("status").len().sort("status").iter_rows())
+        ),
+        **date_range_metadata(orders),
+        "preview": preview(orders.drop("strategy", "updated_at"), rows=20),
+    }
+
+
+def _simulated_broker_orders_metadata(
+    store: Store, broker: str, start: date, end: date
+) -> dict[str, Any]:
+    """The simulated broker's records of the run's sessions (none when the orders went to
+    another broker): fates, filled quantity, fees and the child orders it took."""
+    records = store.read(SIMULATED_BROKER_TABLE, start, end)
+    return {
+        "rows": records.height,
+        "broker": broker,
+        "status_counts": dg.MetadataValue.json(
+            dict(records.group_by("status").len().sort("status").iter_rows())
+        ),
+        "filled_qty": int(records["filled_qty"].sum()),
+        "fees": float(records["fees"].sum()),
+        "child_orders": int(records["child_orders"].sum()),
+        **date_range_metadata(records),
+        "preview": preview(records.sort("date", "ticker"), rows=20),
+    }
+
+
+# allocation_status and risk_metrics carry the blocking checks that stop the orders of a run
+# whose live book is infeasible or breaches a risk limit
+_ORDER_INPUTS = ["target_weights", "allocation_status", "risk_metrics", "raw_bars"]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "paper_orders",
+            deps=_ORDER_INPUTS,
+            kinds={"rust", "polars"},
+            description="The live book's orders of each session, sent to the paper broker; the "
+            "metadata tells their fates, slippage, rejections and breached risk limits.",
+        ),
+        dg.AssetSpec(
+            "order_journal",
+            deps=_ORDER_INPUTS,
+            kinds={"polars"},
+            description="The platform's side of every paper order, keyed by client order id: "
+            "journaled NEW (or REJECTED with the pre-trade reason) before the broker hears of "
+            "it, then updated with the broker's answers.",
+        ),
+        dg.AssetSpec(
+            "simulated_broker_orders",
+            deps=_ORDER_INPUTS,
+            kinds={"rust", "polars"},
+            description="The simulated broker's own books: one row per order it accepted, with "
+            "its fills on the Rust order book (empty for sessions sent to Alpaca).",
+        ),
+    ],
+    group_name="execution",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def paper_orders(
+    context: dg.AssetExecutionContext,
+    store: Store,
+    broker: Broker,
+    execution_policy: ExecutionPolicy,
+    portfolio_policy: PortfolioPolicy,
+) -> Iterator[dg.MaterializeResult]:
+    """The live book's orders for each session, sent to the paper broker (simulated on the Rust
+    book by default, or Alpaca's paper API). Shares are sized on the close against the broker's
+    holdings and NAV; pre-trade checks reject with a reason; every order is journaled (NEW)
+    before it is sent and updated with the broker's answer; client order ids are deterministic,
+    so a re-run never sends an order twice. While a risk limit is breached only orders that
+    shrink a position pass."""
+    start, end = partition_dates(context)
+    days = _tradable_sessions(store, start, end)
+    client = broker.client(store)
+    bars = _bars(store, days[0], days[-1], execution_policy.liquidity_sessions)
+    journal_before = store.count(JOURNAL)
+    frames, breaches = [], {}
+    for day in days:
+        sent, breached = _session_orders(
+            day, store, client, bars, execution_policy, portfolio_policy, context.log
+        )
+        frames.append(sent)
+        if breached:
+            breaches[day.isoformat()] = breached
+    orders = pl.concat(frames)
+    journaled = store.count(JOURNAL) - journal_before
+    yield dg.MaterializeResult(
+        asset_key="paper_orders", metadata=_paper_orders_metadata(orders, client.name, breaches)
+    )
+    yield dg.MaterializeResult(
+        asset_key="order_journal", metadata=_order_journal_metadata(store, orders, journaled)
+    )
+    yield dg.MaterializeResult(
+        asset_key="simulated_broker_orders",
+        metadata=_simulated_broker_orders_metadata(store, client.name, start, end),
     )
 
 
@@ -209,6 +298,13 @@ def positions(
     ``positions_match_the_broker`` reconciles the journal with the broker's own positions."""
     start, end = partition_dates(context)
     refreshed = refresh_open_orders(store, broker.client(store))
+    if refreshed:
+        # the journal is paper_orders' asset: the fills reported since are logged on it here
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=JOURNAL, metadata={"orders_refreshed_by_positions": refreshed}
+            )
+        )
     journal = store.read(JOURNAL)
     bars = _account_bars(store, journal, start, end)
     frames = [

@@ -77,20 +77,10 @@ def target_shares(
     )
 
 
-def paper_order_book(
-    targets: pl.DataFrame,
-    holdings: pl.DataFrame,
-    snapshot: pl.DataFrame,
-    policy: ExecutionPolicy,
-    *,
-    risk_reducing_only: bool = False,
-) -> pl.DataFrame:
-    """One row per order: ``ticker, side, qty, held_qty, target_qty, reference_price,
-    limit_price, arrival_price, daily_volatility, average_volume, notional, status`` (NEW or
-    REJECTED) and ``reason``. ``targets``: ``ticker, target_qty`` (:func:`target_shares`; a null
-    target is a name that could not be priced: it is kept as a rejected order of 0 shares, so
-    the gap is visible); ``holdings``: ``ticker, qty``, the shares held now."""
-    wanted = (
+def _net_of_holdings(targets: pl.DataFrame, holdings: pl.DataFrame) -> pl.DataFrame:
+    """Per name of either frame: ``target_qty``, ``held_qty``, ``unpriced`` (a null target)
+    and the ``delta`` to trade (0 for an unpriced name); names already on target are dropped."""
+    return (
         targets.with_columns(pl.col("target_qty").is_null().alias("unpriced"))
         .join(holdings.rename({"qty": "held_qty"}), on="ticker", how="full", coalesce=True)
         .with_columns(
@@ -106,7 +96,12 @@ def paper_order_book(
         )
         .filter((pl.col("delta") != 0) | pl.col("unpriced"))
     )
-    orders = (
+
+
+def _priced(wanted: pl.DataFrame, snapshot: pl.DataFrame, policy: ExecutionPolicy) -> pl.DataFrame:
+    """``wanted`` with the market (``snapshot``), ``side``, ``qty``, ``reference_price`` (the
+    close) and ``notional``; trades below ``min_trade_notional`` are dropped."""
+    return (
         wanted.join(snapshot, on="ticker", how="left")
         .with_columns(
             pl.when(pl.col("delta") > 0)
@@ -124,10 +119,13 @@ def paper_order_book(
             | (pl.col("notional") >= policy.min_trade_notional)
         )
     )
-    collar = policy.price_collar
+
+
+def _rejection(policy: ExecutionPolicy, risk_reducing_only: bool) -> pl.Expr:
+    """The first pre-trade check an order fails (the module docstring's order), or null."""
     reducing = ~risk_increasing(pl.col("target_qty"), pl.col("held_qty"), tol=0.0)
     arrival_gap = (pl.col("arrival_price") / pl.col("reference_price") - 1.0).abs()
-    reason = (
+    return (
         pl.when(pl.col("reference_price").is_null() | pl.col("unpriced"))
         .then(pl.lit("no close stored for the session"))
         .when(pl.lit(policy.kill_switch))
@@ -151,21 +149,44 @@ def paper_order_book(
                 pl.col("average_volume").round(0),
             )
         )
-        .when(arrival_gap > collar)
+        .when(arrival_gap > policy.price_collar)
         .then(
             pl.format(
                 "arrival {} outside the {} price collar around the close {}",
                 pl.col("arrival_price"),
-                pl.lit(collar),
+                pl.lit(policy.price_collar),
                 pl.col("reference_price"),
             )
         )
         .otherwise(None)
     )
+
+
+def _collar_limit(collar: float) -> pl.Expr:
+    """The marketable limit ``close x (1 +- collar)`` on the tick grid."""
     sign = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
-    limit = (pl.col("reference_price") * (1.0 + sign * collar) / TICK).round(0) * TICK
+    return (pl.col("reference_price") * (1.0 + sign * collar) / TICK).round(0) * TICK
+
+
+def paper_order_book(
+    targets: pl.DataFrame,
+    holdings: pl.DataFrame,
+    snapshot: pl.DataFrame,
+    policy: ExecutionPolicy,
+    *,
+    risk_reducing_only: bool = False,
+) -> pl.DataFrame:
+    """One row per order: ``ticker, side, qty, held_qty, target_qty, reference_price,
+    limit_price, arrival_price, daily_volatility, average_volume, notional, status`` (NEW or
+    REJECTED) and ``reason``. ``targets``: ``ticker, target_qty`` (:func:`target_shares`; a null
+    target is a name that could not be priced: it is kept as a rejected order of 0 shares, so
+    the gap is visible); ``holdings``: ``ticker, qty``, the shares held now."""
+    orders = _priced(_net_of_holdings(targets, holdings), snapshot, policy)
     return (
-        orders.with_columns(reason.alias("reason"), limit.alias("limit_price"))
+        orders.with_columns(
+            _rejection(policy, risk_reducing_only).alias("reason"),
+            _collar_limit(policy.price_collar).alias("limit_price"),
+        )
         .select(
             "ticker",
             "side",

@@ -1,5 +1,11 @@
 """Ingest assets: the universe, daily bars (validated, bad rows quarantined) and macro series."""
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
 import dagster as dg
 import polars as pl
 
@@ -72,30 +78,28 @@ def _retire_reverted_spikes(store: Store, flagged: pl.DataFrame) -> int:
     return moved
 
 
-@dg.asset(
-    group_name="ingest",
-    kinds={"polars"},
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[universe],
-)
-def raw_bars(
-    context: dg.AssetExecutionContext, store: Store, market_data: MarketData
-) -> dg.MaterializeResult:
-    """Daily OHLCV bars for the universe. Rows that break a validation rule go to
-    ``raw_bars_quarantine`` with the reason instead; a provider failure fails the run before
-    anything is written."""
-    start, end = partition_dates(context)
+def _members(store: Store) -> pl.DataFrame:
     members = store.read("universe")
     if members.is_empty():
         raise dg.Failure("the universe table is empty: materialize the `universe` asset first")
-    tickers = members["ticker"].to_list()
-    provider = market_data.get_provider()
+    return members
 
-    context_start = shift_sessions(start, _CONTEXT_SESSIONS)
-    fetched = market_data.fetch_bars_chunked(provider, tickers, context_start, end)
+
+@dataclass(frozen=True)
+class _StoredBars:
+    """What one ``raw_bars`` run stored for its window ``[start, end)``."""
+
+    clean: pl.DataFrame
+    quarantine: pl.DataFrame
+    written: int
+    quarantined: int
+    retired: int
+
+
+def _store_bars(store: Store, fetched: pl.DataFrame, start: date, end: date) -> _StoredBars:
+    """Validate ``fetched`` (the window and the sessions of context before it), retire stored
+    spikes the window proves reverted, and write the window's clean and quarantined rows."""
     clean, quarantine = validate_bars(fetched)
-
     in_window = (pl.col("date") >= start) & (pl.col("date") < end)
     clean_window = clean.filter(in_window)
     quarantine_window = quarantine.filter(in_window)
@@ -107,39 +111,106 @@ def raw_bars(
         ),
     )
     written = store.write_partition("raw_bars", clean_window, start, end)
-    store.write_partition("raw_bars_quarantine", quarantine_window, start, end)
+    quarantined = store.write_partition("raw_bars_quarantine", quarantine_window, start, end)
+    return _StoredBars(clean_window, quarantine_window, written, quarantined, retired)
 
+
+def _raw_bars_metadata(
+    stored: _StoredBars,
+    tickers: list[str],
+    chart: Path,
+    provider: str,
+    store: Store,
+) -> dict[str, Any]:
+    bars = stored.clean
+    present = set(bars["ticker"].unique().to_list())
+    missing = sorted(set(tickers) - present)
+    return {
+        "rows": stored.written,
+        "rows_quarantined": stored.quarantine.height,
+        "quarantine_reasons": dg.MetadataValue.json(_reasons(stored.quarantine)),
+        "spikes_retired_from_earlier_sessions": stored.retired,
+        "tickers_requested": len(tickers),
+        "tickers_present": len(present),
+        "tickers_missing": len(missing),
+        "tickers_missing_list": ", ".join(missing[:50]) or "none",
+        "trading_days": bars["date"].n_unique(),
+        **date_range_metadata(bars),
+        "provider": provider,
+        "store": store.backend_name,
+        "preview": preview(bars),
+        "chart": dg.MetadataValue.path(str(chart)),
+    }
+
+
+def _reasons(quarantine: pl.DataFrame) -> dict[str, int]:
+    return dict(quarantine.group_by("reason").len().sort("reason").iter_rows())
+
+
+def _quarantine_metadata(stored: _StoredBars) -> dict[str, Any]:
+    rows = stored.quarantine
+    reasons = _reasons(rows)
+    return {
+        "rows": stored.quarantined,
+        "reasons": len(reasons),
+        "rows_by_reason": dg.MetadataValue.json(reasons),
+        "tickers": rows["ticker"].n_unique(),
+        # reverted spikes of earlier sessions, moved here from raw_bars by this run
+        "rows_moved_from_raw_bars": stored.retired,
+        **date_range_metadata(rows),
+        "preview": preview(rows.sort("date", "ticker"), rows=20),
+    }
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "raw_bars",
+            deps=[universe],
+            kinds={"polars"},
+            description="Daily OHLCV bars of the universe that pass every validation rule.",
+        ),
+        dg.AssetSpec(
+            "raw_bars_quarantine",
+            deps=[universe],
+            kinds={"polars"},
+            description="Bars that broke a validation rule, with the rule (``reason``); a "
+            "spike is moved here from raw_bars once the next session proves it reverted.",
+        ),
+    ],
+    group_name="ingest",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def raw_bars(
+    context: dg.AssetExecutionContext, store: Store, market_data: MarketData
+) -> Iterator[dg.MaterializeResult]:
+    """Daily OHLCV bars for the universe. Rows that break a validation rule go to
+    ``raw_bars_quarantine`` with the reason instead; a provider failure fails the run before
+    anything is written."""
+    start, end = partition_dates(context)
+    members = _members(store)
+    tickers = members["ticker"].to_list()
+    provider = market_data.get_provider()
+    fetched = market_data.fetch_bars_chunked(
+        provider, tickers, shift_sessions(start, _CONTEXT_SESSIONS), end
+    )
+    stored = _store_bars(store, fetched, start, end)
     benchmark = members.filter(pl.col("is_benchmark"))["ticker"].to_list()
     chart = raw_bars_chart(
-        clean_window,
+        stored.clean,
         benchmark=benchmark[0] if benchmark else provider.benchmark_ticker,
         universe_size=len(tickers),
         path=data_dir() / "reports" / "raw_bars" / f"raw_bars_{start}_{end}.png",
     )
-    present = set(clean_window["ticker"].unique().to_list())
-    missing = sorted(set(tickers) - present)
-    reasons = dict(quarantine_window.group_by("reason").len().sort("reason").iter_rows())
+    metadata = _raw_bars_metadata(stored, tickers, chart, market_data.provider, store)
     context.log.info(
-        f"raw_bars [{start}, {end}): {written} rows, {quarantine_window.height} quarantined, "
-        f"{len(missing)} tickers missing"
+        f"raw_bars [{start}, {end}): {stored.written} rows, {stored.quarantine.height} "
+        f"quarantined, {metadata['tickers_missing']} tickers missing"
     )
-    return dg.MaterializeResult(
-        metadata={
-            "rows": written,
-            "rows_quarantined": quarantine_window.height,
-            "quarantine_reasons": dg.MetadataValue.json(reasons),
-            "spikes_retired_from_earlier_sessions": retired,
-            "tickers_requested": len(tickers),
-            "tickers_present": len(present),
-            "tickers_missing": len(missing),
-            "tickers_missing_list": ", ".join(missing[:50]) or "none",
-            "trading_days": clean_window["date"].n_unique(),
-            **date_range_metadata(clean_window),
-            "provider": market_data.provider,
-            "store": store.backend_name,
-            "preview": preview(clean_window),
-            "chart": dg.MetadataValue.path(str(chart)),
-        }
+    yield dg.MaterializeResult(asset_key="raw_bars", metadata=metadata)
+    yield dg.MaterializeResult(
+        asset_key="raw_bars_quarantine", metadata=_quarantine_metadata(stored)
     )
 
 

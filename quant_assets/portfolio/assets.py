@@ -1,12 +1,19 @@
 """Portfolio assets: ``ml_views`` (model scores -> calibrated Black-Litterman views) and
-``target_weights`` (every allocation method's book)."""
+``target_weights`` (every allocation method's book), one multi-asset with ``allocation_status``
+(each book's feasibility and figures)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 import dagster as dg
+import pandas as pd
 import polars as pl
 
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.metadata import date_range_metadata, preview
-from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.models.assets import predictions
 from quant_assets.partitions import (
     daily_partitions,
     partition_dates,
@@ -15,6 +22,7 @@ from quant_assets.partitions import (
     trading_sessions,
 )
 from quant_assets.portfolio.books import (
+    DayBooks,
     InsufficientReturnsError,
     allocate_day,
     day_inputs,
@@ -48,7 +56,7 @@ class MLViewsConfig(dg.Config):
     kinds={"polars"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[predictions, alpha_model],
+    deps=[predictions, "validation_scores"],
 )
 def ml_views(
     context: dg.AssetExecutionContext, config: MLViewsConfig, store: Store
@@ -112,31 +120,29 @@ def policy_methods_metadata(policy: PortfolioPolicy) -> dict[str, str]:
     return {"live_method": policy.live_method, "methods": ", ".join(policy.methods)}
 
 
-@dg.asset(
-    group_name="portfolio",
-    kinds={"polars", "cvxpy"},
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[ml_views, raw_bars, universe],
-)
-def target_weights(
-    context: dg.AssetExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
-) -> dg.MaterializeResult:
-    """Every allocation method's book for each day (one row per method and held ticker),
-    fitted on the last ``lookback_sessions`` of returns and the day's ML views; the policy's
-    live method is flagged ``is_live``. Days run in order, each starting from the previous
-    day's books (the Markowitz turnover cap and costs). Infeasible books are stored in
-    ``allocation_status`` with the solver's reason and checked by ``live_book_is_feasible``.
-    While the live book's realised drawdown is beyond the policy's maximum, its trades may only
-    shrink positions (``allocation_status.risk_reducing``)."""
-    portfolio_policy.check_consistent()
-    start, end = partition_dates(context)
+@dataclass(frozen=True)
+class _AllocationInputs:
+    """What every day of a ``target_weights`` run is allocated from."""
+
+    days: list[date]
+    panel: pl.DataFrame
+    views: pl.DataFrame
+    sectors: pd.Series
+    benchmark: str
+
+
+def _allocation_inputs(
+    store: Store, policy: PortfolioPolicy, start: date, end: date
+) -> _AllocationInputs:
+    """The run's sessions with stored returns, the returns window, the ML views (every session
+    must have them), the sectors and the benchmark."""
     sectors, benchmark = sectors_and_benchmark(store)
-    panel = returns_window(store, start, end, portfolio_policy.lookback_sessions)
+    panel = returns_window(store, start, end, policy.lookback_sessions)
     views = store.read(
         "ml_views", start, end, columns=["ticker", "date", "expected_return_daily", "confidence"]
     )
-    days = [d for d in trading_sessions(start, end) if d in set(panel["date"].to_list())]
+    stored = set(panel["date"].to_list())
+    days = [d for d in trading_sessions(start, end) if d in stored]
     if not days:
         raise dg.Failure(f"no stored sessions in [{start}, {end})")
     missing = sorted(set(days) - set(views["date"].to_list()))
@@ -145,50 +151,96 @@ def target_weights(
             f"no ml_views for {len(missing)} sessions (first {missing[0]}): "
             "materialize ml_views for them first"
         )
-    previous = books_on(store, previous_trading_day(days[0]))
-    # the live book's realised drawdown decides whether it may only reduce risk today
-    live_history = live_books(
-        store, shift_sessions(start, portfolio_policy.lookback_sessions), start
-    )
-    weight_frames, status_frames = [], []
-    for day in days:
-        try:
-            inputs = day_inputs(
-                day,
-                panel,
-                benchmark,
-                sectors,
-                views.filter(pl.col("date") == day),
-                previous,
-                portfolio_policy.lookback_sessions,
-                portfolio_policy.stop_loss_vol_multiple,
-                portfolio_policy.stop_loss_vol_window,
-            )
-        except InsufficientReturnsError as exc:
-            raise dg.Failure(str(exc)) from exc
-        drawdown = current_drawdown(realised_book_returns(live_history, panel, day))
-        books = allocate_day(
-            inputs, portfolio_policy, live_risk_reducing=drawdown > portfolio_policy.max_drawdown
+    return _AllocationInputs(days, panel, views, sectors, benchmark)
+
+
+def _books_of_day(
+    day: date,
+    inputs: _AllocationInputs,
+    previous: dict[str, pd.Series],
+    live_history: pl.DataFrame,
+    policy: PortfolioPolicy,
+) -> DayBooks:
+    """Every method's book of ``day``; the live one may only reduce risk while its realised
+    drawdown (from ``live_history``, the stored live books) is beyond the policy's maximum."""
+    try:
+        today = day_inputs(
+            day,
+            inputs.panel,
+            inputs.benchmark,
+            inputs.sectors,
+            inputs.views.filter(pl.col("date") == day),
+            previous,
+            policy.lookback_sessions,
+            policy.stop_loss_vol_multiple,
+            policy.stop_loss_vol_window,
         )
+    except InsufficientReturnsError as exc:
+        raise dg.Failure(str(exc)) from exc
+    drawdown = current_drawdown(realised_book_returns(live_history, inputs.panel, day))
+    return allocate_day(today, policy, live_risk_reducing=drawdown > policy.max_drawdown)
+
+
+def _allocate_days(
+    store: Store,
+    inputs: _AllocationInputs,
+    policy: PortfolioPolicy,
+    start: date,
+    log: dg.DagsterLogManager,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The weights and the allocation status of every day, in order, each day starting from the
+    previous day's books (stored ones for the first day)."""
+    previous = books_on(store, previous_trading_day(inputs.days[0]))
+    # the live book's realised drawdown decides whether it may only reduce risk today
+    live_history = live_books(store, shift_sessions(start, policy.lookback_sessions), start)
+    weight_frames, status_frames = [], []
+    for day in inputs.days:
+        books = _books_of_day(day, inputs, previous, live_history, policy)
         live_history = pl.concat([live_history, books.weights.filter(pl.col("is_live"))])
         weight_frames.append(books.weights)
         status_frames.append(books.status)
         # an infeasible book keeps yesterday's as its reference: nothing was traded
         previous = {
             **previous,
-            **{m: b for m in portfolio_policy.methods if (b := books.book(m)) is not None},
+            **{m: b for m in policy.methods if (b := books.book(m)) is not None},
         }
-        context.log.info(
+        log.info(
             f"{day}: "
             + ", ".join(
                 f"{r['method']} {'ok' if r['feasible'] else 'INFEASIBLE'} {r['seconds']:.2f}s"
                 for r in books.status.iter_rows(named=True)
             )
         )
-    weights = pl.concat(weight_frames)
-    status = pl.concat(status_frames)
-    written = store.write_partition("target_weights", weights, start, end)
-    store.write_partition("allocation_status", status, start, end)
+    return pl.concat(weight_frames), pl.concat(status_frames)
+
+
+def _target_weights_metadata(
+    weights: pl.DataFrame, written: int, days: int, policy: PortfolioPolicy
+) -> dict[str, Any]:
+    latest_live = weights.filter(pl.col("is_live") & (pl.col("date") == pl.col("date").max()))
+    names = (
+        weights.group_by("method", "date")
+        .len()
+        .group_by("method")
+        .agg(pl.col("len").mean().alias("mean_names"))
+    )
+    return {
+        "rows": written,
+        "days": days,
+        **policy_methods_metadata(policy),
+        "live_names": latest_live.height,
+        "live_invested": float(latest_live["weight"].sum()),
+        "mean_names_by_method": dg.MetadataValue.json(
+            {m: round(float(n), 1) for m, n in names.sort("method").iter_rows()}
+        ),
+        **date_range_metadata(weights),
+        "live_book": preview(latest_live.sort("weight", descending=True), rows=20),
+    }
+
+
+def _allocation_status_metadata(
+    status: pl.DataFrame, written: int, days: int, policy: PortfolioPolicy
+) -> dict[str, Any]:
     infeasible = status.filter(~pl.col("feasible"))
     summary = (
         status.group_by("method")
@@ -202,15 +254,64 @@ def target_weights(
         )
         .sort("method")
     )
-    return dg.MaterializeResult(
-        metadata={
-            "rows": written,
-            "days": len(days),
-            **policy_methods_metadata(portfolio_policy),
-            "infeasible_books": infeasible.height,
-            "infeasible": preview(infeasible.select("date", "method", "status"), rows=20),
-            "methods_summary": preview(summary, rows=len(portfolio_policy.methods)),
-            "seconds_per_day": float(status["seconds"].sum()) / len(days),
-            **date_range_metadata(weights),
-        }
+    live = status.filter(pl.col("is_live"))
+    return {
+        "rows": written,
+        **policy_methods_metadata(policy),
+        "infeasible_books": infeasible.height,
+        "live_infeasible_days": int((~live["feasible"]).sum()),
+        "live_risk_reducing_days": int(live["risk_reducing"].sum()),
+        "infeasible": preview(infeasible.select("date", "method", "status"), rows=20),
+        "methods_summary": preview(summary, rows=len(policy.methods)),
+        "seconds_per_day": float(status["seconds"].sum()) / days,
+        **date_range_metadata(status),
+    }
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "target_weights",
+            deps=[ml_views, raw_bars, universe],
+            kinds={"polars", "cvxpy"},
+            description="Every allocation method's book for each day, one row per method and "
+            "held ticker; the policy's live method is flagged ``is_live``.",
+        ),
+        dg.AssetSpec(
+            "allocation_status",
+            deps=[ml_views, raw_bars, universe],
+            kinds={"polars", "cvxpy"},
+            description="One row per day and method: feasible or not with the solver's reason, "
+            "names, invested, turnover, ex-ante volatility, seconds, stopped names and whether "
+            "the live book may only reduce risk.",
+        ),
+    ],
+    group_name="portfolio",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def target_weights(
+    context: dg.AssetExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
+) -> Iterator[dg.MaterializeResult]:
+    """Every allocation method's book for each day (one row per method and held ticker),
+    fitted on the last ``lookback_sessions`` of returns and the day's ML views; the policy's
+    live method is flagged ``is_live``. Days run in order, each starting from the previous
+    day's books (the Markowitz turnover cap and costs). Infeasible books are stored in
+    ``allocation_status`` with the solver's reason and checked by ``live_book_is_feasible``.
+    While the live book's realised drawdown is beyond the policy's maximum, its trades may only
+    shrink positions (``allocation_status.risk_reducing``)."""
+    portfolio_policy.check_consistent()
+    start, end = partition_dates(context)
+    inputs = _allocation_inputs(store, portfolio_policy, start, end)
+    weights, status = _allocate_days(store, inputs, portfolio_policy, start, context.log)
+    written = store.write_partition("target_weights", weights, start, end)
+    statuses = store.write_partition("allocation_status", status, start, end)
+    days = len(inputs.days)
+    yield dg.MaterializeResult(
+        asset_key="target_weights",
+        metadata=_target_weights_metadata(weights, written, days, portfolio_policy),
+    )
+    yield dg.MaterializeResult(
+        asset_key="allocation_status",
+        metadata=_allocation_status_metadata(status, statuses, days, portfolio_policy),
     )

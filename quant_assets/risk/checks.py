@@ -1,7 +1,9 @@
 """Risk limits on the live book as BLOCKING asset checks, named for what they guarantee.
 
 A failed check stops every asset downstream of the checked one in the run, which is how a
-breach stops paper orders. Each check reads what ``target_weights`` / ``risk_metrics`` stored
+breach stops paper orders. The checks name their assets by key: ``allocation_status`` and
+``risk_metrics`` are each one asset of a multi-asset (with ``target_weights`` and
+``risk_contributions``). Each check reads what ``allocation_status`` / ``risk_metrics`` stored
 for the run's days and compares it with the ``portfolio_policy`` resource, the same numbers
 the optimiser was given. The metadata names the offending days and values.
 """
@@ -9,12 +11,13 @@ the optimiser was given. The metadata names the offending days and values.
 import dagster as dg
 import polars as pl
 
-from quant_assets.portfolio.assets import target_weights
 from quant_assets.queries import rows_of_run
-from quant_assets.risk.assets import risk_metrics
 from quant_assets.risk.limits import limit_rules, live_metrics
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
+
+ALLOCATION_STATUS = dg.AssetKey("allocation_status")
+RISK_METRICS = dg.AssetKey("risk_metrics")
 
 
 def _live_limit_check(
@@ -49,7 +52,7 @@ def _live_limit_check(
 
 
 @dg.asset_check(
-    asset=target_weights,
+    asset=ALLOCATION_STATUS,
     blocking=True,
     description="The live method produced a feasible book on every day of the run (an "
     "infeasible optimisation is reported with the solver's reason, never relaxed).",
@@ -79,7 +82,7 @@ def live_book_is_feasible(
 
 
 @dg.asset_check(
-    asset=risk_metrics,
+    asset=RISK_METRICS,
     blocking=True,
     description="While the live book's realised drawdown from its peak is beyond the policy's "
     "maximum (10%), its trades only shrink positions: none opens, grows or flips sign.",
@@ -93,7 +96,7 @@ def live_book_only_reduces_risk_beyond_max_drawdown(
 
 
 @dg.asset_check(
-    asset=risk_metrics,
+    asset=RISK_METRICS,
     blocking=True,
     description="No live position has lost more than the policy's multiple (3x) of its "
     "rolling 5-session volatility over the last 5 sessions (position stop-loss).",
@@ -105,7 +108,7 @@ def live_positions_within_stop_loss(
 
 
 @dg.asset_check(
-    asset=risk_metrics,
+    asset=RISK_METRICS,
     blocking=True,
     description="Every sector's net weight in the live book is within the sector cap (25%).",
 )
@@ -116,7 +119,7 @@ def live_book_within_sector_cap(
 
 
 @dg.asset_check(
-    asset=risk_metrics,
+    asset=RISK_METRICS,
     blocking=True,
     description="The live book's largest position and its ten largest together are within "
     "the concentration limits (10% and 60% of NAV).",
@@ -130,7 +133,7 @@ def live_book_within_concentration_limits(
 
 
 @dg.asset_check(
-    asset=risk_metrics,
+    asset=RISK_METRICS,
     blocking=True,
     description="The live book's ex-ante (Ledoit-Wolf) annualised volatility lies in the "
     "policy's band around the 10% target (below it is allowed while the book is past its "
