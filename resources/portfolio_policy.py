@@ -10,15 +10,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-ALLOCATION_METHODS = (
-    "black_litterman",
-    "hrp",
-    "min_cvar",
-    "risk_parity",
-    "constrained_markowitz",
-    "herc",
-    "relaxed_risk_parity",
-)
+from quant_core.allocation_methods import ALLOCATION_METHODS, DEFAULT_METHODS
 
 
 class PortfolioPolicy(dg.ConfigurableResource):
@@ -27,9 +19,10 @@ class PortfolioPolicy(dg.ConfigurableResource):
     volatilities annualised."""
 
     live_method: str = "constrained_markowitz"
-    # relaxed risk parity is available on request: without a return target it is the vanilla
-    # risk parity book again, at 3.5-6.7 s a fit (Riskfolio's one-cone-per-asset model)
-    methods: list[str] = Field(default_factory=lambda: list(ALLOCATION_METHODS[:6]))
+    # every method but the on-request ones (quant_core.allocation_methods): relaxed risk parity
+    # without a return target is the vanilla risk parity book again, and by far the slowest fit
+    # (Riskfolio's one-cone-per-asset model; README, "Portfolio benchmarks")
+    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS))
     # the sessions of returns every method estimates its risk model on (3 years)
     lookback_sessions: int = 756
     max_names: int = 50

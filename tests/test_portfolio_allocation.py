@@ -1,16 +1,23 @@
-"""Allocation estimators: analytical checks (HRP, min-CVaR LP, risk parity, Black-Litterman,
-constrained Markowitz constraints and infeasibility reporting)."""
+"""Allocation estimators: analytical checks (HRP, HERC, min-CVaR LP, risk parity,
+Black-Litterman, constrained Markowitz constraints and infeasibility reporting) and the
+registry of methods (scikit-learn estimators that clone with their previous weights)."""
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 from scipy.optimize import linprog
+from sklearn.base import BaseEstimator, clone
 
 from quant_assets.portfolio.allocation import (
     BlackLittermanAllocation,
     ConstrainedMarkowitz,
+    HierarchicalEqualRiskContribution,
     HierarchicalRiskParity,
     MinimumCVaR,
     RiskParity,
@@ -18,6 +25,10 @@ from quant_assets.portfolio.allocation import (
     cvar,
     hrp_weights,
 )
+from quant_assets.portfolio.books import DayInputs
+from quant_assets.portfolio.methods import METHODS, VIEW_METHODS, build_estimator
+from quant_core.allocation_methods import ALLOCATION_METHODS
+from resources.portfolio_policy import PortfolioPolicy
 
 
 def _returns(seed: int, t: int, n: int, scale: float = 0.01) -> pd.DataFrame:
@@ -81,6 +92,110 @@ def test_hrp_estimator_on_sampled_block_clusters() -> None:
     assert share_a == pytest.approx(1 - var_a / (var_a + var_b), abs=0.02)
     # the correlated block is penalised: each A name well below each B name
     assert w.filter(like="A").max() < w.filter(like="B").min()
+
+
+# --- HERC (skfolio) ------------------------------------------------------------------------
+
+
+def _returns_with_covariance(covariance: np.ndarray, sessions: int, seed: int) -> pd.DataFrame:
+    """Returns whose SAMPLE covariance (ddof=1) is exactly ``covariance``."""
+    n = covariance.shape[0]
+    z = np.random.default_rng(seed).normal(size=(sessions, n))
+    z -= z.mean(axis=0)
+    # whiten so the sample covariance is the identity, then colour it
+    z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T
+    x = z @ np.linalg.cholesky(covariance).T
+    return pd.DataFrame(x, columns=[f"T{i}" for i in range(n)])
+
+
+def _herc_blocks() -> tuple[pd.DataFrame, list[int], list[int], float, float]:
+    """Cluster A: 4 names, vol 1%, correlation 0.6; cluster B: 3 names, vol 2%, corr 0.3;
+    no correlation across. Returns the frame, both index lists and each cluster's variance
+    of its inverse-variance (here equal-weight) portfolio: v (1 + (n - 1) rho) / n."""
+    blocks = [(4, 0.01, 0.6), (3, 0.02, 0.3)]
+    n = sum(b[0] for b in blocks)
+    covariance = np.zeros((n, n))
+    members: list[list[int]] = []
+    risks: list[float] = []
+    start = 0
+    for size, vol, rho in blocks:
+        idx = list(range(start, start + size))
+        block = np.full((size, size), rho * vol**2)
+        np.fill_diagonal(block, vol**2)
+        covariance[np.ix_(idx, idx)] = block
+        members.append(idx)
+        risks.append(vol**2 * (1 + (size - 1) * rho) / size)
+        start += size
+    frame = _returns_with_covariance(covariance, 400, seed=5)
+    return frame, members[0], members[1], risks[0], risks[1]
+
+
+@pytest.mark.parametrize(
+    ("risk_measure", "n_clusters"),
+    [("variance", None), ("variance", 3), ("standard_deviation", None), ("cvar", 4)],
+)
+def test_herc_is_skfolio_herc(risk_measure: str, n_clusters: int | None) -> None:
+    from skfolio import RiskMeasure
+    from skfolio.cluster import HierarchicalClustering
+    from skfolio.optimization import HierarchicalEqualRiskContribution as SkfolioHERC
+
+    returns = _returns(1, 400, 15)
+    ours = HierarchicalEqualRiskContribution(risk_measure=risk_measure, n_clusters=n_clusters)
+    ours.fit(returns)
+    theirs = SkfolioHERC(
+        risk_measure=RiskMeasure(risk_measure),
+        hierarchical_clustering_estimator=HierarchicalClustering(max_clusters=n_clusters),
+    ).fit(returns)
+    assert ours.feasible_ and ours.status_ == "optimal"
+    np.testing.assert_allclose(ours.weights_.to_numpy(), theirs.weights_, atol=1e-12)
+    assert ours.n_clusters_ == theirs.hierarchical_clustering_estimator_.n_clusters_
+    assert ours.cash_ == pytest.approx(0.0, abs=1e-12)
+
+
+def test_herc_variance_split_between_two_clusters() -> None:
+    frame, a, b, risk_a, risk_b = _herc_blocks()
+    model = HierarchicalEqualRiskContribution(n_clusters=2).fit(frame)
+    w = model.weights_.to_numpy()
+    assert model.feasible_ and model.status_ == "optimal" and model.cash_ == pytest.approx(0.0)
+    assert (w > 0).all() and w.sum() == pytest.approx(1.0, abs=1e-12)
+    # variance risk measure: W_c proportional to 1 / Var_c, i.e. W_A Var_A = W_B Var_B
+    expected_a = risk_b / (risk_a + risk_b)
+    assert w[a].sum() == pytest.approx(expected_a, abs=1e-9)
+    assert w[b].sum() == pytest.approx(1.0 - expected_a, abs=1e-9)
+    # equal variances inside each cluster: inverse-variance weights are equal
+    np.testing.assert_allclose(w[a], w[a][0], rtol=1e-9)
+    np.testing.assert_allclose(w[b], w[b][0], rtol=1e-9)
+    # left to skfolio's gap statistic, this tree is cut finer (B into its three names, so
+    # B's risk is the sum of three): the weights are skfolio's own
+    from skfolio.optimization import HierarchicalEqualRiskContribution as SkfolioHERC
+
+    auto = HierarchicalEqualRiskContribution().fit(frame)
+    theirs = SkfolioHERC().fit(frame)
+    assert auto.n_clusters_ == theirs.hierarchical_clustering_estimator_.n_clusters_ == 4
+    np.testing.assert_allclose(auto.weights_.to_numpy(), theirs.weights_, atol=1e-12)
+
+
+def test_herc_volatility_split_is_equal_euler_risk_contribution() -> None:
+    frame, a, b, risk_a, risk_b = _herc_blocks()
+    model = HierarchicalEqualRiskContribution(risk_measure="standard_deviation", n_clusters=2)
+    w_np = model.fit(frame).weights_.to_numpy()
+    vol_a, vol_b = np.sqrt(risk_a), np.sqrt(risk_b)
+    assert w_np[a].sum() == pytest.approx(vol_b / (vol_a + vol_b), abs=1e-9)
+    # uncorrelated clusters: each block's Euler contribution w_c' Sigma_cc w_c is equal
+    covariance = np.cov(frame.to_numpy(), rowvar=False)
+    contributions = w_np * (covariance @ w_np)
+    assert contributions[a].sum() == pytest.approx(contributions[b].sum(), rel=1e-8)
+
+
+def test_herc_bad_input_is_refused_or_reported() -> None:
+    frame = _returns(3, 200, 6)
+    gapped = frame.copy()
+    gapped.iloc[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        HierarchicalEqualRiskContribution().fit(gapped)
+    frame["T000"] = 0.0
+    model = HierarchicalEqualRiskContribution().fit(frame)
+    assert not model.feasible_ and model.weights_.isna().all()
 
 
 # --- minimum CVaR --------------------------------------------------------------------------
@@ -195,15 +310,15 @@ def test_constrained_markowitz_honours_every_constraint(seed: int) -> None:
         "max_weight": 0.12,
         "max_top10": 0.8,
     }
-    first = ConstrainedMarkowitz(**limits).fit(
-        returns.iloc[:-20], sectors=sectors, expected_returns=mu
+    first = ConstrainedMarkowitz(**limits, sectors=sectors, expected_returns=mu).fit(
+        returns.iloc[:-20]
     )
     assert first.feasible_, first.status_
     # the next day: new expected returns so the book wants to move more than 15%
     shifted = mu.sample(frac=1.0, random_state=seed).set_axis(mu.index)
-    model = ConstrainedMarkowitz(**limits).fit(
-        returns.iloc[20:], sectors=sectors, expected_returns=shifted, prev_weights=first.weights_
-    )
+    model = ConstrainedMarkowitz(
+        **limits, sectors=sectors, expected_returns=shifted, previous_weights=first.weights_
+    ).fit(returns.iloc[20:])
     assert model.feasible_, model.status_
     w = model.weights_
     assert model.violations_ == []
@@ -236,9 +351,9 @@ def test_constrained_markowitz_vol_target_binds_and_rest_is_cash() -> None:
     _, _, mu = _instance(9)
     # ~30% annualised single-name vol: a fully invested book would overshoot 10%
     returns = _returns(9, 300, 60, scale=0.03)
-    model = ConstrainedMarkowitz(max_names=None, sector_cap=None, max_turnover=None).fit(
-        returns, expected_returns=mu.abs() + 0.002
-    )
+    model = ConstrainedMarkowitz(
+        max_names=None, sector_cap=None, max_turnover=None, expected_returns=mu.abs() + 0.002
+    ).fit(returns)
     assert model.feasible_
     assert model.ex_ante_vol_ == pytest.approx(0.10, abs=1e-5)
     assert model.cash_ > 0.05
@@ -246,13 +361,18 @@ def test_constrained_markowitz_vol_target_binds_and_rest_is_cash() -> None:
 
 def test_concentration_limits_bind_where_the_unconstrained_book_breaches_them() -> None:
     returns, _, mu = _instance(7)
-    free = ConstrainedMarkowitz(max_names=None, sector_cap=None, max_turnover=None).fit(
-        returns, expected_returns=mu
-    )
+    free = ConstrainedMarkowitz(
+        max_names=None, sector_cap=None, max_turnover=None, expected_returns=mu
+    ).fit(returns)
     assert free.weights_.max() > 0.08 and free.weights_.nlargest(10).sum() > 0.5
     capped = ConstrainedMarkowitz(
-        max_names=None, sector_cap=None, max_turnover=None, max_weight=0.08, max_top10=0.5
-    ).fit(returns, expected_returns=mu)
+        max_names=None,
+        sector_cap=None,
+        max_turnover=None,
+        max_weight=0.08,
+        max_top10=0.5,
+        expected_returns=mu,
+    ).fit(returns)
     assert capped.feasible_ and capped.violations_ == []
     assert capped.weights_.max() == pytest.approx(0.08, abs=1e-5)
     assert capped.weights_.nlargest(10).sum() <= 0.5 + 1e-6
@@ -266,13 +386,13 @@ def test_cardinality_heuristic_cuts_a_wider_relaxation() -> None:
     # weakly dispersed views: the relaxation spreads over many names
     mu = 0.0006 + 0.1 * (raw - raw.mean())
     # a risk aversion high enough for the variance term to spread the book (16 names)
-    wide = ConstrainedMarkowitz(max_names=None, risk_aversion=30).fit(
-        returns, sectors=sectors, expected_returns=mu
-    )
+    wide = ConstrainedMarkowitz(
+        max_names=None, risk_aversion=30, sectors=sectors, expected_returns=mu
+    ).fit(returns)
     assert int((wide.weights_ > 1e-6).sum()) > 10
-    narrow = ConstrainedMarkowitz(max_names=10, risk_aversion=30).fit(
-        returns, sectors=sectors, expected_returns=mu
-    )
+    narrow = ConstrainedMarkowitz(
+        max_names=10, risk_aversion=30, sectors=sectors, expected_returns=mu
+    ).fit(returns)
     assert wide.stage_ == "relaxed" and narrow.stage_ == "restricted"
     assert narrow.feasible_ and int((narrow.weights_ > 0).sum()) <= 10
     # the kept names are the relaxation's largest weights
@@ -284,9 +404,9 @@ def test_infeasible_problem_is_reported_not_relaxed() -> None:
     # 20 names at 5% each, a 5-name limit and 15% turnover: selling 75% is needed
     prev = pd.Series(0.0, index=returns.columns)
     prev.iloc[:20] = 0.05
-    model = ConstrainedMarkowitz(max_names=5, sector_cap=None).fit(
-        returns, sectors=sectors, expected_returns=mu, prev_weights=prev
-    )
+    model = ConstrainedMarkowitz(
+        max_names=5, sector_cap=None, sectors=sectors, expected_returns=mu, previous_weights=prev
+    ).fit(returns)
     assert not model.feasible_
     assert "infeasible" in model.status_
     assert model.weights_.isna().all()
@@ -294,12 +414,12 @@ def test_infeasible_problem_is_reported_not_relaxed() -> None:
 
 def test_names_dropped_from_the_universe_use_up_turnover() -> None:
     returns, sectors, mu = _instance(6)
-    first = ConstrainedMarkowitz(max_names=10).fit(returns, sectors=sectors, expected_returns=mu)
+    first = ConstrainedMarkowitz(max_names=10, sectors=sectors, expected_returns=mu).fit(returns)
     # yesterday's book also held a delisted name at 10%: only 5% of turnover is left
     prev = pd.concat([first.weights_ * 0.9, pd.Series({"GONE": 0.1})])
-    model = ConstrainedMarkowitz(max_names=10).fit(
-        returns, sectors=sectors, expected_returns=-mu, prev_weights=prev
-    )
+    model = ConstrainedMarkowitz(
+        max_names=10, sectors=sectors, expected_returns=-mu, previous_weights=prev
+    ).fit(returns)
     assert model.feasible_, model.status_
     moved = (model.weights_ - prev.reindex(model.weights_.index)).abs().sum()
     assert moved <= 0.05 + 1e-6
@@ -309,9 +429,9 @@ def test_names_dropped_from_the_universe_use_up_turnover() -> None:
 
 def test_long_short_book_respects_gross_limit() -> None:
     returns, sectors, mu = _instance(7)
-    model = ConstrainedMarkowitz(long_only=False, gross_limit=1.0, max_names=20).fit(
-        returns, sectors=sectors, expected_returns=mu
-    )
+    model = ConstrainedMarkowitz(
+        long_only=False, gross_limit=1.0, max_names=20, sectors=sectors, expected_returns=mu
+    ).fit(returns)
     assert model.feasible_, model.status_
     w = model.weights_
     assert (w < -1e-4).any()
@@ -343,3 +463,86 @@ def test_check_constraints_reports_every_violation() -> None:
         "budget: sum of weights 1.1 > 1",
     ]
     assert check_constraints(pd.Series([0.25, 0.25, 0.25, 0.25], index=idx), max_names=4) == []
+
+
+# --- the registry of methods ---------------------------------------------------------------
+
+
+def _day_inputs(previous: dict[str, pd.Series]) -> DayInputs:
+    returns = _returns(8, 250, 12)
+    returns.index = pd.RangeIndex(len(returns), name="date")
+    sectors = pd.Series([f"S{i % 4}" for i in range(12)], index=returns.columns)
+    views = pl.DataFrame(
+        {
+            "ticker": ["T000", "T001", "T002"],
+            "expected_return_daily": [0.001, -0.0005, 0.0002],
+            "confidence": [0.5, 0.3, 0.0],
+        }
+    )
+    benchmark = returns.mean(axis=1).rename("SPY")
+    return DayInputs(date(2024, 1, 2), returns, benchmark, sectors, views, previous)
+
+
+def _same(left: Any, right: Any) -> bool:
+    if isinstance(left, pd.Series | pd.DataFrame):
+        return bool(left.equals(right))
+    if isinstance(left, np.ndarray):
+        return bool(np.array_equal(left, right))
+    return bool(left == right)
+
+
+def test_registry_covers_exactly_the_policy_names() -> None:
+    assert tuple(METHODS) == ALLOCATION_METHODS
+    policy = PortfolioPolicy()
+    assert set(policy.methods) <= set(ALLOCATION_METHODS)
+    assert policy.live_method in policy.methods
+    assert VIEW_METHODS == ("black_litterman", "constrained_markowitz")
+    with pytest.raises(ValueError, match="unknown allocation method"):
+        build_estimator("nope", _day_inputs({}), policy)
+
+
+@pytest.mark.parametrize("method", ALLOCATION_METHODS)
+def test_every_registered_method_clones_with_its_previous_weights(method: str) -> None:
+    previous = pd.Series({"T000": 0.3, "T001": 0.2, "GONE": 0.1})
+    model = build_estimator(method, _day_inputs({method: previous}), PortfolioPolicy())
+    assert isinstance(model, BaseEstimator)
+    params = model.get_params(deep=False)
+    assert params["previous_weights"] is previous
+    copy = clone(model)
+    assert type(copy) is type(model) and copy is not model
+    # clone hands __init__ deep copies: equal values, new objects, nothing fitted
+    assert copy.previous_weights is not previous
+    pd.testing.assert_series_equal(copy.previous_weights, previous)
+    copied = copy.get_params(deep=False)
+    assert copied.keys() == params.keys()
+    assert all(_same(params[k], copied[k]) for k in params), method
+    assert not hasattr(copy, "weights_")
+    # without a previous book the method starts from cash
+    assert build_estimator(method, _day_inputs({}), PortfolioPolicy()).previous_weights is None
+
+
+def test_registry_builds_the_day_parameters() -> None:
+    inputs = _day_inputs({})
+    policy = PortfolioPolicy()
+    bl = build_estimator("black_litterman", inputs, policy)
+    # the zero-confidence view is dropped; the others are absolute views mu_b + excess
+    assert bl.views is not None and len(bl.views) == 2
+    assert list(bl.view_confidences) == [0.5, 0.3]
+    markowitz = build_estimator("constrained_markowitz", inputs, policy)
+    assert markowitz.max_names == policy.max_names
+    assert markowitz.cost_rate == pytest.approx(policy.cost_bps / 1e4)
+    assert markowitz.max_weight == policy.max_position
+    pd.testing.assert_series_equal(markowitz.expected_returns, inputs.expected_returns())
+
+
+def test_a_clone_refits_to_the_same_book_against_the_same_previous_weights() -> None:
+    returns, sectors, mu = _instance(6)
+    first = ConstrainedMarkowitz(max_names=10, sectors=sectors, expected_returns=mu).fit(returns)
+    model = ConstrainedMarkowitz(
+        max_names=10, sectors=sectors, expected_returns=-mu, previous_weights=first.weights_
+    )
+    fitted = model.fit(returns)
+    refitted = clone(model).fit(returns)
+    # reversed views and a 15% turnover cap: the previous book shapes the result
+    assert fitted.turnover_ == pytest.approx(0.15, abs=1e-4)
+    np.testing.assert_allclose(refitted.weights_.to_numpy(), fitted.weights_.to_numpy())

@@ -1,8 +1,11 @@
-"""Allocation methods as scikit-learn-style estimators (issue 5, item 2).
+"""Allocation methods as scikit-learn estimators, the way skfolio's optimisers are.
 
-Every estimator takes its parameters in ``__init__`` and is fitted with
-``fit(returns, **context) -> self`` where ``returns`` is a pandas DataFrame of simple DAILY
-returns, T sessions x N tickers (columns = tickers, no NaN). After ``fit``:
+Every estimator subclasses ``sklearn.base.BaseEstimator``: all its parameters are arguments of
+``__init__`` stored unchanged (so ``get_params``, ``set_params`` and ``sklearn.base.clone``
+work), among them ``previous_weights`` (pd.Series ticker -> weight, yesterday's book of this
+method; None = built from cash). ``fit(X, y=None) -> self`` takes ``X``, a pandas DataFrame of
+simple DAILY returns, T sessions x N tickers (columns = tickers, no NaN). After ``fit``
+(fitted attributes end in ``_``):
 
 - ``weights_``: pd.Series over the tickers (fraction of NAV, long-only unless stated);
 - ``cash_``: 1 - sum(weights_) (0 for fully-invested methods);
@@ -19,11 +22,17 @@ Methods:
   ``"AAPL == 0.002"``, Idzorek confidences in [0, 1]) over an empirical or equilibrium prior,
   then skfolio ``MeanRisk`` (max Sharpe ratio or mean - risk_aversion * variance).
 - ``HierarchicalRiskParity``: own vectorised HRP (Lopez de Prado 2016) that reproduces skfolio's
-  ``HierarchicalRiskParity`` defaults (Pearson distance sqrt((1 - rho) / 2), Ward linkage
-  without optimal ordering, leaf order seriation, recursive bisection of the ordered list at
-  n // 2, split alpha = 1 - var_L / (var_L + var_R) with var = variance of the cluster's
-  inverse-variance portfolio). skfolio builds ~1,500 portfolio objects per fit (17-19 s at
-  500 x 2520); here every bisection level is one matrix product.
+  ``HierarchicalRiskParity`` defaults (Pearson distance sqrt((1 - rho) / 2), Ward linkage, leaf
+  order seriation, recursive bisection of the ordered list at n // 2, split
+  alpha = 1 - var_L / (var_L + var_R) with var = variance of the cluster's inverse-variance
+  portfolio). skfolio builds a portfolio object for every cluster of every bisection level;
+  here every level is one matrix product (timings in the README).
+- ``HierarchicalEqualRiskContribution``: skfolio's HERC (Raffinot 2018): the same tree, cut
+  into clusters (two-order-difference gap statistic unless ``n_clusters`` is given); top-down
+  over the splits above the clusters, each side gets 1 - R_side / (R_left + R_right) of its
+  parent, R = sum of its clusters' risks (risk of a cluster = risk measure of its naive
+  inverse-risk portfolio); inside a cluster, naive inverse-risk weights. Unlike HRP the split
+  follows the tree's own clusters, so a large cluster is not cut across both sides.
 - ``MinimumCVaR``: skfolio ``MeanRisk(risk_measure=CVaR)``, the Rockafellar-Uryasev LP
   min_{w, a, u} a + 1 / ((1 - beta) T) * sum_t u_t, u_t >= -r_t'w - a, u >= 0, sum w = 1,
   w >= 0. Solved by HiGHS: cvxpy's ``HIGHS`` interface when ``highspy`` is importable (it is
@@ -34,15 +43,18 @@ Methods:
 - ``ConstrainedMarkowitz`` (Quant50): cvxpy problem on a Ledoit-Wolf covariance, see its
   docstring for the model and the cardinality heuristic.
 
+Relaxed risk parity (Riskfolio-Lib, nothing equivalent in skfolio) lives in
+``riskfolio_methods.py`` with the same interface; ``methods.py`` maps every method's name to its
+estimator.
+
 ``check_constraints`` re-checks any weights against the hard constraints and lists every
 violation (empty list = all hold).
-
-Riskfolio-Lib's HERC and relaxed risk parity live in ``riskfolio_methods.py`` (same interface).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cvxpy as cp
@@ -50,6 +62,7 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
+from sklearn.base import BaseEstimator
 from sklearn.covariance import ledoit_wolf
 
 from quant_core.conventions import TRADING_DAYS
@@ -80,10 +93,10 @@ def _empirical_prior(n_obs: int, n_assets: int, mu_estimator: Any = None) -> Any
     """skfolio EmpiricalPrior: the sample covariance when T > N, Ledoit-Wolf when T <= N.
 
     With more sessions than assets the sample covariance is already positive definite, and
-    skfolio's default nearest-PD repair (two full eigen-decompositions) costs ~1.8 s at N = 500
-    for an unchanged matrix, so it is skipped. With T <= N the sample covariance is singular:
-    clipping its zero eigenvalues would leave a near-singular matrix the optimisers exploit, so
-    the Ledoit-Wolf shrinkage (positive definite by construction) is used instead.
+    skfolio's default nearest-PD repair (two full eigen-decompositions) would return the same
+    matrix, so it is skipped. With T <= N the sample covariance is singular: clipping its zero
+    eigenvalues would leave a near-singular matrix the optimisers exploit, so the Ledoit-Wolf
+    shrinkage (positive definite by construction) is used instead.
     """
     from skfolio.moments import EmpiricalCovariance, LedoitWolf
     from skfolio.prior import EmpiricalPrior
@@ -98,9 +111,18 @@ def _nan_weights(tickers: pd.Index) -> pd.Series:
     return pd.Series(np.nan, index=tickers, dtype=np.float64, name="weight")
 
 
-class _Allocation:
-    """Shared fitted-state layout: ``weights_``, ``cash_``, ``status_``, ``feasible_``."""
+def _sample_covariance(x: np.ndarray) -> np.ndarray:
+    return np.cov(x, rowvar=False, ddof=1).reshape(x.shape[1], x.shape[1])
 
+
+class Allocation(BaseEstimator):
+    """Shared fitted-state layout: ``weights_``, ``cash_``, ``status_``, ``feasible_``.
+
+    Subclasses list every parameter, ``previous_weights`` included, in their own ``__init__``
+    (scikit-learn reads the parameters from that signature).
+    """
+
+    previous_weights: pd.Series | None
     weights_: pd.Series
     cash_: float
     status_: str
@@ -111,6 +133,11 @@ class _Allocation:
         self.status_ = status
         self.feasible_ = feasible
         self.cash_ = float(1.0 - weights.sum()) if feasible else float("nan")
+
+    def claimed_violations(self) -> list[str]:
+        """The fitted book checked against what the method claims (empty = all hold): by
+        default long-only and fully invested."""
+        return check_constraints(self.weights_, fully_invested=True, long_only=True)
 
 
 def _skfolio_weights(model: Any, tickers: pd.Index) -> tuple[pd.Series, str, bool]:
@@ -125,12 +152,12 @@ def _skfolio_weights(model: Any, tickers: pd.Index) -> tuple[pd.Series, str, boo
     return pd.Series(weights, index=tickers), "optimal", True
 
 
-class BlackLittermanAllocation(_Allocation):
+class BlackLittermanAllocation(Allocation):
     """Black-Litterman posterior (skfolio) + mean-risk optimisation (skfolio ``MeanRisk``).
 
     Prior: ``"empirical"`` (sample mean and covariance) or ``"equilibrium"`` (implied returns
-    mu = risk_aversion_prior * Sigma w_mkt, skfolio ``EquilibriumMu``, equal market weights
-    unless ``market_weights`` is given to ``fit``). Posterior (He-Litterman):
+    mu = risk_aversion_prior * Sigma w_mkt, skfolio ``EquilibriumMu`` with equal market
+    weights). Posterior (He-Litterman):
     mu_BL = mu + tau Sigma P' (P tau Sigma P' + Omega)^-1 (Q - P mu); with ``view_confidences``
     Omega follows Idzorek (confidence 1 = view held exactly, 0 = ignored).
 
@@ -139,7 +166,7 @@ class BlackLittermanAllocation(_Allocation):
 
     Objective: ``"max_sharpe"`` maximises (mu'w - rf) / sqrt(w' Sigma w); ``"mean_variance"``
     maximises mu'w - risk_aversion * w' Sigma w (skfolio's utility convention, daily units).
-    Long-only, fully invested.
+    Long-only, fully invested; ``previous_weights`` is kept, not used (no trading cost).
 
     After fit: ``expected_returns_`` (posterior mean, daily) and ``covariance_``.
     """
@@ -154,6 +181,7 @@ class BlackLittermanAllocation(_Allocation):
         tau: float = 0.05,
         risk_free_rate: float = 0.0,
         solver: str = "CLARABEL",
+        previous_weights: pd.Series | None = None,
     ) -> None:
         self.views = views
         self.view_confidences = view_confidences
@@ -163,6 +191,7 @@ class BlackLittermanAllocation(_Allocation):
         self.tau = tau
         self.risk_free_rate = risk_free_rate
         self.solver = solver
+        self.previous_weights = previous_weights
 
     def _prior_estimator(self, n_obs: int, n_assets: int) -> Any:
         from skfolio.moments import EquilibriumMu
@@ -173,48 +202,54 @@ class BlackLittermanAllocation(_Allocation):
             return _empirical_prior(n_obs, n_assets, EquilibriumMu())
         raise ValueError(f"prior must be 'empirical' or 'equilibrium', got {self.prior!r}")
 
-    def fit(self, returns: pd.DataFrame, **context: Any) -> BlackLittermanAllocation:
-        from skfolio.optimization import MeanRisk, ObjectiveFunction
+    def _confidences(self, n_views: int) -> np.ndarray | None:
+        if self.view_confidences is None:
+            return None
+        # skfolio modifies the array in place and integer dtypes give a NaN posterior:
+        # always hand it a fresh float copy
+        confidences = np.array(self.view_confidences, dtype=np.float64, copy=True)
+        if confidences.shape != (n_views,):
+            raise ValueError("view_confidences must have one entry per view")
+        if ((confidences < 0) | (confidences > 1)).any():
+            raise ValueError("view_confidences must lie in [0, 1]")
+        return confidences
+
+    def _objective(self) -> Any:
+        from skfolio.optimization import ObjectiveFunction
+
+        if self.objective == "max_sharpe":
+            return ObjectiveFunction.MAXIMIZE_RATIO
+        if self.objective == "mean_variance":
+            return ObjectiveFunction.MAXIMIZE_UTILITY
+        raise ValueError(
+            f"objective must be 'max_sharpe' or 'mean_variance', got {self.objective!r}"
+        )
+
+    def fit(self, X: pd.DataFrame, y: None = None) -> BlackLittermanAllocation:
+        from skfolio.optimization import MeanRisk
         from skfolio.prior import BlackLitterman
 
-        x = _validate_returns(returns)
-        tickers = returns.columns
+        x = _validate_returns(X)
+        tickers = X.columns
         prior: Any = self._prior_estimator(*x.shape)
         views = list(self.views) if self.views is not None else []
         if views:
-            confidences = None
-            if self.view_confidences is not None:
-                # skfolio modifies the array in place and integer dtypes give a NaN
-                # posterior: always hand it a fresh float copy
-                confidences = np.array(self.view_confidences, dtype=np.float64, copy=True)
-                if confidences.shape != (len(views),):
-                    raise ValueError("view_confidences must have one entry per view")
-                if ((confidences < 0) | (confidences > 1)).any():
-                    raise ValueError("view_confidences must lie in [0, 1]")
             prior = BlackLitterman(
                 views=views,
                 prior_estimator=prior,
                 tau=self.tau,
-                view_confidences=confidences,
+                view_confidences=self._confidences(len(views)),
                 risk_free_rate=self.risk_free_rate,
             )
-        if self.objective == "max_sharpe":
-            objective = ObjectiveFunction.MAXIMIZE_RATIO
-        elif self.objective == "mean_variance":
-            objective = ObjectiveFunction.MAXIMIZE_UTILITY
-        else:
-            raise ValueError(
-                f"objective must be 'max_sharpe' or 'mean_variance', got {self.objective!r}"
-            )
         model = MeanRisk(
-            objective_function=objective,
+            objective_function=self._objective(),
             risk_aversion=self.risk_aversion,
             risk_free_rate=self.risk_free_rate,
             prior_estimator=prior,
             solver=self.solver,
             raise_on_failure=False,
         )
-        model.fit(returns)
+        model.fit(X)
         weights, status, feasible = _skfolio_weights(model, tickers)
         self._set_result(weights, status, feasible)
         if not feasible:
@@ -271,23 +306,29 @@ def hrp_weights(covariance: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-class HierarchicalRiskParity(_Allocation):
+class HierarchicalRiskParity(Allocation):
     """Hierarchical Risk Parity with skfolio's default setup, vectorised (see module doc).
 
     Sample covariance (ddof = 1) -> correlation -> distance d_ij = sqrt((1 - rho_ij) / 2)
     -> scipy Ward linkage -> leaf order -> ``hrp_weights``. Long-only, fully invested,
-    weights strictly positive whenever every asset has positive variance.
-    After fit: ``order_`` (tickers in seriation order) and ``linkage_``.
+    weights strictly positive whenever every asset has positive variance; ``previous_weights``
+    is kept, not used. After fit: ``order_`` (tickers in seriation order) and ``linkage_``.
     """
 
-    def __init__(self, linkage_method: str = "ward", optimal_ordering: bool = True) -> None:
+    def __init__(
+        self,
+        linkage_method: str = "ward",
+        optimal_ordering: bool = True,
+        previous_weights: pd.Series | None = None,
+    ) -> None:
         self.linkage_method = linkage_method
         self.optimal_ordering = optimal_ordering
+        self.previous_weights = previous_weights
 
-    def fit(self, returns: pd.DataFrame, **context: Any) -> HierarchicalRiskParity:
-        x = _validate_returns(returns)
-        tickers = returns.columns
-        covariance = np.cov(x, rowvar=False, ddof=1).reshape(x.shape[1], x.shape[1])
+    def fit(self, X: pd.DataFrame, y: None = None) -> HierarchicalRiskParity:
+        x = _validate_returns(X)
+        tickers = X.columns
+        covariance = _sample_covariance(x)
         std = np.sqrt(np.diag(covariance))
         if (std <= 0).any():
             self._set_result(_nan_weights(tickers), "failed: zero-variance asset", False)
@@ -311,23 +352,88 @@ class HierarchicalRiskParity(_Allocation):
         return self
 
 
-class MinimumCVaR(_Allocation):
+class HierarchicalEqualRiskContribution(Allocation):
+    """HERC: skfolio ``HierarchicalEqualRiskContribution`` (see the module docstring).
+
+    ``risk_measure`` is a skfolio ``RiskMeasure`` value (``"variance"``, the default, or
+    ``"standard_deviation"``, ``"cvar"``, ...). With the variance, cluster weights make
+    W_c * Var_c equal across a split; with the standard deviation they make W_c * sigma_c
+    equal, which for uncorrelated clusters is equal Euler variance contribution.
+    ``linkage_method``: scipy's (``"ward"``); ``n_clusters``: the number of clusters cut from
+    the tree (None = skfolio's two-order-difference gap statistic). The prior is the sample
+    covariance (Ledoit-Wolf when T <= N, as every skfolio-backed method here). Long-only,
+    fully invested; ``previous_weights`` is kept, not used.
+    After fit: ``n_clusters_`` (the k used) and ``linkage_``.
+    """
+
+    def __init__(
+        self,
+        risk_measure: str = "variance",
+        linkage_method: str = "ward",
+        n_clusters: int | None = None,
+        previous_weights: pd.Series | None = None,
+    ) -> None:
+        self.risk_measure = risk_measure
+        self.linkage_method = linkage_method
+        self.n_clusters = n_clusters
+        self.previous_weights = previous_weights
+
+    def fit(self, X: pd.DataFrame, y: None = None) -> HierarchicalEqualRiskContribution:
+        from skfolio import RiskMeasure
+        from skfolio.cluster import HierarchicalClustering, LinkageMethod
+        from skfolio.optimization import HierarchicalEqualRiskContribution as SkfolioHERC
+
+        x = _validate_returns(X)
+        tickers = X.columns
+        if (x.std(axis=0) <= 0).any():
+            self._set_result(_nan_weights(tickers), "failed: zero-variance asset", False)
+            return self
+        if x.shape[1] == 1:
+            self.n_clusters_ = 1
+            self._set_result(pd.Series([1.0], index=tickers), "optimal", True)
+            return self
+        model = SkfolioHERC(
+            risk_measure=RiskMeasure(self.risk_measure),
+            prior_estimator=_empirical_prior(*x.shape),
+            hierarchical_clustering_estimator=HierarchicalClustering(
+                max_clusters=self.n_clusters, linkage_method=LinkageMethod(self.linkage_method)
+            ),
+            raise_on_failure=False,
+        )
+        model.fit(X)
+        clustering = getattr(model, "hierarchical_clustering_estimator_", None)
+        if clustering is not None and hasattr(clustering, "n_clusters_"):
+            self.n_clusters_ = int(clustering.n_clusters_)
+            self.linkage_ = clustering.linkage_matrix_
+        weights, status, feasible = _skfolio_weights(model, tickers)
+        self._set_result(weights, status, feasible)
+        return self
+
+
+class MinimumCVaR(Allocation):
     """Minimum CVaR_beta portfolio (skfolio ``MeanRisk``, Rockafellar-Uryasev LP on HiGHS).
 
     CVaR_beta(w) = min_a a + E[(-r'w - a)^+] / (1 - beta) over the T historical scenarios
-    (losses positive). Long-only, fully invested. After fit: ``cvar_`` (daily, in-sample).
+    (losses positive). Long-only, fully invested; ``previous_weights`` is kept, not used.
+    After fit: ``cvar_`` (daily, in-sample) and ``solver_``.
     """
 
-    def __init__(self, beta: float = 0.95, solver: str | None = None) -> None:
+    def __init__(
+        self,
+        beta: float = 0.95,
+        solver: str | None = None,
+        previous_weights: pd.Series | None = None,
+    ) -> None:
         self.beta = beta
         self.solver = solver
+        self.previous_weights = previous_weights
 
-    def fit(self, returns: pd.DataFrame, **context: Any) -> MinimumCVaR:
+    def fit(self, X: pd.DataFrame, y: None = None) -> MinimumCVaR:
         from skfolio import RiskMeasure
         from skfolio.optimization import MeanRisk, ObjectiveFunction
 
-        x = _validate_returns(returns)
-        tickers = returns.columns
+        x = _validate_returns(X)
+        tickers = X.columns
         solver, params = (self.solver, {}) if self.solver else _lp_solver()
         model = MeanRisk(
             objective_function=ObjectiveFunction.MINIMIZE_RISK,
@@ -339,7 +445,7 @@ class MinimumCVaR(_Allocation):
             solver_params=params,
             raise_on_failure=False,
         )
-        model.fit(returns)
+        model.fit(X)
         self.solver_ = solver
         weights, status, feasible = _skfolio_weights(model, tickers)
         self._set_result(weights, status, feasible)
@@ -355,24 +461,29 @@ def cvar(portfolio_returns: np.ndarray, beta: float = 0.95) -> float:
     return var + float(np.maximum(losses - var, 0.0).mean()) / (1.0 - beta)
 
 
-class RiskParity(_Allocation):
+class RiskParity(Allocation):
     """Risk budgeting on variance (skfolio ``RiskBudgeting``): w_i (Sigma w)_i / w'Sigma w =
     b_i, with equal budgets b_i = 1/N unless ``risk_budget`` (dict ticker -> budget) is given.
-    Long-only, fully invested. After fit: ``risk_contributions_`` (shares, sum to 1).
+    Long-only, fully invested; ``previous_weights`` is kept, not used.
+    After fit: ``risk_contributions_`` (shares, sum to 1).
     """
 
     def __init__(
-        self, risk_budget: dict[str, float] | None = None, solver: str = "CLARABEL"
+        self,
+        risk_budget: dict[str, float] | None = None,
+        solver: str = "CLARABEL",
+        previous_weights: pd.Series | None = None,
     ) -> None:
         self.risk_budget = risk_budget
         self.solver = solver
+        self.previous_weights = previous_weights
 
-    def fit(self, returns: pd.DataFrame, **context: Any) -> RiskParity:
+    def fit(self, X: pd.DataFrame, y: None = None) -> RiskParity:
         from skfolio import RiskMeasure
         from skfolio.optimization import RiskBudgeting
 
-        x = _validate_returns(returns)
-        tickers = returns.columns
+        x = _validate_returns(X)
+        tickers = X.columns
         budget = None
         if self.risk_budget is not None:
             budget = np.array([self.risk_budget[t] for t in tickers], dtype=np.float64)
@@ -383,18 +494,30 @@ class RiskParity(_Allocation):
             solver=self.solver,
             raise_on_failure=False,
         )
-        model.fit(returns)
+        model.fit(X)
         weights, status, feasible = _skfolio_weights(model, tickers)
         self._set_result(weights, status, feasible)
         if feasible:
-            covariance = np.cov(x, rowvar=False, ddof=1).reshape(x.shape[1], x.shape[1])
             w = weights.to_numpy()
-            contributions = w * (covariance @ w)
+            contributions = w * (_sample_covariance(x) @ w)
             self.risk_contributions_ = pd.Series(contributions / contributions.sum(), index=tickers)
         return self
 
 
-class ConstrainedMarkowitz(_Allocation):
+@dataclass(frozen=True)
+class _MarkowitzData:
+    """One fit's inputs as arrays over the window's tickers."""
+
+    mu: np.ndarray
+    factor: np.ndarray  # upper triangular: Sigma = F'F
+    prev: np.ndarray  # previous weights, 0 where not held
+    sector_ids: np.ndarray | None
+    has_prev: bool
+    # weight held in names gone from the window: sold in full, so it only uses up turnover
+    forced_sale: float
+
+
+class ConstrainedMarkowitz(Allocation):
     """Quant50 constrained robust Markowitz (cvxpy, CLARABEL).
 
     maximise   H mu'w - risk_aversion / 2 * H w' Sigma w - cost_rate * ||w - w_prev||_1
@@ -407,7 +530,7 @@ class ConstrainedMarkowitz(_Allocation):
     With ``long_only=False`` the bound w >= 0 becomes a gross limit ||w||_1 <= gross_limit.
 
     Sigma: Ledoit-Wolf shrinkage (sklearn) of the daily returns. mu: ``expected_returns``
-    from the fit context (e.g. ML views, daily) or the sample mean (mu, Sigma daily).
+    (pd.Series, e.g. ML views, daily) or the sample mean (mu, Sigma daily).
     ``cost_rate`` is the proportional cost per unit of NAV traded (10 bps = 0.001), a one-off
     charge, so the daily edge is scaled to ``cost_horizon`` = H sessions (default 252: annual
     return and variance against the cost of one rebalance; a one-day horizon would let a
@@ -421,11 +544,10 @@ class ConstrainedMarkowitz(_Allocation):
     count as candidates like any other), fix every other weight to exactly zero and
     re-solve. If the restricted problem is infeasible the result is reported infeasible.
 
-    Context for fit: ``prev_weights`` (pd.Series, yesterday's live book; None = first
-    build from cash: costs charged against zero, no turnover cap; names in it that are
-    missing from ``returns`` are sold in full and that sale counts against the turnover
-    cap), ``sectors`` (pd.Series
-    ticker -> sector; None = no sector cap), ``expected_returns`` (pd.Series).
+    ``previous_weights``: yesterday's live book (None = first build from cash: costs charged
+    against zero, no turnover cap); names in it that are missing from the returns are sold in
+    full and that sale counts against the turnover cap. ``sectors``: pd.Series ticker ->
+    sector (None = no sector cap).
     After fit: ``expected_returns_``, ``covariance_`` (Ledoit-Wolf, daily), ``turnover_``,
     ``ex_ante_vol_`` (annualised), ``violations_`` (check_constraints on the result),
     ``stage_`` ("relaxed": one solve sufficed; "restricted": the cardinality re-solve ran).
@@ -446,9 +568,10 @@ class ConstrainedMarkowitz(_Allocation):
         max_top10: float | None = None,
         tol: float = 1e-6,
         solver: str = "CLARABEL",
+        previous_weights: pd.Series | None = None,
+        sectors: pd.Series | None = None,
+        expected_returns: pd.Series | None = None,
     ) -> None:
-        self.max_weight = max_weight
-        self.max_top10 = max_top10
         self.max_names = max_names
         self.sector_cap = sector_cap
         self.max_turnover = max_turnover
@@ -458,42 +581,33 @@ class ConstrainedMarkowitz(_Allocation):
         self.cost_horizon = cost_horizon
         self.long_only = long_only
         self.gross_limit = gross_limit
+        self.max_weight = max_weight
+        self.max_top10 = max_top10
         self.tol = tol
         self.solver = solver
+        self.previous_weights = previous_weights
+        self.sectors = sectors
+        self.expected_returns = expected_returns
 
-    def _solve(
-        self,
-        mu: np.ndarray,
-        factor: np.ndarray,
-        prev: np.ndarray,
-        sector_ids: np.ndarray | None,
-        has_prev: bool,
-        forced_sale: float,
-        excluded: np.ndarray | None,
-    ) -> tuple[np.ndarray | None, str]:
-        n = mu.size
-        w = cp.Variable(n)
-        # risk = F w as its own variable: the quadratic term then has a diagonal P and the
-        # dense factor appears once, in an equality (3x faster in CLARABEL at N = 500)
-        risk = cp.Variable(n)  # ||risk||^2 = w' Sigma w, Sigma = F'F
-        trade = cp.norm1(w - prev)
-        horizon = float(self.cost_horizon)
-        objective = cp.Maximize(
-            horizon * (mu @ w - 0.5 * self.risk_aversion * cp.sum_squares(risk))
-            - self.cost_rate * trade
-        )
-        constraints: list[Any] = [risk == factor @ w, cp.sum(w) <= 1.0]
+    def claimed_violations(self) -> list[str]:
+        return list(self.violations_)
+
+    def _constraints(
+        self, w: Any, risk: Any, trade: Any, data: _MarkowitzData, excluded: np.ndarray | None
+    ) -> list[Any]:
+        n = data.mu.size
+        constraints: list[Any] = [risk == data.factor @ w, cp.sum(w) <= 1.0]
         if self.long_only:
             constraints.append(w >= 0)
         else:
             constraints.append(cp.norm1(w) <= self.gross_limit)
-        if self.sector_cap is not None and sector_ids is not None:
-            n_sectors = int(sector_ids.max()) + 1
+        if self.sector_cap is not None and data.sector_ids is not None:
+            n_sectors = int(data.sector_ids.max()) + 1
             membership = np.zeros((n_sectors, n))
-            membership[sector_ids, np.arange(n)] = 1.0
+            membership[data.sector_ids, np.arange(n)] = 1.0
             constraints.append(membership @ w <= self.sector_cap)
-        if self.max_turnover is not None and has_prev:
-            constraints.append(trade + forced_sale <= self.max_turnover)
+        if self.max_turnover is not None and data.has_prev:
+            constraints.append(trade + data.forced_sale <= self.max_turnover)
         if self.max_weight is not None:
             constraints.append(cp.abs(w) <= self.max_weight)
         if self.max_top10 is not None:
@@ -503,7 +617,23 @@ class ConstrainedMarkowitz(_Allocation):
             constraints.append(cp.norm(risk, 2) <= self.vol_target / np.sqrt(TRADING_DAYS))
         if excluded is not None and excluded.any():
             constraints.append(w[np.flatnonzero(excluded)] == 0)
-        problem = cp.Problem(objective, constraints)
+        return constraints
+
+    def _solve(
+        self, data: _MarkowitzData, excluded: np.ndarray | None
+    ) -> tuple[np.ndarray | None, str]:
+        n = data.mu.size
+        w = cp.Variable(n)
+        # risk = F w as its own variable: the quadratic term then has a diagonal P and the
+        # dense factor appears once, in an equality (much faster in CLARABEL at large N)
+        risk = cp.Variable(n)  # ||risk||^2 = w' Sigma w, Sigma = F'F
+        trade = cp.norm1(w - data.prev)
+        horizon = float(self.cost_horizon)
+        objective = cp.Maximize(
+            horizon * (data.mu @ w - 0.5 * self.risk_aversion * cp.sum_squares(risk))
+            - self.cost_rate * trade
+        )
+        problem = cp.Problem(objective, self._constraints(w, risk, trade, data, excluded))
         try:
             problem.solve(solver=self.solver)
         except cp.error.SolverError as exc:
@@ -515,86 +645,71 @@ class ConstrainedMarkowitz(_Allocation):
         if excluded is not None:
             out[excluded] = 0.0
         # solver noise of order 1e-9 around zero (below the bound when long-only)
-        out = (
-            np.where(out < 1e-9, 0.0, out)
-            if self.long_only
-            else np.where(np.abs(out) < 1e-9, 0.0, out)
-        )
-        return out, status
+        noise = out < 1e-9 if self.long_only else np.abs(out) < 1e-9
+        return np.where(noise, 0.0, out), status
 
-    def fit(self, returns: pd.DataFrame, **context: Any) -> ConstrainedMarkowitz:
-        x = _validate_returns(returns)
-        tickers = returns.columns
-        n = x.shape[1]
-        prev_weights: pd.Series | None = context.get("prev_weights")
-        sectors: pd.Series | None = context.get("sectors")
-        expected: pd.Series | None = context.get("expected_returns")
-
-        has_prev = prev_weights is not None
-        prev = (
-            prev_weights.reindex(tickers).fillna(0.0).to_numpy(dtype=np.float64)
-            if prev_weights is not None
-            else np.zeros(n)
-        )
-        # names held yesterday but gone from today's universe must be sold in full: that
-        # trade is fixed, so it only uses up turnover budget
-        forced_sale = (
-            float(prev_weights[~prev_weights.index.isin(tickers)].abs().sum())
-            if prev_weights is not None
-            else 0.0
-        )
+    def _data(self, x: np.ndarray, tickers: pd.Index) -> _MarkowitzData:
+        """The fit's arrays; sets ``expected_returns_`` and ``covariance_``."""
+        previous = self.previous_weights
         mu = (
-            expected.reindex(tickers).to_numpy(dtype=np.float64)
-            if expected is not None
+            self.expected_returns.reindex(tickers).to_numpy(dtype=np.float64)
+            if self.expected_returns is not None
             else x.mean(axis=0)
         )
         if not np.isfinite(mu).all():
             raise ValueError("expected_returns must cover every ticker")
         sector_ids: np.ndarray | None = None
-        if sectors is not None:
-            labels = sectors.reindex(tickers)
+        if self.sectors is not None:
+            labels = self.sectors.reindex(tickers)
             if labels.isna().any():
                 raise ValueError("sectors must cover every ticker")
             sector_ids = pd.factorize(labels)[0].astype(np.int64)
-
         # the function, not the estimator: LedoitWolf.fit also inverts the matrix (unused here)
         covariance, _ = ledoit_wolf(x)
-        factor = np.linalg.cholesky(covariance).T  # upper triangular: Sigma = F'F
         self.expected_returns_ = pd.Series(mu, index=tickers)
         self.covariance_ = pd.DataFrame(covariance, index=tickers, columns=tickers)
+        return _MarkowitzData(
+            mu=mu,
+            factor=np.linalg.cholesky(covariance).T,
+            prev=(
+                previous.reindex(tickers).fillna(0.0).to_numpy(dtype=np.float64)
+                if previous is not None
+                else np.zeros(x.shape[1])
+            ),
+            sector_ids=sector_ids,
+            has_prev=previous is not None,
+            forced_sale=(
+                float(previous[~previous.index.isin(tickers)].abs().sum())
+                if previous is not None
+                else 0.0
+            ),
+        )
 
-        args = (mu, factor, prev, sector_ids, has_prev, forced_sale)
-        weights, status = self._solve(*args, None)
-        stage = "relaxed"
+    def _solve_with_cardinality(self, data: _MarkowitzData) -> tuple[np.ndarray | None, str]:
+        """The relaxation, then (above ``max_names`` names) the restricted re-solve on the
+        ``max_names`` largest weights; sets ``stage_``."""
+        weights, status = self._solve(data, None)
+        self.stage_ = "relaxed"
         if (
             weights is not None
             and self.max_names is not None
             and int((np.abs(weights) > self.tol).sum()) > self.max_names
         ):
             keep = np.argsort(-np.abs(weights), kind="stable")[: self.max_names]
-            excluded = np.ones(n, dtype=bool)
+            excluded = np.ones(data.mu.size, dtype=bool)
             excluded[keep] = False
-            weights, status = self._solve(*args, excluded)
-            stage = "restricted"
-        self.stage_ = stage
-        if weights is None:
-            self._set_result(_nan_weights(tickers), f"infeasible ({stage}): {status}", False)
-            self.violations_ = ["infeasible"]
-            self.turnover_ = float("nan")
-            self.ex_ante_vol_ = float("nan")
-            return self
+            weights, status = self._solve(data, excluded)
+            self.stage_ = "restricted"
+        return weights, status
 
-        result = pd.Series(weights, index=tickers)
-        self._set_result(result, status, True)
-        self.turnover_ = float(np.abs(weights - prev).sum()) + forced_sale
-        self.ex_ante_vol_ = ex_ante_volatility(weights, covariance)
-        self.violations_ = check_constraints(
+    def _check(self, result: pd.Series, data: _MarkowitzData) -> list[str]:
+        return check_constraints(
             result,
-            prev_weights=prev_weights,
-            sectors=sectors,
+            prev_weights=self.previous_weights,
+            sectors=self.sectors,
             max_names=self.max_names,
-            sector_cap=self.sector_cap if sectors is not None else None,
-            max_turnover=self.max_turnover if has_prev else None,
+            sector_cap=self.sector_cap if self.sectors is not None else None,
+            max_turnover=self.max_turnover if data.has_prev else None,
             vol_target=self.vol_target,
             covariance=self.covariance_,
             long_only=self.long_only,
@@ -603,6 +718,23 @@ class ConstrainedMarkowitz(_Allocation):
             max_top10=self.max_top10,
             tol=self.tol,
         )
+
+    def fit(self, X: pd.DataFrame, y: None = None) -> ConstrainedMarkowitz:
+        x = _validate_returns(X)
+        tickers = X.columns
+        data = self._data(x, tickers)
+        weights, status = self._solve_with_cardinality(data)
+        if weights is None:
+            self._set_result(_nan_weights(tickers), f"infeasible ({self.stage_}): {status}", False)
+            self.violations_ = ["infeasible"]
+            self.turnover_ = float("nan")
+            self.ex_ante_vol_ = float("nan")
+            return self
+        result = pd.Series(weights, index=tickers)
+        self._set_result(result, status, True)
+        self.turnover_ = float(np.abs(weights - data.prev).sum()) + data.forced_sale
+        self.ex_ante_vol_ = ex_ante_volatility(weights, self.covariance_.to_numpy())
+        self.violations_ = self._check(result, data)
         if self.violations_:
             # a solution the checker rejects is not handed on as a live book
             self.feasible_ = False

@@ -17,8 +17,10 @@ Inputs of a day ``d`` (all known at d's close):
 - each method's previous weights (the turnover constraint and cost of the Markowitz book are
   against its own previous book, which is the live book when it is the live method).
 
-Every method reports feasibility; a feasible book is re-checked against the hard constraints
-it claims (``check_constraints``), and one that fails is reported infeasible, not passed on.
+Each method's estimator is built by the registry (``methods.py``) from these inputs and the
+policy. Every method reports feasibility; a feasible book is re-checked against the hard
+constraints it claims (its ``claimed_violations``), and one that fails is reported infeasible,
+not passed on.
 
 Past the policy's maximum drawdown the live book may only reduce risk: its method's book is
 cut back to :func:`risk_reducing` trades against yesterday's live book (status
@@ -36,15 +38,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from quant_assets.portfolio.allocation import (
-    BlackLittermanAllocation,
-    ConstrainedMarkowitz,
-    HierarchicalRiskParity,
-    MinimumCVaR,
-    RiskParity,
-    check_constraints,
-)
-from quant_assets.portfolio.views import view_strings
+from quant_assets.portfolio.allocation import Allocation, check_constraints
+from quant_assets.portfolio.methods import build_estimator
 from quant_assets.risk.measures import stop_loss_breaches
 from quant_core.metrics import ex_ante_volatility, turnover
 from resources.portfolio_policy import PortfolioPolicy
@@ -164,61 +159,6 @@ def risk_reducing(target: pd.Series, previous: pd.Series | None) -> pd.Series:
     return target.clip(lower=np.minimum(before, 0.0), upper=np.maximum(before, 0.0))
 
 
-def _estimator(method: str, inputs: DayInputs, policy: PortfolioPolicy) -> tuple[Any, dict]:
-    if method == "black_litterman":
-        views, confidences = None, None
-        if inputs.views is not None:
-            usable = inputs.views.filter(
-                pl.col("ticker").is_in(list(inputs.returns.columns)) & (pl.col("confidence") > 0)
-            )
-            if not usable.is_empty():
-                views = view_strings(
-                    usable["ticker"].to_list(),
-                    usable["expected_return_daily"].to_list(),
-                    inputs.benchmark_mean,
-                )
-                confidences = usable["confidence"].to_numpy().astype(np.float64)
-        return BlackLittermanAllocation(views=views, view_confidences=confidences), {}
-    if method == "hrp":
-        return HierarchicalRiskParity(), {}
-    if method == "min_cvar":
-        return MinimumCVaR(beta=0.95), {}
-    if method == "risk_parity":
-        return RiskParity(), {}
-    if method == "constrained_markowitz":
-        model = ConstrainedMarkowitz(
-            max_names=policy.max_names,
-            sector_cap=policy.sector_cap,
-            max_turnover=policy.max_turnover,
-            vol_target=policy.vol_target,
-            cost_rate=policy.cost_bps / 1e4,
-            long_only=policy.long_only,
-            max_weight=policy.max_position,
-            max_top10=policy.max_top10,
-        )
-        context = {
-            "prev_weights": inputs.previous.get(method),
-            "sectors": inputs.sectors,
-            "expected_returns": inputs.expected_returns(),
-        }
-        return model, context
-    if method in ("herc", "relaxed_risk_parity"):
-        # Riskfolio-Lib takes seconds to import: only when one of its methods is asked for
-        from quant_assets.portfolio import riskfolio_methods
-
-        if method == "herc":
-            return riskfolio_methods.HierarchicalEqualRiskContribution(), {}
-        return riskfolio_methods.RelaxedRiskParity(), {}
-    raise ValueError(f"unknown allocation method {method!r}")
-
-
-def _claimed_violations(method: str, model: Any, inputs: DayInputs) -> list[str]:
-    if method == "constrained_markowitz":
-        return list(model.violations_)
-    # every other method is long-only and fully invested
-    return check_constraints(model.weights_, fully_invested=True, long_only=True)
-
-
 @dataclass(frozen=True)
 class DayBooks:
     """``weights``: date, method, ticker, weight, is_live (non-zero weights of feasible books);
@@ -234,6 +174,103 @@ class DayBooks:
         return pd.Series(rows["weight"].to_numpy(), index=rows["ticker"].to_list())
 
 
+_EMPTY_WEIGHTS_SCHEMA = {
+    "date": pl.Date,
+    "method": pl.String,
+    "ticker": pl.String,
+    "weight": pl.Float64,
+    "is_live": pl.Boolean,
+}
+
+
+@dataclass(frozen=True)
+class _MethodBook:
+    """One method's fitted book of the day, checked, before it becomes rows."""
+
+    method: str
+    is_live: bool
+    feasible: bool
+    status: str
+    weights: pd.Series
+    reducing: bool
+    seconds: float
+
+
+def _fit_method(
+    method: str, inputs: DayInputs, policy: PortfolioPolicy, live_risk_reducing: bool
+) -> tuple[_MethodBook, Allocation]:
+    """Build and fit ``method``'s estimator; a feasible book is re-checked against what its
+    method claims, and the live book is cut back to risk-reducing trades when asked."""
+    started = time.perf_counter()
+    model = build_estimator(method, inputs, policy).fit(inputs.returns)
+    seconds = time.perf_counter() - started
+    feasible = bool(model.feasible_)
+    status = str(model.status_)
+    if feasible:
+        violations = model.claimed_violations()
+        if violations:
+            feasible = False
+            status = f"{status}; violated: {'; '.join(violations)}"
+    is_live = method == policy.live_method
+    weights = model.weights_
+    reducing = feasible and is_live and live_risk_reducing
+    if reducing:
+        weights = risk_reducing(weights, inputs.previous.get(method))
+        status = f"{status}; risk-reducing only (drawdown beyond the maximum)"
+        violations = check_constraints(weights, long_only=policy.long_only)
+        if violations:
+            feasible = False
+            status = f"{status}; violated: {'; '.join(violations)}"
+    book = _MethodBook(method, is_live, feasible, status, weights, reducing, seconds)
+    return book, model
+
+
+def _status_row(book: _MethodBook, model: Allocation, inputs: DayInputs) -> dict[str, Any]:
+    """The ``allocation_status`` row of one method's book."""
+    held = _held(book)
+    traded = turnover(held, inputs.previous.get(book.method)) if book.feasible else None
+    ex_ante = None
+    if book.feasible:
+        # the same Ledoit-Wolf covariance the Markowitz book is constrained with
+        sigma = getattr(model, "covariance_", None)
+        if sigma is None:
+            sigma = inputs.returns.cov()
+        w = book.weights.reindex(sigma.index).fillna(0.0).to_numpy()
+        ex_ante = ex_ante_volatility(w, sigma.to_numpy())
+    return {
+        "date": inputs.day,
+        "method": book.method,
+        "is_live": book.is_live,
+        "feasible": book.feasible,
+        "status": book.status,
+        "names": int(held.size),
+        "invested": float(held.sum()) if book.feasible else None,
+        "turnover": traded,
+        "ex_ante_vol": ex_ante,
+        "seconds": book.seconds,
+        "stopped": len(inputs.stopped),
+        "risk_reducing": book.reducing,
+    }
+
+
+def _held(book: _MethodBook) -> pd.Series:
+    """The non-zero weights of a feasible book (none of an infeasible one)."""
+    if not book.feasible:
+        return book.weights.iloc[:0]
+    return book.weights[book.weights.abs() > WEIGHT_TOL]
+
+
+def _weight_rows(book: _MethodBook, day: Any) -> pl.DataFrame:
+    held = _held(book)
+    return pl.DataFrame(
+        {"ticker": [str(t) for t in held.index], "weight": held.to_numpy(dtype=np.float64)}
+    ).with_columns(
+        pl.lit(day).alias("date"),
+        pl.lit(book.method).alias("method"),
+        pl.lit(book.is_live).alias("is_live"),
+    )
+
+
 def allocate_day(
     inputs: DayInputs,
     policy: PortfolioPolicy,
@@ -246,79 +283,14 @@ def allocate_day(
     weight_frames: list[pl.DataFrame] = []
     status_rows: list[dict[str, Any]] = []
     for method in policy.methods if methods is None else methods:
-        started = time.perf_counter()
-        model, context = _estimator(method, inputs, policy)
-        model.fit(inputs.returns, **context)
-        seconds = time.perf_counter() - started
-        feasible = bool(model.feasible_)
-        status = str(model.status_)
-        if feasible:
-            violations = _claimed_violations(method, model, inputs)
-            if violations:
-                feasible = False
-                status = f"{status}; violated: {'; '.join(violations)}"
-        is_live = method == policy.live_method
-        weights = model.weights_
-        previous = inputs.previous.get(method)
-        reducing = feasible and is_live and live_risk_reducing
-        if reducing:
-            weights = risk_reducing(weights, previous)
-            status = f"{status}; risk-reducing only (drawdown beyond the maximum)"
-            violations = check_constraints(weights, long_only=policy.long_only)
-            if violations:
-                feasible = False
-                status = f"{status}; violated: {'; '.join(violations)}"
-        held = weights[weights.abs() > WEIGHT_TOL] if feasible else weights.iloc[:0]
-        traded = turnover(held, previous) if feasible else None
-        ex_ante = None
-        if feasible:
-            # the same Ledoit-Wolf covariance the Markowitz book is constrained with
-            sigma = getattr(model, "covariance_", None)
-            if sigma is None:
-                sigma = inputs.returns.cov()
-            w = weights.reindex(sigma.index).fillna(0.0).to_numpy()
-            ex_ante = ex_ante_volatility(w, sigma.to_numpy())
-        status_rows.append(
-            {
-                "date": inputs.day,
-                "method": method,
-                "is_live": is_live,
-                "feasible": feasible,
-                "status": status,
-                "names": int(held.size),
-                "invested": float(held.sum()) if feasible else None,
-                "turnover": traded,
-                "ex_ante_vol": ex_ante,
-                "seconds": seconds,
-                "stopped": len(inputs.stopped),
-                "risk_reducing": reducing,
-            }
-        )
-        if feasible:
-            weight_frames.append(
-                pl.DataFrame(
-                    {
-                        "ticker": [str(t) for t in held.index],
-                        "weight": held.to_numpy(dtype=np.float64),
-                    }
-                ).with_columns(
-                    pl.lit(inputs.day).alias("date"),
-                    pl.lit(method).alias("method"),
-                    pl.lit(is_live).alias("is_live"),
-                )
-            )
-    columns = ["date", "method", "ticker", "weight", "is_live"]
+        book, model = _fit_method(method, inputs, policy, live_risk_reducing)
+        status_rows.append(_status_row(book, model, inputs))
+        if book.feasible:
+            weight_frames.append(_weight_rows(book, inputs.day))
+    columns = list(_EMPTY_WEIGHTS_SCHEMA)
     weights_frame = (
         pl.concat(weight_frames).select(columns)
         if weight_frames
-        else pl.DataFrame(
-            schema={
-                "date": pl.Date,
-                "method": pl.String,
-                "ticker": pl.String,
-                "weight": pl.Float64,
-                "is_live": pl.Boolean,
-            }
-        )
+        else pl.DataFrame(schema=_EMPTY_WEIGHTS_SCHEMA)
     )
     return DayBooks(weights_frame, pl.DataFrame(status_rows))

@@ -1,43 +1,27 @@
-"""Riskfolio-Lib allocation methods (issue 5, item 2): HERC and relaxed risk parity.
+"""Riskfolio-Lib allocation: relaxed risk parity (skfolio has no equivalent).
 
-Same estimator interface as ``allocation.py``: parameters in ``__init__``,
-``fit(returns, **context) -> self`` on a pandas DataFrame of simple DAILY returns (T sessions
-x N tickers, no NaN), then ``weights_`` (pd.Series), ``cash_``, ``status_``, ``feasible_``.
-Both methods are long-only and fully invested (cash 0). Covariances are the daily sample
-covariance (ddof = 1), expected returns the daily arithmetic mean.
+Same scikit-learn estimator interface as ``allocation.py``: every parameter in ``__init__``
+(``previous_weights`` included), ``fit(X, y=None) -> self`` on a pandas DataFrame of simple
+DAILY returns (T sessions x N tickers, no NaN), then ``weights_`` (pd.Series), ``cash_``,
+``status_``, ``feasible_``. Long-only and fully invested (cash 0). Covariances are the daily
+sample covariance (ddof = 1), expected returns the daily arithmetic mean.
 
-- ``HierarchicalEqualRiskContribution`` (Raffinot 2018, Riskfolio ``HCPortfolio``,
-  model "HERC"): Ward tree on the Pearson distance sqrt((1 - rho) / 2), cut into k clusters
-  (two-difference gap statistic unless ``n_clusters`` is given). Top-down over the k - 1
-  highest splits, each side gets 1 - R_side / (R_left + R_right) of its parent, R = sum of
-  its clusters' risks (risk of a cluster = risk measure of its naive inverse-risk portfolio);
-  inside a cluster, naive inverse-risk weights. With the variance risk measure (default)
-  cluster weights make W_c * Var_c equal across a split; with ``risk_measure="vol"`` they make
-  W_c * sigma_c equal, which for uncorrelated clusters is equal Euler variance contribution.
-  Over skfolio's HRP: the bisection follows the tree's own clusters instead of cutting the
-  seriated list in halves, so a large cluster is not split across both sides.
-- ``RelaxedRiskParity`` (Gambeta & Kwon 2020, Richard & Roncalli 2019; Riskfolio
-  ``Portfolio.rrp_optimization``): min psi - gamma s.t. w_i (Sigma w)_i >= gamma^2 b_i,
-  w' Sigma w <= psi^2 - rho^2, sum w = 1, w >= 0, optionally mu'w >= target_return;
-  version "A": rho = 0; "B": rho >= sqrt(w' Sigma w); "C": rho >= sqrt(l) ||diag(sigma) w||.
-  Version "A" without a return target (or "C" with l = 0) is vanilla risk parity: gamma can
-  reach sqrt(w'Sigma w) only when every contribution equals b_i w'Sigma w. Over skfolio's
-  RiskBudgeting: the relaxation lets contributions move off parity as little as possible to
-  meet a return target (a vanilla RP book cannot take one), and "B"/"C" regularise it.
+``RelaxedRiskParity`` (Gambeta & Kwon 2020, Richard & Roncalli 2019; Riskfolio
+``Portfolio.rrp_optimization``): min psi - gamma s.t. w_i (Sigma w)_i >= gamma^2 b_i,
+w' Sigma w <= psi^2 - rho^2, sum w = 1, w >= 0, optionally mu'w >= target_return;
+version "A": rho = 0; "B": rho >= sqrt(w' Sigma w); "C": rho >= sqrt(l) ||diag(sigma) w||.
+Version "A" without a return target (or "C" with l = 0) is vanilla risk parity: gamma can
+reach sqrt(w'Sigma w) only when every contribution equals b_i w'Sigma w. Over skfolio's
+RiskBudgeting: the relaxation lets contributions move off parity as little as possible to
+meet a return target (a vanilla RP book cannot take one), and "B"/"C" regularise it.
 
-Riskfolio-Lib takes 12-20 s to import on this machine, so it is imported inside ``fit`` and
-this module stays cheap to import (the Dagster code location imports it at load).
+Solver: CLARABEL. Most of a fit is cvxpy compiling Riskfolio's one-second-order-cone-per-asset
+model; SCS was slower and less accurate (contributions visibly off parity), and CLARABEL's
+"faer" linear solver and cvxpy's SCIPY canonicalisation backend were slower too, so CLARABEL
+defaults are kept (timings in the README).
 
-Measured fit times (500 tickers x 756 sessions of SyntheticMarket returns, 2-core machine,
-2026-11-23): in benches/bench_allocation.py (load average 1.56 before, others' work running)
-HERC 0.72 s and relaxed RP version "A" 6.72 s (on a quiet machine, load 0.00: 0.71 s and
-3.53 s); relaxed RP timed alone on the same data
-3.0-3.3 s (CLARABEL; ~2.4 s of a 4.9 s profiled run was cvxpy compiling Riskfolio's
-one-SOC-per-asset model, ~1.7 s the solve, 0.23 s the matrix square root). SCS took 13 s and
-was less accurate (contributions up to 11% off parity); CLARABEL's "faer" linear solver
-(7.5-8.5 s) and cvxpy's SCIPY canonicalisation backend (4.4 s vs 3.9 s) were slower, so
-CLARABEL defaults are kept. Relaxed RP alone takes a third to two thirds of the 10 s daily
-budget for all methods.
+Riskfolio-Lib takes seconds to import, so it is imported inside ``fit`` and this module stays
+cheap to import (the Dagster code location imports it at load).
 """
 
 from __future__ import annotations
@@ -48,7 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quant_assets.portfolio.allocation import _Allocation, _nan_weights, _validate_returns
+from quant_assets.portfolio.allocation import (
+    Allocation,
+    _nan_weights,
+    _sample_covariance,
+    _validate_returns,
+)
 
 RRP_VERSIONS = ("A", "B", "C")
 # Riskfolio's RRP model in daily decimal units (variances ~1e-4) ends CLARABEL in "solution
@@ -69,65 +58,7 @@ def _riskfolio_weights(frame: Any, tickers: pd.Index) -> tuple[pd.Series, str, b
     return pd.Series(weights, index=tickers), "optimal", True
 
 
-def _sample_covariance(x: np.ndarray) -> np.ndarray:
-    return np.cov(x, rowvar=False, ddof=1).reshape(x.shape[1], x.shape[1])
-
-
-class HierarchicalEqualRiskContribution(_Allocation):
-    """HERC (Riskfolio ``HCPortfolio``, model "HERC"), see the module docstring.
-
-    ``risk_measure`` is Riskfolio's ``rm`` ("MV" variance, "vol" standard deviation, ...).
-    ``leaf_order`` (optimal leaf ordering) only reorders children within the tree, which
-    leaves HERC weights unchanged, so it is off by default (saves ~0.3 s at N = 500).
-    After fit: ``n_clusters_`` (the k used) and ``linkage_``.
-    """
-
-    def __init__(
-        self,
-        risk_measure: str = "MV",
-        linkage_method: str = "ward",
-        codependence: str = "pearson",
-        n_clusters: int | None = None,
-        max_clusters: int = 10,
-        leaf_order: bool = False,
-    ) -> None:
-        self.risk_measure = risk_measure
-        self.linkage_method = linkage_method
-        self.codependence = codependence
-        self.n_clusters = n_clusters
-        self.max_clusters = max_clusters
-        self.leaf_order = leaf_order
-
-    def fit(self, returns: pd.DataFrame, **context: Any) -> HierarchicalEqualRiskContribution:
-        x = _validate_returns(returns)
-        tickers = returns.columns
-        if (x.std(axis=0) <= 0).any():
-            self._set_result(_nan_weights(tickers), "failed: zero-variance asset", False)
-            return self
-        if x.shape[1] == 1:
-            self.n_clusters_ = 1
-            self._set_result(pd.Series([1.0], index=tickers), "optimal", True)
-            return self
-        import riskfolio as rp
-
-        portfolio = rp.HCPortfolio(returns=returns)
-        frame = portfolio.optimization(
-            model="HERC",
-            codependence=self.codependence,
-            rm=self.risk_measure,
-            linkage=self.linkage_method,
-            k=self.n_clusters,
-            max_k=self.max_clusters,
-            leaf_order=self.leaf_order,
-        )
-        self.n_clusters_ = int(portfolio.k)
-        self.linkage_ = portfolio.clustering
-        weights, status, feasible = _riskfolio_weights(frame, tickers)
-        self._set_result(weights, status, feasible)
-        return self
-
-
-class RelaxedRiskParity(_Allocation):
+class RelaxedRiskParity(Allocation):
     """Relaxed risk parity (Riskfolio ``Portfolio.rrp_optimization``), see the module doc.
 
     ``version`` "A" / "B" / "C" as in Riskfolio; ``l`` is the penalty lambda of version "C"
@@ -145,20 +76,22 @@ class RelaxedRiskParity(_Allocation):
         risk_budget: dict[str, float] | None = None,
         target_return: float | None = None,
         solver: str = "CLARABEL",
+        previous_weights: pd.Series | None = None,
     ) -> None:
         self.version = version
         self.l = l
         self.risk_budget = risk_budget
         self.target_return = target_return
         self.solver = solver
+        self.previous_weights = previous_weights
 
-    def fit(self, returns: pd.DataFrame, **context: Any) -> RelaxedRiskParity:
+    def fit(self, X: pd.DataFrame, y: None = None) -> RelaxedRiskParity:
         if self.version not in RRP_VERSIONS:
             raise ValueError(f"version must be one of {RRP_VERSIONS}, got {self.version!r}")
         if self.l < 0:
             raise ValueError(f"l must be >= 0, got {self.l}")
-        x = _validate_returns(returns)
-        tickers = returns.columns
+        x = _validate_returns(X)
+        tickers = X.columns
         budget = None
         if self.risk_budget is not None:
             raw = np.array([self.risk_budget[t] for t in tickers], dtype=np.float64)
@@ -167,7 +100,7 @@ class RelaxedRiskParity(_Allocation):
             budget = (raw / raw.sum()).reshape(-1, 1)
         import riskfolio as rp
 
-        portfolio = rp.Portfolio(returns=returns * RRP_RETURN_SCALE)
+        portfolio = rp.Portfolio(returns=X * RRP_RETURN_SCALE)
         portfolio.assets_stats(method_mu="hist", method_cov="hist")
         if self.target_return is not None:
             portfolio.lowerret = self.target_return * RRP_RETURN_SCALE
