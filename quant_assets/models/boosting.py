@@ -33,6 +33,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from quant_assets.models.cross_section import NormaliseMethod, normalise_label
+from quant_core.conventions import LABEL_HORIZON_SESSIONS
 
 
 def _threads(n_jobs: int) -> int:
@@ -172,7 +173,7 @@ class LightGBMAlpha(_GBDTAlpha):
         normalisation: NormaliseMethod = "rank_gauss",
         early_stopping_rounds: int | None = None,
         validation_fraction: float = 0.2,
-        label_horizon: int = 5,
+        label_horizon: int = LABEL_HORIZON_SESSIONS,
         n_jobs: int = -1,
         random_state: int = 0,
     ) -> None:
@@ -289,7 +290,7 @@ class CatBoostAlpha(_GBDTAlpha):
         normalisation: NormaliseMethod = "rank_gauss",
         early_stopping_rounds: int | None = None,
         validation_fraction: float = 0.2,
-        label_horizon: int = 5,
+        label_horizon: int = LABEL_HORIZON_SESSIONS,
         n_jobs: int = -1,
         random_state: int = 0,
     ) -> None:
