@@ -205,11 +205,7 @@ def _week_rows(store: Store, table: str, frame: pl.DataFrame, week: date) -> Non
     store.write_partition(table, frame, week, week + timedelta(days=7))
 
 
-def _seed_model(store: Store, squeeze_live_scores: bool) -> None:
-    """The champion of WEEK as alpha_model would store it, its out-of-sample scores, SHAP of
-    two weeks, daily predictions, and an equal-weight live book every session since LIVE_SINCE."""
-    tickers = store.read("alpha158", DAY, next_trading_day(DAY))["ticker"].to_list()
-    rng = np.random.default_rng(1)
+def _seed_alpha_models(store: Store) -> None:
     _week_rows(
         store,
         "alpha_models",
@@ -232,6 +228,9 @@ def _seed_model(store: Store, squeeze_live_scores: bool) -> None:
         ),
         WEEK,
     )
+
+
+def _seed_validation_scores(store: Store, tickers: list[str], rng: np.random.Generator) -> None:
     labelled = trading_sessions(date(2023, 11, 1), TRAINING_END)
     _week_rows(
         store,
@@ -246,6 +245,9 @@ def _seed_model(store: Store, squeeze_live_scores: bool) -> None:
         ).with_columns(pl.lit(WEEK).alias("week")),
         WEEK,
     )
+
+
+def _seed_shap(store: Store, rng: np.random.Generator) -> None:
     importance = rng.uniform(0.0, 1.0, size=len(ALPHA158_NAMES))
     # the latest week ranks the features in the opposite order
     reversed_order = importance.max() + importance.min() - importance
@@ -263,6 +265,11 @@ def _seed_model(store: Store, squeeze_live_scores: bool) -> None:
             ).with_columns(pl.lit(week).alias("week")),
             week,
         )
+
+
+def _seed_predictions(
+    store: Store, tickers: list[str], rng: np.random.Generator, squeeze_live_scores: bool
+) -> None:
     scored = trading_sessions(date(2024, 2, 12), next_trading_day(DAY))
     n = len(scored) * len(tickers)
     scores = rng.normal(0.0, 0.05, size=n) if squeeze_live_scores else rng.uniform(-0.5, 0.5, n)
@@ -285,6 +292,9 @@ def _seed_model(store: Store, squeeze_live_scores: bool) -> None:
         scored[0],
         next_trading_day(scored[-1]),
     )
+
+
+def _seed_live_book(store: Store, tickers: list[str]) -> None:
     live = trading_sessions(LIVE_SINCE, next_trading_day(DAY))
     store.write_partition(
         "target_weights",
@@ -300,6 +310,18 @@ def _seed_model(store: Store, squeeze_live_scores: bool) -> None:
         live[0],
         next_trading_day(live[-1]),
     )
+
+
+def _seed_model(store: Store, squeeze_live_scores: bool) -> None:
+    """The champion of WEEK as alpha_model would store it, its out-of-sample scores, SHAP of
+    two weeks, daily predictions, and an equal-weight live book every session since LIVE_SINCE."""
+    tickers = store.read("alpha158", DAY, next_trading_day(DAY))["ticker"].to_list()
+    rng = np.random.default_rng(1)  # drawn in this order: scores, SHAP, predictions
+    _seed_alpha_models(store)
+    _seed_validation_scores(store, tickers, rng)
+    _seed_shap(store, rng)
+    _seed_predictions(store, tickers, rng, squeeze_live_scores)
+    _seed_live_book(store, tickers)
 
 
 @dataclass
@@ -364,6 +386,25 @@ def test_drift_report_stores_every_measure_and_links_its_html(monitored: Monitor
     assert metadata["model_week"] == WEEK.isoformat()
 
 
+def test_each_drift_table_is_materialized_with_its_metadata(monitored: Monitored):
+    events = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
+        for e in monitored.result.asset_materializations_for_node("drift_report")
+    }
+    assert set(events) == {"drift_report", "feature_drift", "drift_summary"}
+    stored = monitored.store.read("feature_drift")
+    assert events["feature_drift"]["rows"] == stored.height
+    assert events["feature_drift"]["drifted_features"] == stored["drifted"].sum()
+    assert events["feature_drift"]["first_date"] == DAY.isoformat()
+    summary = monitored.store.read("drift_summary")
+    assert events["drift_summary"]["rows"] == summary.height
+    assert events["drift_summary"]["worst_prediction_severity"] == "SEVERE"
+    assert events["drift_summary"]["worst_explanation_severity"] == "WARN"
+    # the checks judge the table they read
+    judged = {e.asset_key for e in monitored.result.get_asset_check_evaluations()}
+    assert judged == {dg.AssetKey("drift_summary")}
+
+
 def test_drift_report_rolling_sharpe_is_the_live_book_by_hand(monitored: Monitored):
     """The equal-weight live book earns the mean of its names' next-session returns."""
     held = monitored.store.read("target_weights", DAY, next_trading_day(DAY))["ticker"]
@@ -423,7 +464,7 @@ def _evaluate(instance: dg.DagsterInstance, cursor: str | None = None) -> Sensor
 def _report(instance: dg.DagsterInstance, day: date, severe: bool, sharpe_60: float) -> None:
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
-            asset_key=drift_report.key,
+            asset_key=dg.AssetKey("drift_report"),
             partition=day.isoformat(),
             metadata={
                 "severe_drift": severe,
@@ -473,7 +514,7 @@ def test_sensor_skips_when_fine_and_fires_once_per_week():
 def test_sensor_skips_a_week_whose_model_is_already_trained():
     instance = dg.DagsterInstance.ephemeral()
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key=alpha_model.key, partition="2024-03-04")
+        dg.AssetMaterialization(asset_key=dg.AssetKey("alpha_model"), partition="2024-03-04")
     )
     _report(instance, date(2024, 3, 13), severe=True, sharpe_60=0.5)
     tick = _evaluate(instance)

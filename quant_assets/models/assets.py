@@ -1,9 +1,12 @@
-"""Model assets: the weekly ``alpha_model`` (CPCV, rank ensemble, MLflow registry with a
-champion/challenger gate) and the daily ``predictions`` of the last completed week's champion."""
+"""Model assets: the weekly ``alpha_model`` multi-asset (CPCV, rank ensemble, MLflow registry
+with a champion/challenger gate) with the tables it writes, each an asset (``alpha_model``: the
+registered model and its ``alpha_models`` row; ``model_validation``, ``shap_summary``,
+``validation_scores``), and the daily ``predictions`` of the last completed week's champion."""
 
 import dataclasses
 import json
 import tempfile
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -217,136 +220,307 @@ def _log_artifacts(tracker: Any, outcome: TrainingOutcome) -> None:
             tracker.log_artifacts(str(interpretation), artifact_path="tft_interpretation")
 
 
-@dg.asset(
-    group_name="models",
-    kinds={"lightgbm", "catboost", "pytorch", "mlflow"},
-    partitions_def=weekly_partitions,
-    deps=[alpha158, labels, universe],
-    required_resource_keys={"store", "mlflow"},
-)
-def alpha_model(
-    context: dg.AssetExecutionContext, config: AlphaModelConfig
-) -> dg.MaterializeResult:
-    """The week's alpha model: LightGBM, CatBoost and a TFT trained on the trailing window of
-    Alpha158 and realised labels, validated with combinatorial purged CV, combined into a rank
-    ensemble weighted by validation Rank ICIR, logged and registered in MLflow. The version
-    becomes ``champion`` only if it beats the current champion on sessions that one never saw;
-    otherwise it is the ``challenger``."""
-    store: Store = context.resources.store
-    tracker = context.resources.mlflow
-    window = training_window(date.fromisoformat(context.partition_key), config.window_sessions)
+@dataclasses.dataclass(frozen=True)
+class TrainedWeek:
+    """What a week's training produced: the outcome, its MLflow run and headline metrics, the
+    gate's decision, the registered version and the champion after the gate."""
+
+    window: TrainingWindow
+    outcome: TrainingOutcome
+    run_id: str
+    experiment_id: str
+    headline: dict[str, float]
+    decision: registry.GateDecision
+    version: str
+    champion_version: str
+    champion_tags: dict[str, str]
+
+
+def labelled_panel(
+    store: Store, window: TrainingWindow, min_sessions: int
+) -> tuple[pd.DataFrame, pd.Series, int]:
+    """``training_panel`` and its number of labelled sessions; fails below ``min_sessions``."""
     X, y = training_panel(store, window)
     labelled_sessions = int(pd.Index(y.dropna().index.get_level_values("date")).nunique())
-    if labelled_sessions < config.min_training_sessions:
+    if labelled_sessions < min_sessions:
         raise dg.Failure(
             f"week {window.week}: {labelled_sessions} sessions with realised labels in "
             f"[{window.start}, {window.last_label_day}], fewer than min_training_sessions="
-            f"{config.min_training_sessions}: materialize alpha158 and labels for the window first"
+            f"{min_sessions}: materialize alpha158 and labels for the window first"
         )
+    return X, y, labelled_sessions
+
+
+def _log_params(
+    tracker: Any,
+    config: AlphaModelConfig,
+    spec: TrainingSpec,
+    window: TrainingWindow,
+    X: pd.DataFrame,
+    y: pd.Series,
+) -> None:
+    tracker.log_params(
+        {
+            **{k: v for k, v in config.model_dump().items() if k != "models"},
+            "models": ",".join(spec.models),
+            "week": window.week.isoformat(),
+            "training_start": window.start.isoformat(),
+            "training_end": window.end.isoformat(),
+            "last_label_day": window.last_label_day.isoformat(),
+            "labelled_rows": int(y.notna().sum()),
+            "tickers": int(X.index.get_level_values("ticker").nunique()),
+        }
+    )
+
+
+def _register(
+    client: mlflow.MlflowClient,
+    outcome: TrainingOutcome,
+    window: TrainingWindow,
+    run_id: str,
+    decision: registry.GateDecision,
+) -> str:
+    """Log the bundle as a new registered version, tag it with its window and give it the
+    gate's alias; returns the version."""
+    version = str(registry.log_bundle(outcome.bundle).version)
+    for key, value in _version_tags(window, run_id).items():
+        client.set_model_version_tag(registry.REGISTERED_MODEL, version, key, value)
+    registry.set_alias(client, version, decision.alias)
+    return version
+
+
+def train_and_register(
+    tracker: Any,
+    config: AlphaModelConfig,
+    window: TrainingWindow,
+    panel: tuple[pd.DataFrame, pd.Series],
+    sectors: pd.Series,
+) -> TrainedWeek:
+    """Train, log to MLflow, judge against the champion, register: the MLflow run is cleaned
+    up when any step fails."""
+    X, y = panel
     spec = config.spec()
     try:
-        outcome = train_alpha(X, y, sector_map(store), spec, window.start, window.end)
-        run_id = tracker.active_run().info.run_id
-        tracker.log_params(
-            {
-                **{k: v for k, v in config.model_dump().items() if k != "models"},
-                "models": ",".join(spec.models),
-                "week": window.week.isoformat(),
-                "training_start": window.start.isoformat(),
-                "training_end": window.end.isoformat(),
-                "last_label_day": window.last_label_day.isoformat(),
-                "labelled_rows": int(y.notna().sum()),
-                "tickers": int(X.index.get_level_values("ticker").nunique()),
-            }
-        )
+        outcome = train_alpha(X, y, sectors, spec, window.start, window.end)
+        run = tracker.active_run().info
+        _log_params(tracker, config, spec, window, X, y)
         headline = _log_validation(tracker, outcome)
         _log_artifacts(tracker, outcome)
         client = mlflow.MlflowClient()
         champion = registry.champion_version(client)
         decision = _judge(config, outcome, X, y, champion)
-        version = registry.log_bundle(outcome.bundle)
-        for key, value in _version_tags(window, run_id).items():
-            client.set_model_version_tag(registry.REGISTERED_MODEL, version.version, key, value)
-        registry.set_alias(client, version.version, decision.alias)
+        version = _register(client, outcome, window, run.run_id, decision)
         tracker.set_tags({"gate": decision.alias, "gate_reason": decision.reason})
     except Exception:
         tracker.cleanup_on_error()
         raise
-    new_champion = decision.alias == registry.CHAMPION
-    if new_champion:
-        champion_version, champion_tags = str(version.version), _version_tags(window, run_id)
+    if decision.alias == registry.CHAMPION:
+        champion_version, champion_tags = version, _version_tags(window, run.run_id)
     else:
         assert champion is not None  # a challenger always has a champion to lose to
         champion_version, champion_tags = str(champion.version), dict(champion.tags)
-    week_end = window.week + timedelta(days=7)
-    store.write_partition(
-        "model_validation",
-        outcome.path_table().with_columns(pl.lit(window.week).alias("week")),
-        window.week,
-        week_end,
+    return TrainedWeek(
+        window=window,
+        outcome=outcome,
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
+        headline=headline,
+        decision=decision,
+        version=version,
+        champion_version=champion_version,
+        champion_tags=champion_tags,
     )
-    store.write_partition(
-        "shap_summary",
-        outcome.shap_summary.with_columns(pl.lit(window.week).alias("week")),
-        window.week,
-        week_end,
-    )
-    store.write_partition(
-        "validation_scores",
-        validation_scores(outcome, y, config.validation_score_sessions).with_columns(
-            pl.lit(window.week).alias("week")
-        ),
-        window.week,
-        week_end,
-    )
-    store.write_partition(
-        "alpha_models",
-        pl.DataFrame(
-            {
-                "week": [window.week],
-                "registered_model": [registry.REGISTERED_MODEL],
-                "version": [str(version.version)],
-                "alias": [decision.alias],
-                "champion_version": [champion_version],
-                "champion_week": [date.fromisoformat(champion_tags["week"])],
-                "champion_training_end": [date.fromisoformat(champion_tags["training_end"])],
-                "training_start": [window.start],
-                "training_end": [window.end],
-                "mlflow_run_id": [run_id],
-                "gate_metric": [decision.candidate_metric],
-                "champion_gate_metric": [decision.champion_metric],
-                "ensemble_weights": [json.dumps(outcome.bundle.weights)],
-            }
-        ),
-        window.week,
-        week_end,
-    )
-    context.log.info(f"alpha_model {window.week}: version {version.version} {decision.reason}")
-    return dg.MaterializeResult(
-        metadata={
-            "training_start": str(window.start),
-            "training_end": str(window.end),
-            "labelled_sessions": labelled_sessions,
-            "labelled_rows": int(y.notna().sum()),
-            **{k: float(v) for k, v in headline.items()},
-            "ensemble_weights": dg.MetadataValue.json(outcome.bundle.weights),
-            "fit_seconds": dg.MetadataValue.json(
-                {k: round(v, 2) for k, v in outcome.seconds.items()}
-            ),
-            "mlflow_run_id": run_id,
-            "mlflow_run": dg.MetadataValue.url(
-                f"{mlflow.get_tracking_uri()}#/experiments/"
-                f"{tracker.active_run().info.experiment_id}/runs/{run_id}"
-            ),
-            "model_version": f"{registry.REGISTERED_MODEL}/{version.version}",
-            "alias": decision.alias,
-            "gate": decision.reason,
-            "top_shap_features": preview(outcome.shap_summary.sort("importance_rank").head(10)),
-            "cpcv_paths": preview(
-                outcome.path_table().filter(pl.col("model") == ENSEMBLE), rows=20
-            ),
+
+
+def alpha_models_row(trained: TrainedWeek) -> pl.DataFrame:
+    """The week's ``alpha_models`` row: its version, alias and the champion after the gate."""
+    window, decision = trained.window, trained.decision
+    return pl.DataFrame(
+        {
+            "week": [window.week],
+            "registered_model": [registry.REGISTERED_MODEL],
+            "version": [trained.version],
+            "alias": [decision.alias],
+            "champion_version": [trained.champion_version],
+            "champion_week": [date.fromisoformat(trained.champion_tags["week"])],
+            "champion_training_end": [date.fromisoformat(trained.champion_tags["training_end"])],
+            "training_start": [window.start],
+            "training_end": [window.end],
+            "mlflow_run_id": [trained.run_id],
+            "gate_metric": [decision.candidate_metric],
+            "champion_gate_metric": [decision.champion_metric],
+            "ensemble_weights": [json.dumps(trained.outcome.bundle.weights)],
         }
     )
+
+
+def week_tables(trained: TrainedWeek, y: pd.Series, score_sessions: int) -> dict[str, pl.DataFrame]:
+    """The four tables of the week, in write order: ``alpha_models`` last, so predictions
+    never see a registered week whose validation tables are missing."""
+    week = pl.lit(trained.window.week).alias("week")
+    outcome = trained.outcome
+    return {
+        "model_validation": outcome.path_table().with_columns(week),
+        "shap_summary": outcome.shap_summary.with_columns(week),
+        "validation_scores": validation_scores(outcome, y, score_sessions).with_columns(week),
+        "alpha_models": alpha_models_row(trained),
+    }
+
+
+def write_week(store: Store, week: date, tables: dict[str, pl.DataFrame]) -> dict[str, int]:
+    """Replace the week's rows of each table; returns the rows written per table."""
+    end = week + timedelta(days=7)
+    return {name: store.write_partition(name, frame, week, end) for name, frame in tables.items()}
+
+
+def _alpha_model_metadata(
+    trained: TrainedWeek, y: pd.Series, labelled_sessions: int, rows: int
+) -> dict[str, Any]:
+    window, outcome, run_id = trained.window, trained.outcome, trained.run_id
+    return {
+        "rows": rows,
+        "week": str(window.week),
+        "training_start": str(window.start),
+        "training_end": str(window.end),
+        "labelled_sessions": labelled_sessions,
+        "labelled_rows": int(y.notna().sum()),
+        **{k: float(v) for k, v in trained.headline.items()},
+        "ensemble_weights": dg.MetadataValue.json(outcome.bundle.weights),
+        "fit_seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in outcome.seconds.items()}),
+        "mlflow_run_id": run_id,
+        "mlflow_run": dg.MetadataValue.url(
+            f"{mlflow.get_tracking_uri()}#/experiments/{trained.experiment_id}/runs/{run_id}"
+        ),
+        "model_version": f"{registry.REGISTERED_MODEL}/{trained.version}",
+        "alias": trained.decision.alias,
+        "champion_version": f"{registry.REGISTERED_MODEL}/{trained.champion_version}",
+        "gate": trained.decision.reason,
+        "top_shap_features": preview(outcome.shap_summary.sort("importance_rank").head(10)),
+        "cpcv_paths": preview(outcome.path_table().filter(pl.col("model") == ENSEMBLE), rows=20),
+    }
+
+
+def _model_validation_metadata(frame: pl.DataFrame, rows: int, week: date) -> dict[str, Any]:
+    ensemble = frame.filter(pl.col("model") == ENSEMBLE)
+    figures = {
+        f"ensemble_{metric}_{name}": float(value)
+        for metric in ("rank_ic", "rank_icir")
+        for name, value in (
+            ("mean", ensemble[metric].mean()),
+            ("p05", ensemble[metric].quantile(0.05)),
+            ("p95", ensemble[metric].quantile(0.95)),
+        )
+        if isinstance(value, float)
+    }
+    return {
+        "rows": rows,
+        "week": str(week),
+        "models": sorted(frame["model"].unique().to_list()),
+        "paths": ensemble.height,
+        **figures,
+        "preview": preview(frame.sort("model", "path"), rows=20),
+    }
+
+
+def _shap_summary_metadata(frame: pl.DataFrame, rows: int, week: date) -> dict[str, Any]:
+    return {
+        "rows": rows,
+        "week": str(week),
+        "models": sorted(frame["model"].unique().to_list()),
+        "features": frame["feature"].n_unique(),
+        "top_features": preview(frame.sort("importance_rank", "model").head(10)),
+    }
+
+
+def _validation_scores_metadata(frame: pl.DataFrame, rows: int, week: date) -> dict[str, Any]:
+    panel = _panel(frame.drop("week")) if rows else pd.DataFrame()
+    rank_ic = mean_rank_ic(panel["score_ensemble"], panel["label"]) if rows else None
+    return {
+        "rows": rows,
+        "week": str(week),
+        "sessions": frame["date"].n_unique(),
+        "tickers": frame["ticker"].n_unique(),
+        "rank_ic": float(rank_ic) if rank_ic is not None else float("nan"),
+        **date_range_metadata(frame),
+    }
+
+
+_TRAINING_INPUTS = [alpha158, labels, universe]
+
+
+ALPHA_MODEL_SPECS = [
+    dg.AssetSpec(
+        "alpha_model",
+        deps=_TRAINING_INPUTS,
+        kinds={"lightgbm", "catboost", "pytorch", "mlflow"},
+        description="The week's alpha model: LightGBM, CatBoost and a TFT trained on the "
+        "trailing window of Alpha158 and realised labels, validated with combinatorial "
+        "purged CV, combined into a rank ensemble weighted by validation Rank ICIR, logged "
+        "and registered in MLflow; its ``alpha_models`` row. The version becomes "
+        "``champion`` only if it beats the current champion on sessions that one never "
+        "saw; otherwise it is the ``challenger``.",
+    ),
+    dg.AssetSpec(
+        "model_validation",
+        deps=_TRAINING_INPUTS,
+        kinds={"polars"},
+        description="The week's CPCV validation: IC, Rank IC and their IRs per model "
+        "(and the ensemble) and path.",
+    ),
+    dg.AssetSpec(
+        "shap_summary",
+        deps=_TRAINING_INPUTS,
+        kinds={"polars"},
+        description="The week's mean |SHAP| and importance rank per boosted model and "
+        "feature (explanation drift compares them).",
+    ),
+    dg.AssetSpec(
+        "validation_scores",
+        deps=_TRAINING_INPUTS,
+        kinds={"polars"},
+        description="The week's out-of-sample ensemble score (mean over the CPCV paths) "
+        "and realised label on the window's last labelled sessions: the calibration "
+        "history of ml_views and the score reference of drift_report.",
+    ),
+]
+
+
+@dg.multi_asset(
+    name="alpha_model",
+    group_name="models",
+    partitions_def=weekly_partitions,
+    required_resource_keys={"store", "mlflow"},
+    specs=ALPHA_MODEL_SPECS,
+)
+def alpha_model(
+    context: dg.AssetExecutionContext, config: AlphaModelConfig
+) -> Iterator[dg.MaterializeResult]:
+    """The week's training: load the labelled panel, train and validate, log to MLflow, gate
+    against the champion, register, then write the week's four tables, each materialized
+    with its own metadata (``alpha_model`` first: its row in ``alpha_models``)."""
+    store: Store = context.resources.store
+    window = training_window(date.fromisoformat(context.partition_key), config.window_sessions)
+    X, y, labelled_sessions = labelled_panel(store, window, config.min_training_sessions)
+    trained = train_and_register(
+        context.resources.mlflow, config, window, (X, y), sector_map(store)
+    )
+    tables = week_tables(trained, y, config.validation_score_sessions)
+    rows = write_week(store, window.week, tables)
+    context.log.info(
+        f"alpha_model {window.week}: version {trained.version} {trained.decision.reason}"
+    )
+    yield dg.MaterializeResult(
+        asset_key="alpha_model",
+        metadata=_alpha_model_metadata(trained, y, labelled_sessions, rows["alpha_models"]),
+    )
+    for name, describe in (
+        ("model_validation", _model_validation_metadata),
+        ("shap_summary", _shap_summary_metadata),
+        ("validation_scores", _validation_scores_metadata),
+    ):
+        yield dg.MaterializeResult(
+            asset_key=name, metadata=describe(tables[name], rows[name], window.week)
+        )
 
 
 def _model_for_day(models: pl.DataFrame, day: date) -> dict[str, Any]:
@@ -369,7 +543,7 @@ def _model_for_day(models: pl.DataFrame, day: date) -> dict[str, Any]:
     deps=[
         alpha158,
         dg.AssetDep(
-            alpha_model,
+            "alpha_model",
             partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1),
         ),
     ],

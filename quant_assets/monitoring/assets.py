@@ -16,14 +16,18 @@ the *model in use* is the champion that scored ``d`` (``predictions.model_week``
 * the live book: its realised daily returns from the stored live ``target_weights`` and
   ``raw_bars`` adj_close, the same measure ``risk_metrics`` uses for its drawdown.
 
-Results: ``feature_drift`` (one row per date and feature), ``drift_summary`` (one row per date
-and metric) and Evidently's HTML under ``<data dir>/reports/drift/<date>.html``.
+One multi-asset, three assets, each materialized with its own metadata: ``drift_report``
+(Evidently's HTML under ``<data dir>/reports/drift/<date>.html``; its metadata drives the
+retraining sensor), ``feature_drift`` (one row per date and feature) and ``drift_summary`` (one
+row per date and metric; the drift checks judge it).
 """
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -31,7 +35,6 @@ import polars as pl
 from pydantic import Field
 
 from quant_assets.features.assets import alpha158
-from quant_assets.ingest.assets import raw_bars
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models.assets import predictions
 from quant_assets.models.windows import model_week_for
@@ -49,7 +52,6 @@ from quant_assets.partitions import (
     shift_sessions,
     trading_sessions,
 )
-from quant_assets.portfolio.assets import target_weights
 from quant_assets.queries import live_book_returns
 from quant_core.features import ALPHA158_NAMES
 from quant_core.metrics import SHARPE_WINDOWS, trailing_sharpe
@@ -178,17 +180,232 @@ def _summary_rows(
     return values
 
 
-@dg.asset(
+@dataclasses.dataclass(frozen=True)
+class DayDrift:
+    """One session's drift: the model in use, the per-feature table, the summary values, the
+    features sorted by PSI and the saved HTML report."""
+
+    day: date
+    model: dict[str, object]
+    features: pl.DataFrame
+    summary: dict[str, float]
+    worst: pl.DataFrame
+    report: Path
+
+
+def monitored_features(config: DriftReportConfig) -> list[str]:
+    features = list(config.features) or list(ALPHA158_NAMES)
+    unknown = sorted(set(features) - set(ALPHA158_NAMES))
+    if unknown:
+        raise dg.Failure(f"not Alpha158 features: {unknown}")
+    return features
+
+
+def _current_features(store: Store, first: date, day: date) -> pl.DataFrame:
+    current = store.read("alpha158", first, next_trading_day(day))
+    if current.is_empty():
+        raise dg.Failure(f"no alpha158 stored in [{first}, {day}]: materialize alpha158")
+    return current
+
+
+def _training_reference(
+    store: Store, model: dict[str, object], config: DriftReportConfig
+) -> pl.DataFrame:
+    training_start, training_end = model["training_start"], model["training_end"]
+    assert isinstance(training_start, date) and isinstance(training_end, date)
+    reference = _reference_features(store, training_start, training_end, config)
+    if reference.is_empty():
+        raise dg.Failure(
+            f"no alpha158 stored in the training window [{training_start}, {training_end}]"
+        )
+    return reference
+
+
+def _score_windows(
+    store: Store, first: date, day: date, week: object, config: DriftReportConfig
+) -> tuple[pl.Series, pl.Series]:
+    """The ensemble scores of the current window and the champion week's out-of-sample ones
+    (at most ``reference_rows``, seeded)."""
+    scores = store.read("predictions", first, next_trading_day(day), columns=["score_ensemble"])
+    reference = store.read("validation_scores", where={"week": [week]}, columns=["score_ensemble"])[
+        "score_ensemble"
+    ].drop_nulls()
+    if reference.len() > config.reference_rows:
+        reference = reference.sample(n=config.reference_rows, seed=config.seed)
+    return scores["score_ensemble"], reference
+
+
+def day_drift(store: Store, day: date, features: list[str], config: DriftReportConfig) -> DayDrift:
+    """Measure ``day``'s window against the champion's training reference and save the
+    Evidently report as ``<reports>/<day>.html``."""
+    thresholds = config.thresholds()
+    model = _model_in_use(store, day)
+    first = shift_sessions(day, config.window_sessions - 1)
+    current = _current_features(store, first, day)
+    reference = _training_reference(store, model, config)
+    week = model["week"]
+    assert isinstance(week, date)
+    scores, reference_scores = _score_windows(store, first, day, week, config)
+    drift = window_drift(current, reference, features, scores, reference_scores, thresholds)
+    realised = live_book_returns(store, day, max(SHARPE_WINDOWS))
+    sizes = {
+        "current_rows": current.height,
+        "reference_rows": reference.height,
+        "current_scores": scores.len(),
+        "reference_scores": reference_scores.len(),
+    }
+    summary = _summary_rows(
+        drift,
+        _shap_rank_corr(store, day, week),
+        trailing_sharpe(realised, SHARPE_WINDOWS),
+        int(realised.size),
+        thresholds,
+        sizes,
+    )
+    path = drift_report_dir() / f"{day.isoformat()}.html"
+    drift.snapshot.save_html(str(path))
+    table = drift.features.select(
+        pl.lit(day).alias("date"), "feature", "psi", "ks_pvalue", "js_distance", "drifted"
+    )
+    worst = drift.features.sort("psi", descending=True, nulls_last=True)
+    return DayDrift(day, model, table, summary, worst, path)
+
+
+def summary_frame(day: date, values: dict[str, float]) -> pl.DataFrame:
+    """``drift_summary``'s rows of a day: one per metric, NaN stored as null."""
+    return pl.DataFrame(
+        {"date": day, "metric": list(values), "value": list(values.values())},
+        schema={"date": pl.Date, "metric": pl.String, "value": pl.Float64},
+    ).with_columns(pl.col("value").fill_nan(None))
+
+
+def _finite(values: dict[str, float], key: str) -> float:
+    value = values.get(key, math.nan)
+    return float(value) if math.isfinite(value) else math.nan
+
+
+def _drift_report_metadata(days: list[DayDrift], thresholds: DriftThresholds) -> dict[str, Any]:
+    """The last session's figures: what the retraining sensor and the UI read."""
+    last, model = days[-1].summary, days[-1].model
+    severe = (
+        last["feature_severity"] >= Severity.SEVERE
+        or last["prediction_severity"] >= Severity.SEVERE
+    )
+    return {
+        "days": len(days),
+        "model_version": str(model["model_version"]),
+        "model_week": str(model["week"]),
+        "reference_window": f"{model['training_start']} to {model['training_end']}",
+        **{
+            key: _finite(last, key)
+            for key in (
+                "drifted_share",
+                "max_psi",
+                "prediction_psi",
+                "prediction_ks_pvalue",
+                "shap_rank_corr",
+                *(f"sharpe_{w}" for w in SHARPE_WINDOWS),
+            )
+        },
+        "live_sessions": int(last["live_sessions"]),
+        "feature_severity": Severity(int(last["feature_severity"])).name,
+        "prediction_severity": Severity(int(last["prediction_severity"])).name,
+        "severe_drift": bool(severe),
+        "sharpe_below_floor": bool(last["sharpe_below_floor"]),
+        "sharpe_floor": thresholds.sharpe_floor,
+        "report": dg.MetadataValue.path(str(days[-1].report)),
+        "reports": dg.MetadataValue.json({str(d.day): str(d.report) for d in days}),
+        **date_range_metadata(pl.DataFrame({"date": [d.day for d in days]})),
+        "most_drifted": preview(days[-1].worst, rows=15),
+    }
+
+
+def _feature_drift_metadata(table: pl.DataFrame, rows: int, days: list[DayDrift]) -> dict[str, Any]:
+    last = days[-1].summary
+    return {
+        "rows": rows,
+        "days": len(days),
+        "tested_features": int(last["tested_features"]),
+        "drifted_features": int(last["drifted_features"]),
+        "drifted_share": _finite(last, "drifted_share"),
+        "max_psi": _finite(last, "max_psi"),
+        "median_psi": _finite(last, "median_psi"),
+        **date_range_metadata(table),
+        "most_drifted": preview(days[-1].worst, rows=15),
+    }
+
+
+def _drift_summary_metadata(table: pl.DataFrame, rows: int, days: list[DayDrift]) -> dict[str, Any]:
+    severities = ("feature_severity", "prediction_severity", "explanation_severity")
+    worst = {s: Severity(int(max(d.summary[s] for d in days))).name for s in severities}
+    return {
+        "rows": rows,
+        "days": len(days),
+        "metrics": table["metric"].n_unique(),
+        **{f"worst_{s}": name for s, name in worst.items()},
+        "sharpe_below_floor_days": sum(bool(d.summary["sharpe_below_floor"]) for d in days),
+        **date_range_metadata(table),
+        "last_day": preview(table.filter(pl.col("date") == days[-1].day), rows=40),
+    }
+
+
+# a day's champion is at most last week's model (``model_week_for``), as in ``predictions``
+_PREVIOUS_WEEK = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+_MODEL = dg.AssetDep("alpha_model", partition_mapping=_PREVIOUS_WEEK)
+_MODEL_SCORES = dg.AssetDep("validation_scores", partition_mapping=_PREVIOUS_WEEK)
+_MODEL_SHAP = dg.AssetDep("shap_summary", partition_mapping=_PREVIOUS_WEEK)
+
+
+DRIFT_SPECS = [
+    dg.AssetSpec(
+        "drift_report",
+        # the champion's week is reached through predictions (which maps days to weeks)
+        deps=[alpha158, predictions, _MODEL, _MODEL_SCORES],
+        kinds={"evidently", "html"},
+        description="Each session's Evidently drift report (HTML under "
+        "``<data dir>/reports/drift/``): Alpha158 and the ensemble score of the last "
+        "``window_sessions`` sessions against the champion's training reference. Its "
+        "metadata (the last session's severities and live Sharpe) drives the "
+        "retraining_trigger sensor.",
+    ),
+    dg.AssetSpec(
+        "feature_drift",
+        deps=[alpha158, predictions, _MODEL],
+        kinds={"polars", "evidently"},
+        description="Per session and Alpha158 feature: PSI, Kolmogorov-Smirnov p-value and "
+        "Jensen-Shannon distance against a seeded sample of the champion's training "
+        "window, and whether the feature drifted.",
+    ),
+    dg.AssetSpec(
+        "drift_summary",
+        deps=[
+            alpha158,
+            predictions,
+            _MODEL,
+            _MODEL_SCORES,
+            _MODEL_SHAP,
+            # the tables, not their multi-assets' other keys
+            "target_weights",
+            "raw_bars",
+        ],
+        kinds={"polars"},
+        description="Per session and metric: the drifted feature share, prediction drift, "
+        "SHAP rank correlation (explanation drift), the live book's rolling Sharpe on "
+        "30/60/90 sessions and the severities 0/1/2 the drift checks judge.",
+    ),
+]
+
+
+@dg.multi_asset(
+    name="drift_report",
     group_name="monitoring",
-    kinds={"polars", "evidently"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    # the champion's week is reached through predictions (which maps days to weeks)
-    deps=[alpha158, predictions, target_weights, raw_bars],
+    specs=DRIFT_SPECS,
 )
 def drift_report(
     context: dg.AssetExecutionContext, config: DriftReportConfig, store: Store
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """Each session's drift of the live model: per-feature PSI, Kolmogorov-Smirnov p-value and
     Jensen-Shannon distance of the last ``window_sessions`` sessions of Alpha158 against a
     seeded sample of the champion's training window (one Evidently report, saved as HTML),
@@ -196,74 +413,12 @@ def drift_report(
     champion's out-of-sample scores, the Spearman correlation of SHAP importance rankings
     (explanation drift) and the live book's rolling Sharpe on 30/60/90 sessions. Severity
     0/1/2 (ok/warn/severe) per family is stored; the checks and the retraining sensor read it."""
-    thresholds = config.thresholds()
     start, end = partition_dates(context)
-    days = trading_sessions(start, end)
-    features = list(config.features) or list(ALPHA158_NAMES)
-    unknown = sorted(set(features) - set(ALPHA158_NAMES))
-    if unknown:
-        raise dg.Failure(f"not Alpha158 features: {unknown}")
-    feature_rows: list[pl.DataFrame] = []
-    summary_rows: list[pl.DataFrame] = []
-    reports: dict[date, Path] = {}
-    last: dict[str, float] = {}
-    model: dict[str, object] = {}
-    worst = pl.DataFrame()
-    for day in days:
-        model = _model_in_use(store, day)
-        first = shift_sessions(day, config.window_sessions - 1)
-        current = store.read("alpha158", first, next_trading_day(day))
-        if current.is_empty():
-            raise dg.Failure(f"no alpha158 stored in [{first}, {day}]: materialize alpha158")
-        training_start, training_end = model["training_start"], model["training_end"]
-        assert isinstance(training_start, date) and isinstance(training_end, date)
-        reference = _reference_features(store, training_start, training_end, config)
-        if reference.is_empty():
-            raise dg.Failure(
-                f"no alpha158 stored in the training window [{training_start}, {training_end}]"
-            )
-        scores = store.read(
-            "predictions", first, next_trading_day(day), columns=["score_ensemble"]
-        )["score_ensemble"]
-        reference_scores = store.read(
-            "validation_scores", where={"week": [model["week"]]}, columns=["score_ensemble"]
-        )["score_ensemble"].drop_nulls()
-        if reference_scores.len() > config.reference_rows:
-            reference_scores = reference_scores.sample(n=config.reference_rows, seed=config.seed)
-        drift = window_drift(current, reference, features, scores, reference_scores, thresholds)
-        week = model["week"]
-        assert isinstance(week, date)
-        shap = _shap_rank_corr(store, day, week)
-        realised = live_book_returns(store, day, max(SHARPE_WINDOWS))
-        sharpe = trailing_sharpe(realised, SHARPE_WINDOWS)
-        path = drift_report_dir() / f"{day.isoformat()}.html"
-        drift.snapshot.save_html(str(path))
-        reports[day] = path
-        last = _summary_rows(
-            drift,
-            shap,
-            sharpe,
-            int(realised.size),
-            thresholds,
-            {
-                "current_rows": current.height,
-                "reference_rows": reference.height,
-                "current_scores": scores.len(),
-                "reference_scores": reference_scores.len(),
-            },
-        )
-        feature_rows.append(
-            drift.features.select(
-                pl.lit(day).alias("date"), "feature", "psi", "ks_pvalue", "js_distance", "drifted"
-            )
-        )
-        summary_rows.append(
-            pl.DataFrame(
-                {"date": day, "metric": list(last), "value": list(last.values())},
-                schema={"date": pl.Date, "metric": pl.String, "value": pl.Float64},
-            ).with_columns(pl.col("value").fill_nan(None))
-        )
-        worst = drift.features.sort("psi", descending=True, nulls_last=True)
+    features = monitored_features(config)
+    days: list[DayDrift] = []
+    for day in trading_sessions(start, end):
+        days.append(day_drift(store, day, features, config))
+        last = days[-1].summary
         context.log.info(
             f"{day}: {last['drifted_features']:.0f}/{last['tested_features']:.0f} features "
             f"drifted, max PSI {last['max_psi']:.3f}, prediction PSI "
@@ -271,40 +426,18 @@ def drift_report(
         )
     if not days:
         raise dg.Failure(f"no session in [{start}, {end})")
-    table = pl.concat(feature_rows)
-    written = store.write_partition("feature_drift", table, start, end)
-    store.write_partition("drift_summary", pl.concat(summary_rows), start, end)
-    report = reports[days[-1]]
-
-    def number(key: str) -> float:
-        value = last.get(key, math.nan)
-        return float(value) if math.isfinite(value) else math.nan
-
-    severe = (
-        last["feature_severity"] >= Severity.SEVERE
-        or last["prediction_severity"] >= Severity.SEVERE
+    feature_table = pl.concat([d.features for d in days])
+    summary_table = pl.concat([summary_frame(d.day, d.summary) for d in days])
+    feature_rows = store.write_partition("feature_drift", feature_table, start, end)
+    summary_rows = store.write_partition("drift_summary", summary_table, start, end)
+    yield dg.MaterializeResult(
+        asset_key="drift_report", metadata=_drift_report_metadata(days, config.thresholds())
     )
-    return dg.MaterializeResult(
-        metadata={
-            "rows": written,
-            "days": len(days),
-            "model_version": str(model["model_version"]),
-            "model_week": str(model["week"]),
-            "reference_window": f"{model['training_start']} to {model['training_end']}",
-            "drifted_share": number("drifted_share"),
-            "max_psi": number("max_psi"),
-            "prediction_psi": number("prediction_psi"),
-            "prediction_ks_pvalue": number("prediction_ks_pvalue"),
-            "shap_rank_corr": number("shap_rank_corr"),
-            **{f"sharpe_{w}": number(f"sharpe_{w}") for w in SHARPE_WINDOWS},
-            "live_sessions": int(last["live_sessions"]),
-            "feature_severity": Severity(int(last["feature_severity"])).name,
-            "prediction_severity": Severity(int(last["prediction_severity"])).name,
-            "severe_drift": bool(severe),
-            "sharpe_below_floor": bool(last["sharpe_below_floor"]),
-            "sharpe_floor": thresholds.sharpe_floor,
-            "report": dg.MetadataValue.path(str(report)),
-            **date_range_metadata(table),
-            "most_drifted": preview(worst, rows=15),
-        }
+    yield dg.MaterializeResult(
+        asset_key="feature_drift",
+        metadata=_feature_drift_metadata(feature_table, feature_rows, days),
+    )
+    yield dg.MaterializeResult(
+        asset_key="drift_summary",
+        metadata=_drift_summary_metadata(summary_table, summary_rows, days),
     )

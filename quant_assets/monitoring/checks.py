@@ -1,9 +1,10 @@
-"""Drift checks on ``drift_report``, named for what they guarantee. Not blocking: drift is a
+"""Drift checks on ``drift_summary``, named for what they guarantee. Not blocking: drift is a
 reason to look and to retrain (the ``retraining_trigger`` sensor), not to stop the day's book.
 
-Each check reads the severities ``drift_report`` stored in ``drift_summary`` for the run's
-days (0 ok, 1 warn, 2 severe, graded by the asset's ``DriftThresholds``) and fails on the
-worst day: severity WARN for moderate drift, ERROR for severe drift.
+Each check reads the severities the ``drift_report`` multi-asset stored in ``drift_summary``
+(the asset they judge) for the run's days (0 ok, 1 warn, 2 severe, graded by its
+``DriftThresholds``) and fails on the worst day: severity WARN for moderate drift, ERROR for
+severe drift.
 """
 
 from typing import Any
@@ -11,10 +12,11 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from quant_assets.monitoring.assets import drift_report
 from quant_assets.monitoring.drift import Severity
 from quant_assets.queries import rows_of_run
 from resources.storage import Store
+
+DRIFT_SUMMARY = dg.AssetKey("drift_summary")
 
 _CHECK_SEVERITY = {
     Severity.WARN: dg.AssetCheckSeverity.WARN,
@@ -62,7 +64,7 @@ def _severity_check(
 
 
 @dg.asset_check(
-    asset=drift_report,
+    asset=DRIFT_SUMMARY,
     description="The share of Alpha158 features whose window drifted from the champion's "
     "training reference (KS rejects and PSI or Jensen-Shannon is material) stays below the warning "
     "share; WARN from 30% of the features, ERROR from 50%.",
@@ -76,7 +78,7 @@ def features_not_drifted(
 
 
 @dg.asset_check(
-    asset=drift_report,
+    asset=DRIFT_SUMMARY,
     description="The ensemble score's distribution over the window stays close to the "
     "champion's out-of-sample scores: WARN from a PSI of 0.1, ERROR from 0.25.",
 )
@@ -92,7 +94,7 @@ def predictions_not_drifted(
 
 
 @dg.asset_check(
-    asset=drift_report,
+    asset=DRIFT_SUMMARY,
     description="What drives the model still resembles what drove it in training: the "
     "Spearman correlation of SHAP importance rankings stays above 0.5 (WARN below).",
 )

@@ -19,11 +19,13 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from quant_assets.models.assets import alpha_model
 from quant_assets.models.windows import week_start
-from quant_assets.monitoring.assets import drift_report
 from quant_assets.partitions import trading_sessions
 from schedules import weekly_training
+
+# assets of multi-assets: their definitions have several keys, so the sensor names the one it reads
+DRIFT_REPORT = dg.AssetKey("drift_report")
+ALPHA_MODEL = dg.AssetKey("alpha_model")
 
 
 def latest_complete_week(day: date) -> date:
@@ -53,7 +55,7 @@ def _number(metadata: dict[str, dg.MetadataValue], key: str) -> float | None:
     "most once per week, and never for a week whose model is already trained.",
 )
 def retraining_trigger(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    event = context.instance.get_latest_materialization_event(drift_report.key)
+    event = context.instance.get_latest_materialization_event(DRIFT_REPORT)
     materialization = event.asset_materialization if event is not None else None
     if materialization is None or materialization.partition is None:
         return dg.SkipReason("no drift_report materialized yet")
@@ -76,7 +78,7 @@ def retraining_trigger(context: dg.SensorEvaluationContext) -> dg.SensorResult |
         )
     target = latest_complete_week(day).isoformat()
     trained = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=alpha_model.key, asset_partitions=[target]), limit=1
+        dg.AssetRecordsFilter(asset_key=ALPHA_MODEL, asset_partitions=[target]), limit=1
     )
     if trained.records:
         return dg.SkipReason(

@@ -43,7 +43,10 @@ def _live_limit_check(
             "days_checked": live.height,
             "days_breached": bad.height,
             **{f"limit_{k}": v for k, v in rule.limits.items()},
-            **{f"latest_{m}": float(latest[m]) for m in rule.metrics},
+            **{
+                f"latest_{m}": float(latest[m]) if latest[m] is not None else "not evaluated"
+                for m in rule.metrics
+            },
             "breaches": dg.MetadataValue.json(
                 [{k: str(v) for k, v in row.items()} for row in bad.head(20).to_dicts()]
             ),
