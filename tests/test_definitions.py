@@ -163,3 +163,18 @@ def test_cli_materializes_one_partition_into_the_store(tmp_path):
     assert rows is not None
     assert rows[0] == 21  # 20 tickers and the synthetic index
     assert str(rows[1]) == str(rows[2]) == "2024-03-05"
+
+
+def test_every_risk_limit_has_one_blocking_check_named_for_it():
+    from quant_assets.risk import checks
+    from quant_assets.risk.limits import limit_rules
+    from resources.portfolio_policy import PortfolioPolicy
+
+    limits = set(limit_rules(PortfolioPolicy()))
+    blocking = {
+        spec.name
+        for check in defs.asset_checks or []
+        for spec in check.check_specs
+        if spec.blocking and spec.asset_key == checks.RISK_METRICS
+    }
+    assert blocking == limits

@@ -84,65 +84,42 @@ def live_book_is_feasible(
     )
 
 
-@dg.asset_check(
-    asset=RISK_METRICS,
-    blocking=True,
-    description="While the live book's realised drawdown from its peak is beyond the policy's "
-    "maximum (10%), its trades only shrink positions: none opens, grows or flips sign.",
-)
-def live_book_only_reduces_risk_beyond_max_drawdown(
-    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
-) -> dg.AssetCheckResult:
-    return _live_limit_check(
-        context, store, portfolio_policy, "live_book_only_reduces_risk_beyond_max_drawdown"
+# What each limit guarantees, in the policy's default numbers (the check reads the policy)
+LIMIT_DESCRIPTIONS = {
+    "live_book_only_reduces_risk_beyond_max_drawdown": "While the live book's realised "
+    "drawdown from its peak is beyond the policy's maximum (10%), its trades only shrink "
+    "positions: none opens, grows or flips sign.",
+    "live_positions_within_stop_loss": "No live position has lost more than the policy's "
+    "multiple (3x) of its rolling 5-session volatility over the last 5 sessions (position "
+    "stop-loss).",
+    "live_book_within_sector_cap": "Every sector's net weight in the live book is within the "
+    "sector cap (25%).",
+    "live_book_within_concentration_limits": "The live book's largest position and its ten "
+    "largest together are within the concentration limits (10% and 60% of NAV).",
+    "live_book_within_volatility_band": "The live book's ex-ante (Ledoit-Wolf) annualised "
+    "volatility lies in the policy's band around the 10% target (below it is allowed while the "
+    "book is past its maximum drawdown and reducing risk).",
+}
+
+
+def _limit_check(name: str) -> dg.AssetChecksDefinition:
+    """The blocking check of the limit ``name`` (one of ``limits.limit_rules``)."""
+
+    @dg.asset_check(
+        asset=RISK_METRICS, name=name, blocking=True, description=LIMIT_DESCRIPTIONS[name]
     )
+    def _check(
+        context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
+    ) -> dg.AssetCheckResult:
+        return _live_limit_check(context, store, portfolio_policy, name)
+
+    return _check
 
 
-@dg.asset_check(
-    asset=RISK_METRICS,
-    blocking=True,
-    description="No live position has lost more than the policy's multiple (3x) of its "
-    "rolling 5-session volatility over the last 5 sessions (position stop-loss).",
+live_book_only_reduces_risk_beyond_max_drawdown = _limit_check(
+    "live_book_only_reduces_risk_beyond_max_drawdown"
 )
-def live_positions_within_stop_loss(
-    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
-) -> dg.AssetCheckResult:
-    return _live_limit_check(context, store, portfolio_policy, "live_positions_within_stop_loss")
-
-
-@dg.asset_check(
-    asset=RISK_METRICS,
-    blocking=True,
-    description="Every sector's net weight in the live book is within the sector cap (25%).",
-)
-def live_book_within_sector_cap(
-    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
-) -> dg.AssetCheckResult:
-    return _live_limit_check(context, store, portfolio_policy, "live_book_within_sector_cap")
-
-
-@dg.asset_check(
-    asset=RISK_METRICS,
-    blocking=True,
-    description="The live book's largest position and its ten largest together are within "
-    "the concentration limits (10% and 60% of NAV).",
-)
-def live_book_within_concentration_limits(
-    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
-) -> dg.AssetCheckResult:
-    return _live_limit_check(
-        context, store, portfolio_policy, "live_book_within_concentration_limits"
-    )
-
-
-@dg.asset_check(
-    asset=RISK_METRICS,
-    blocking=True,
-    description="The live book's ex-ante (Ledoit-Wolf) annualised volatility lies in the "
-    "policy's band around the 10% target (below it is allowed while the book is past its "
-    "maximum drawdown and reducing risk).",
-)
-def live_book_within_volatility_band(
-    context: dg.AssetCheckExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
-) -> dg.AssetCheckResult:
-    return _live_limit_check(context, store, portfolio_policy, "live_book_within_volatility_band")
+live_positions_within_stop_loss = _limit_check("live_positions_within_stop_loss")
+live_book_within_sector_cap = _limit_check("live_book_within_sector_cap")
+live_book_within_concentration_limits = _limit_check("live_book_within_concentration_limits")
+live_book_within_volatility_band = _limit_check("live_book_within_volatility_band")
