@@ -1,18 +1,14 @@
 """Backtest benchmark: the walk-forward backtest of every model x method on a synthetic market.
 
-Target (issue 5): 500 tickers x 5 years, retraining every 4 weeks (20 sessions), all methods,
-<= 15 minutes on this 2-core machine; peak RSS reported. The input is built in-process the
+Target: 500 tickers x 5 years, retraining every 4 weeks (20 sessions), all methods,
+<= 15 minutes on a 2-core machine; peak RSS reported. The input is built in-process the
 way the assets build it (SyntheticMarket seed 7 bars -> Alpha158 -> labels), then timed
 apart from the backtest itself (``run_backtest`` with ``BacktestSpec`` defaults and the
 default ``PortfolioPolicy``), which prints each stage's time and the metrics table.
 
     flock /tmp/quant-bench.lock uv run python benches/bench_backtest.py [--tickers 500 --years 5]
 
-Measured 2026-11-23 (2-core machine, under the bench lock, load average 1.39 before, 1.88
-after): 500 tickers x 1,257 sessions built in 7.3 s; walk-forward scores 314.7 s, allocation
-of the six default methods on 38 re-optimisation days 431.5 s (0 infeasible of 380 statuses),
-CPCV paths 127.6 s, simulation 0.9 s; backtest wall 876.2 s = 14.60 min (target <= 15 min met,
-with little margin); peak RSS 2,827 MiB.
+The measured figures are in README.md ("Portfolio benchmarks").
 """
 
 from __future__ import annotations
@@ -53,7 +49,12 @@ def main() -> None:
     from quant_assets.features.labels import forward_excess_returns
     from quant_assets.partitions import shift_sessions
     from quant_assets.research.backtest import summarise_sharpe_distribution
-    from quant_assets.research.walk_forward import BacktestSpec, run_backtest, strategy_tables
+    from quant_assets.research.walk_forward import (
+        BacktestSpec,
+        Market,
+        run_backtest,
+        strategy_tables,
+    )
     from resources.market_data.synthetic import SyntheticMarket
     from resources.portfolio_policy import PortfolioPolicy
 
@@ -104,7 +105,7 @@ def main() -> None:
     spec = BacktestSpec(models=tuple(args.models.split(",")))
     print(f"methods: {policy.methods}; models: {spec.models} + ensemble; {spec}", flush=True)
     t0 = time.perf_counter()
-    result = run_backtest(X, y, price_bars, sectors, benchmark, policy, spec)
+    result = run_backtest(X, Market(y, price_bars, sectors, benchmark), policy, spec)
     wall = time.perf_counter() - t0
     metrics = strategy_tables(result)[0].sort("sharpe", descending=True)
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=220, float_precision=3):

@@ -92,7 +92,10 @@ def main() -> None:
     started = time.perf_counter()
     run(DAILY_SELECTION.split(","), tags=span)
     labelled = shift_sessions(DAY, LABEL_HORIZON_SESSIONS + 1)
-    run(LABELS_SELECTION.split(","), tags=span | {"dagster/asset_partition_range_end": labelled.isoformat()})
+    run(
+        LABELS_SELECTION.split(","),
+        tags=span | {"dagster/asset_partition_range_end": labelled.isoformat()},
+    )
     week = model_week_for(DAY)
     training = {"models": ["lightgbm", "catboost"], "n_folds": 4, "n_test_folds": 2}
     run(

@@ -3,6 +3,7 @@ zero-drift market of iid returns, where only a signal that knows the future can 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 import numpy as np
@@ -16,6 +17,7 @@ from quant_assets.research.walk_forward import (
     EQUAL_WEIGHT,
     INDEX,
     BacktestSpec,
+    Market,
     backtest_from_scores,
 )
 from resources.portfolio_policy import PortfolioPolicy
@@ -68,15 +70,9 @@ def _scores(wide: pd.DataFrame, days: list[date]) -> pd.DataFrame:
 def _run(market: dict, wide: pd.DataFrame) -> dict[str, float]:
     policy = PortfolioPolicy(methods=METHODS, live_method="hrp", max_turnover=2.0, max_names=10)
     spec = BacktestSpec(reoptimise_every=1, lookback_sessions=60, min_calibration_dates=20)
+    history = Market(market["y"], market["bars"], market["sectors"], BENCHMARK)
     result = backtest_from_scores(
-        _scores(wide, market["days"]),
-        market["y"],
-        market["bars"],
-        market["sectors"],
-        BENCHMARK,
-        policy,
-        spec,
-        log=lambda _: None,
+        _scores(wide, market["days"]), history, policy, spec, log=lambda _: None
     )
     sharpe = {}
     for name, book in result.books.items():
@@ -111,3 +107,31 @@ def test_a_random_signal_earns_nothing(market):
     bound = 3 * np.sqrt(252 / SCORED)
     for method in ("black_litterman", "constrained_markowitz"):
         assert abs(sharpe[f"ensemble/{method}"]) < bound
+
+
+def test_the_backtest_config_builds_the_spec_from_the_specs_own_fields():
+    from quant_assets.research.assets import BacktestConfig
+
+    defaults, built = BacktestSpec(), BacktestConfig().spec()
+    for spec_field in dataclasses.fields(BacktestSpec):
+        if spec_field.name != "training":
+            assert getattr(built, spec_field.name) == getattr(defaults, spec_field.name)
+    sizes = {"train_sessions": 150, "cost_bps": 2.5, "cpcv_folds": 4}
+    config = BacktestConfig(models=["lightgbm"], lightgbm_n_estimators=20, **sizes)
+    spec = config.spec()
+    assert {k: getattr(spec, k) for k in sizes} == sizes
+    assert spec.models == spec.training.models == ("lightgbm",)
+    assert spec.training.lightgbm_params == {"n_estimators": 20, "random_state": 0}
+
+
+def test_one_backtest_run_materializes_each_stored_table_as_its_own_asset():
+    from quant_assets.research.assets import backtest
+
+    tables = {"backtest_metrics", "backtest_returns", "backtest_cpcv"}
+    assert {key.to_user_string() for key in backtest.keys} == {"backtest", *tables}
+    upstream = {"alpha158", "labels", "raw_bars", "universe"}
+    for key in backtest.keys:
+        assert backtest.group_names_by_key[key] == "portfolio"
+        assert {dep.to_user_string() for dep in backtest.asset_deps[key]} == upstream
+    assert backtest.op.name == "backtest"
+    assert {"store", "mlflow", "portfolio_policy"} <= backtest.required_resource_keys

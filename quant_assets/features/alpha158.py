@@ -119,17 +119,37 @@ def _padded(
 
     Built without a join: each bar's row in the padded frame is computed from its ticker's
     offset and its session's index on the union calendar, and the fields are scattered there."""
-    if first_close is not None:
-        scale = first_close.lazy().select(
-            pl.col("ticker").cast(pl.String), pl.col("first_close").cast(F64)
-        )
-        bars = bars.join(scale, on="ticker", how="left").select(
-            "ticker",
-            "date",
-            *(pl.col(c) / pl.col("first_close") for c in _SCALED),
-            pl.col("volume") * pl.col("first_close"),
-        )
-    frame = bars.collect()
+    frame = _scaled(bars, first_close).collect()
+    calendar, tickers, keyed = _keyed(frame)
+    spans = _spans(keyed, calendar, tickers, first_dates)
+    tid = keyed["tid"]
+    position = spans["offset"].gather(tid) + _PAD + keyed["k"] - spans["lo"].gather(tid)
+    grid = _grid(spans, calendar, tickers)
+    empty = pl.Series(dtype=F32).extend_constant(None, grid.height)
+    fields = [
+        empty.clone().scatter(position, frame[c].cast(F32).fill_nan(None)).alias(c) for c in _FIELDS
+    ]
+    return grid.with_columns(fields)
+
+
+def _scaled(bars: pl.LazyFrame, first_close: pl.DataFrame | pl.LazyFrame | None) -> pl.LazyFrame:
+    """``bars`` on Qlib's collector scale when ``first_close`` is given (see "Scale")."""
+    if first_close is None:
+        return bars
+    scale = first_close.lazy().select(
+        pl.col("ticker").cast(pl.String), pl.col("first_close").cast(F64)
+    )
+    return bars.join(scale, on="ticker", how="left").select(
+        "ticker",
+        "date",
+        *(pl.col(c) / pl.col("first_close") for c in _SCALED),
+        pl.col("volume") * pl.col("first_close"),
+    )
+
+
+def _keyed(frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.DataFrame]:
+    """(the union calendar, the sorted tickers, each bar's ``tid`` (ticker index) and ``k``
+    (session index)); ValueError on a null key or a duplicated (ticker, date)."""
     if frame["ticker"].null_count() or frame["date"].null_count():
         raise ValueError("bars have rows with a null ticker or date")
     calendar = frame["date"].unique().sort()
@@ -146,6 +166,17 @@ def _padded(
             f"bars have {dup.height} duplicated (ticker, date) pairs, "
             f"e.g. {dup.head(3).rows()}; deduplicate them first"
         )
+    return calendar, tickers, keyed
+
+
+def _spans(
+    keyed: pl.DataFrame,
+    calendar: pl.Series,
+    tickers: pl.Series,
+    first_dates: pl.DataFrame | pl.LazyFrame | None,
+) -> pl.DataFrame:
+    """Per ticker (``tid`` order): its first and last session index ``lo``/``hi`` (``lo``
+    moved back to its known first date, when given), its padded ``len`` and ``offset``."""
     lazy_spans = (
         keyed.lazy()
         .group_by("tid")
@@ -169,15 +200,17 @@ def _padded(
             .with_columns(pl.min_horizontal("lo", "start").alias("lo"))
             .drop("start")
         )
-    spans = (
+    return (
         lazy_spans.sort("tid")
         .with_columns((pl.col("hi") - pl.col("lo") + 1 + _PAD).alias("len"))
         .with_columns((pl.col("len").cum_sum() - pl.col("len")).alias("offset"))
         .collect()
     )
-    tid = keyed["tid"]
-    position = spans["offset"].gather(tid) + _PAD + keyed["k"] - spans["lo"].gather(tid)
-    grid = (
+
+
+def _grid(spans: pl.DataFrame, calendar: pl.Series, tickers: pl.Series) -> pl.DataFrame:
+    """The padded frame's rows without the fields: ticker, date, live, t, row."""
+    return (
         spans.lazy()
         .select("tid", "lo", pl.int_ranges(pl.col("lo") - _PAD, pl.col("hi") + 1).alias("k"))
         .explode("k")
@@ -192,11 +225,6 @@ def _padded(
         )
         .collect()
     )
-    empty = pl.Series(dtype=F32).extend_constant(None, grid.height)
-    fields = [
-        empty.clone().scatter(position, frame[c].cast(F32).fill_nan(None)).alias(c) for c in _FIELDS
-    ]
-    return grid.with_columns(fields)
 
 
 def reindex_bars(

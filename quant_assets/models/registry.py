@@ -21,7 +21,7 @@ REGISTERED_MODEL = "alpha_ensemble"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
-# Declared instead of inferred: MLflow's dependency detection costs 12-18 s per logged model.
+# Declared instead of inferred: MLflow's dependency detection costs seconds per logged model.
 PIP_REQUIREMENTS = [
     f"mlflow=={mlflow.__version__}",
     "lightgbm",

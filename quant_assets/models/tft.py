@@ -83,8 +83,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from quant_assets import charts
 from quant_assets.models.cross_section import NormaliseMethod, normalise_label
 
 _GROUP = "__ticker"
@@ -346,16 +348,28 @@ class TemporalFusionAlpha(BaseEstimator, RegressorMixin):
         """Train on (date, ticker) rows; ``y`` is the raw label (reindexed to X; NaN = unknown).
 
         ``static`` (ticker-indexed, a ``sector`` column) overrides the ``sectors`` parameter."""
-        from lightning.pytorch import Trainer
-        from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
-        from pytorch_forecasting.data import NaNLabelEncoder, TorchNormalizer
-        from pytorch_forecasting.metrics import RMSE
-
         self._check_index(X)
         if not y.index.equals(X.index):
             y = y.reindex(X.index)
         if self.min_encoder_length < 1 or self.min_encoder_length > self.max_encoder_length:
             raise ValueError("need 1 <= min_encoder_length <= max_encoder_length")
+        self._fit_preprocessing(X, static)
+        panel, _ = self._panel(
+            X, self.sectors_, normalise_label(y.astype(np.float64), self.normalisation)
+        )
+        dataset, train = self._training_samples(panel)
+        self.dataset_parameters_ = dataset.get_parameters()
+        self.n_train_samples_ = len(train)
+        model = self._train_network(dataset, train).cpu().eval()
+        self.model_ = model
+        self.n_parameters_ = int(sum(p.numel() for p in model.parameters()))
+        with _threads(self.num_threads):
+            self.interpretation_ = self._interpret(train)
+        return self
+
+    def _fit_preprocessing(self, X: pd.DataFrame, static: pd.DataFrame | None) -> None:
+        """Fit everything the panel is built with: the feature names, the sector map, each
+        feature's fill value (training median) and clipping bounds (training quantiles)."""
         self.feature_names_in_ = [str(c) for c in X.columns]
         self.n_features_in_ = len(self.feature_names_in_)
         if hasattr(self, "sectors_"):
@@ -375,9 +389,12 @@ class TemporalFusionAlpha(BaseEstimator, RegressorMixin):
         self.clip_low_ = np.where(np.isfinite(low), low, -np.inf)
         self.clip_high_ = np.where(np.isfinite(high), high, np.inf)
 
-        panel, _ = self._panel(
-            X, self.sectors_, normalise_label(y.astype(np.float64), self.normalisation)
-        )
+    def _training_samples(self, panel: pd.DataFrame) -> tuple[Any, Any]:
+        """(the ``TimeSeriesDataSet`` of the training panel, its training samples: one per
+        labelled decoder step, with the longest encoder)."""
+        from pytorch_forecasting import TimeSeriesDataSet
+        from pytorch_forecasting.data import NaNLabelEncoder, TorchNormalizer
+
         feats = list(self._internal_names().values())
         encoders: dict[str, Any] = {}
         if self.has_static_:
@@ -405,9 +422,13 @@ class TemporalFusionAlpha(BaseEstimator, RegressorMixin):
         def training_samples(index: pd.DataFrame) -> np.ndarray:
             return self._one_per_decoder(index) & self._keys_in(index, labelled_keys)
 
-        train = dataset.filter(training_samples)
-        self.dataset_parameters_ = dataset.get_parameters()
-        self.n_train_samples_ = len(train)
+        return dataset, dataset.filter(training_samples)
+
+    def _train_network(self, dataset: Any, train: Any) -> Any:
+        """A TFT sized from ``dataset``, trained on ``train`` (seeded, quiet, nothing written)."""
+        from lightning.pytorch import Trainer
+        from pytorch_forecasting import TemporalFusionTransformer
+        from pytorch_forecasting.metrics import RMSE
 
         with (
             _seeded(self.random_state),
@@ -448,12 +469,7 @@ class TemporalFusionAlpha(BaseEstimator, RegressorMixin):
                 num_sanity_val_steps=0,
             )
             trainer.fit(model, train_dataloaders=loader)
-        model = model.cpu().eval()
-        self.model_ = model
-        self.n_parameters_ = int(sum(p.numel() for p in model.parameters()))
-        with _threads(self.num_threads):
-            self.interpretation_ = self._interpret(train)
-        return self
+        return model
 
     def _learning_rates(self) -> list[float]:
         """Per-epoch learning rates: a cosine decay from ``learning_rate`` to a tenth of it."""
@@ -604,11 +620,6 @@ class TemporalFusionAlpha(BaseEstimator, RegressorMixin):
         """Write :meth:`interpretation` as JSON + one CSV per part + a PNG plot (a directory to
         hand to ``mlflow.log_artifacts``); returns the paths."""
         self._check_fitted()
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []
@@ -622,26 +633,29 @@ class TemporalFusionAlpha(BaseEstimator, RegressorMixin):
             csv_path = directory / f"tft_{key}.csv"
             frame.to_csv(csv_path, index=False)
             paths.append(csv_path)
-        fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+        paths.append(
+            charts.save_png(self._interpretation_figure(), directory / "tft_interpretation.png")
+        )
+        return paths
+
+    def _interpretation_figure(self) -> Figure:
+        """Four panels: encoder, decoder and static variable importance, attention by position."""
+        figure, axes = charts.figure(12, 8, rows=2, cols=2)
         panels = [
             ("encoder_variable_importance", "Encoder variable importance"),
             ("decoder_variable_importance", "Decoder variable importance"),
             ("static_variable_importance", "Static variable importance"),
         ]
-        for ax, (key, title) in zip(axes.flat, panels, strict=False):
+        for axis, (key, title) in zip(axes.flat, panels, strict=False):
             s = self.interpretation_[key].sort_values()
-            ax.barh([str(i) for i in s.index], s.to_numpy())
-            ax.set_title(title)
-        att = self.interpretation_["attention"]
-        axes.flat[3].plot(att.index.to_numpy(), att.to_numpy(), marker="o")
-        axes.flat[3].set_title("Mean attention by encoder position (0 = scored date)")
-        axes.flat[3].set_xlabel("session relative to the scored date")
-        fig.tight_layout()
-        png_path = directory / "tft_interpretation.png"
-        fig.savefig(png_path, dpi=100)
-        plt.close(fig)
-        paths.append(png_path)
-        return paths
+            axis.barh([str(i) for i in s.index], s.to_numpy(), color=charts.BLUE)
+            charts.title(axis, title)
+        attention = self.interpretation_["attention"]
+        axis = axes.flat[3]
+        axis.plot(attention.index.to_numpy(), attention.to_numpy(), marker="o", color=charts.BLUE)
+        charts.title(axis, "Mean attention by encoder position (0 = scored date)")
+        axis.set_xlabel("session relative to the scored date", fontsize=charts.TICK_SIZE)
+        return figure
 
     # ------------------------------------------------------------------ persistence
 

@@ -25,6 +25,7 @@ Written to ``<data dir>/reports/report_YYYYMMDD.pdf`` (replaced on a re-run).
 """
 
 import math
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -32,7 +33,6 @@ import dagster as dg
 import polars as pl
 
 from quant_assets.execution.assets import nav, paper_orders, positions
-from quant_assets.monitoring.assets import drift_report
 from quant_assets.monitoring.drift import DriftThresholds
 from quant_assets.partitions import (
     daily_partitions,
@@ -231,6 +231,114 @@ def sector_weights(held: pl.DataFrame, sectors: pl.DataFrame, cash_weight: float
     return pl.concat([weights, cash])
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """The tables a run's reports are made of, each read once for all its sessions."""
+
+    navs: pl.DataFrame
+    held: pl.DataFrame
+    journal: pl.DataFrame
+    risk: pl.DataFrame
+    drift: pl.DataFrame
+    status: pl.DataFrame
+    targets: pl.DataFrame
+    sectors: pl.DataFrame
+
+    @classmethod
+    def read(cls, store: Store, days: list[date]) -> "_Stored":
+        first, end = days[0], next_trading_day(days[-1])
+        navs = store.read("nav", None, end)
+        missing = sorted(set(days) - set(navs["date"].to_list()))
+        if missing:
+            raise dg.Failure(
+                f"no nav row stored for {', '.join(map(str, missing))}: materialize nav first",
+                metadata={"missing_sessions": len(missing)},
+            )
+        live = {"is_live": [True]}
+        return cls(
+            navs=navs,
+            held=store.read("positions", first, end),
+            journal=store.read("order_journal", previous_trading_day(first), end),
+            risk=store.read("risk_metrics", first, end, where=live),
+            drift=store.read("drift_summary", first, end),
+            status=store.read("allocation_status", first, end, where=live),
+            targets=store.read(
+                "target_weights", first, end, columns=["date", "ticker", "weight"], where=live
+            ),
+            sectors=store.read("universe", columns=["ticker", "sector"]),
+        )
+
+
+def _top_holdings(book: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """The ``TOP_HOLDINGS`` largest positions of the day's ``book`` by market value, with the
+    day's live target weight (``targets``: the day's ``target_weights`` rows)."""
+    return (
+        book.sort("market_value", "ticker", descending=[True, False])
+        .head(TOP_HOLDINGS)
+        .join(
+            targets.select("ticker", pl.col("weight").alias("target_weight")),
+            on="ticker",
+            how="left",
+            maintain_order="left",
+        )
+        .select("ticker", "sector", "qty", "close", "market_value", "weight", "target_weight")
+    )
+
+
+def _live_book(status: pl.DataFrame) -> dict[str, str]:
+    """The live book's allocation status of the day (its ``allocation_status`` rows) as text."""
+    if not status.height:
+        return {}
+    row = status.row(0, named=True)
+    return {
+        "method": str(row["method"]),
+        "feasible": "yes" if row["feasible"] else f"no ({row['status']})",
+        "names": str(row["names"]),
+        "invested": pct(row["invested"]),
+        "ex_ante_vol": pct(row["ex_ante_vol"]),
+        "risk_reducing_only": "yes" if row["risk_reducing"] else "no",
+    }
+
+
+def _report_data(
+    day: date, stored: _Stored, breached: list[str], policy: PortfolioPolicy
+) -> ReportData:
+    """One session's report from the stored tables and its breached limits."""
+
+    def on_day(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.filter(pl.col("date") == day)
+
+    figures = key_figures(stored.navs, day)
+    book = on_day(stored.held).join(stored.sectors, on="ticker", how="left")
+    previous = previous_trading_day(day)
+    fills = (
+        stored.journal.filter((pl.col("date") == previous) & (pl.col("filled_qty") > 0))
+        .with_columns((pl.col("filled_qty") * pl.col("avg_fill_price")).alias("notional"))
+        .sort("notional", descending=True)
+    )
+    day_drift = on_day(stored.drift)
+    return ReportData(
+        day=day,
+        figures=figures,
+        history=nav_history(stored.navs, day),
+        holdings=_top_holdings(book, on_day(stored.targets)),
+        sectors=sector_weights(book, stored.sectors, figures.cash / figures.nav),
+        fills=fills,
+        fills_session=previous,
+        orders=on_day(stored.journal).sort("status", "ticker"),
+        limits=limits_table(on_day(stored.risk), breached, policy),
+        drift=drift_table(day_drift) if day_drift.height else pl.DataFrame(),
+        drift_note=(
+            "Severities as stored by drift_report (thresholds shown are its defaults)."
+            if day_drift.height
+            else "No drift report stored for this session (materialize drift_report)."
+        ),
+        live_book=_live_book(on_day(stored.status)),
+        positions_count=book.height,
+        generated_at=datetime.now(),
+    )
+
+
 def gather(
     store: Store,
     days: list[date],
@@ -238,87 +346,13 @@ def gather(
     log: dg.DagsterLogManager | None = None,
 ) -> dict[date, ReportData]:
     """Each session's report data (reads each table once for the whole run)."""
-    first, end = days[0], next_trading_day(days[-1])
-    navs = store.read("nav", None, end)
-    missing = sorted(set(days) - set(navs["date"].to_list()))
-    if missing:
-        raise dg.Failure(
-            f"no nav row stored for {', '.join(map(str, missing))}: materialize nav first",
-            metadata={"missing_sessions": len(missing)},
-        )
-    held = store.read("positions", first, end)
-    journal = store.read("order_journal", previous_trading_day(first), end)
-    risk = store.read("risk_metrics", first, end, where={"is_live": [True]})
-    drift = store.read("drift_summary", first, end)
-    status = store.read("allocation_status", first, end, where={"is_live": [True]})
-    targets = store.read(
-        "target_weights",
-        first,
-        end,
-        columns=["date", "ticker", "weight"],
-        where={"is_live": [True]},
-    )
-    sectors = store.read("universe", columns=["ticker", "sector"])
+    stored = _Stored.read(store, days)
     reports = {}
     for day in days:
-        figures = key_figures(navs, day)
-        book = held.filter(pl.col("date") == day).join(sectors, on="ticker", how="left")
-        top = (
-            book.sort("market_value", "ticker", descending=[True, False])
-            .head(TOP_HOLDINGS)
-            .join(
-                targets.filter(pl.col("date") == day).select(
-                    "ticker", pl.col("weight").alias("target_weight")
-                ),
-                on="ticker",
-                how="left",
-                maintain_order="left",
-            )
-            .select("ticker", "sector", "qty", "close", "market_value", "weight", "target_weight")
-        )
-        previous = previous_trading_day(day)
-        fills = (
-            journal.filter((pl.col("date") == previous) & (pl.col("filled_qty") > 0))
-            .with_columns((pl.col("filled_qty") * pl.col("avg_fill_price")).alias("notional"))
-            .sort("notional", descending=True)
-        )
-        orders = journal.filter(pl.col("date") == day).sort("status", "ticker")
         breached = breached_limits(store, day, policy)
         if breached and log is not None:
             log.warning(f"{day}: risk limits breached: {breached}")
-        day_drift = drift.filter(pl.col("date") == day)
-        live = status.filter(pl.col("date") == day)
-        live_book = {}
-        if live.height:
-            row = live.row(0, named=True)
-            live_book = {
-                "method": str(row["method"]),
-                "feasible": "yes" if row["feasible"] else f"no ({row['status']})",
-                "names": str(row["names"]),
-                "invested": pct(row["invested"]),
-                "ex_ante_vol": pct(row["ex_ante_vol"]),
-                "risk_reducing_only": "yes" if row["risk_reducing"] else "no",
-            }
-        reports[day] = ReportData(
-            day=day,
-            figures=figures,
-            history=nav_history(navs, day),
-            holdings=top,
-            sectors=sector_weights(book, sectors, figures.cash / figures.nav),
-            fills=fills,
-            fills_session=previous,
-            orders=orders,
-            limits=limits_table(risk.filter(pl.col("date") == day), breached, policy),
-            drift=drift_table(day_drift) if day_drift.height else pl.DataFrame(),
-            drift_note=(
-                "Severities as stored by drift_report (thresholds shown are its defaults)."
-                if day_drift.height
-                else "No drift report stored for this session (materialize drift_report)."
-            ),
-            live_book=live_book,
-            positions_count=book.height,
-            generated_at=datetime.now(),
-        )
+        reports[day] = _report_data(day, stored, breached, policy)
     return reports
 
 
@@ -327,7 +361,7 @@ def gather(
     kinds={"polars", "pdf"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[nav, positions, paper_orders, risk_metrics, drift_report],
+    deps=[nav, positions, paper_orders, risk_metrics, "drift_summary"],
 )
 def daily_report(
     context: dg.AssetExecutionContext, store: Store, portfolio_policy: PortfolioPolicy

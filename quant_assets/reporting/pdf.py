@@ -2,8 +2,9 @@
 
 Nothing here reads the store: ``quant_assets/reporting/assets.py`` gathers one session's
 figures and frames, this module only formats and lays them out, so it can be tested (and
-reused, by the API) on any data. Charts are ``matplotlib.figure.Figure`` objects (no pyplot,
-no global state) rendered to PNG in memory and placed as reportlab ``Image`` flowables.
+reused, by the API) on any data. Charts are ``matplotlib.figure.Figure`` objects in the
+platform's chart style (:mod:`quant_assets.charts`: no pyplot, no global state) rendered to PNG
+in memory and placed as reportlab ``Image`` flowables.
 
 Formatting: money with thousands separators and two decimals (``$1,234,567.89``, negative
 ``-$1,234.56``, P&L signed ``+$1,234.56``), fractions as percents with two decimals
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT
@@ -40,17 +41,19 @@ from reportlab.platypus import (
 )
 from reportlab.platypus.doctemplate import BaseDocTemplate
 
+from quant_assets import charts
+
 NA = "n/a"
-# the palette of the tables and charts
-INK = colors.HexColor("#1f2937")
-MUTED = colors.HexColor("#6b7280")
-ACCENT = colors.HexColor("#1d4ed8")
+# the tables' palette: the charts' (quant_assets.charts) plus the table shades
+INK = colors.HexColor(charts.INK)
+MUTED = colors.HexColor(charts.MUTED)
+ACCENT = colors.HexColor(charts.BLUE)
 HEADER_BG = colors.HexColor("#1e3a8a")
 STRIPE = colors.HexColor("#f3f4f6")
 RULE = colors.HexColor("#d1d5db")
-GOOD = colors.HexColor("#15803d")
-WARN = colors.HexColor("#b45309")
-BAD = colors.HexColor("#b91c1c")
+GOOD = colors.HexColor(charts.GREEN)
+WARN = colors.HexColor(charts.AMBER)
+BAD = colors.HexColor(charts.RED)
 STATUS_COLOURS = {
     "OK": GOOD,
     "WITHIN": GOOD,
@@ -162,83 +165,56 @@ class ReportData:
 # --- charts ---
 
 
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=150)
-    return buffer.getvalue()
-
-
-def _date_axis(axis: Any) -> None:
-    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
-    axis.xaxis.set_major_locator(locator)
-    axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    axis.xaxis.get_offset_text().set_fontsize(7)
-
-
-def _style_axis(axis: Any) -> None:
-    axis.grid(alpha=0.3, linewidth=0.6)
-    for side in ("top", "right"):
-        axis.spines[side].set_visible(False)
-    axis.tick_params(labelsize=7)
-
-
 def equity_chart(history: pl.DataFrame) -> Figure:
     """NAV over time (``history``: ``date, nav``)."""
-    figure = Figure(figsize=(7.2, 2.3))
-    axis = figure.subplots()
+    figure, axis = charts.figure(7.2, 2.3)
     dates, navs = history["date"].to_list(), history["nav"].to_list()
     axis.plot(
         dates,
         navs,
-        color="#1d4ed8",
+        color=charts.BLUE,
         linewidth=1.4,
         marker="o" if len(dates) < 30 else "",
         markersize=3,
     )
-    axis.fill_between(dates, navs, min(navs) if navs else 0.0, color="#1d4ed8", alpha=0.08)
-    axis.set_title("Equity curve (NAV, USD)", fontsize=9, loc="left")
+    axis.fill_between(dates, navs, min(navs) if navs else 0.0, color=charts.BLUE, alpha=0.08)
+    charts.title(axis, "Equity curve (NAV, USD)")
     axis.yaxis.set_major_formatter(lambda v, _: f"${v:,.0f}")
-    _date_axis(axis)
-    _style_axis(axis)
+    charts.date_axis(axis)
     return figure
 
 
 def drawdown_chart(history: pl.DataFrame) -> Figure:
     """Drawdown from the running NAV peak (``history``: ``date, drawdown``, <= 0)."""
-    figure = Figure(figsize=(7.2, 1.9))
-    axis = figure.subplots()
+    figure, axis = charts.figure(7.2, 1.9)
     dates = history["date"].to_list()
     drawdowns = [100.0 * v for v in history["drawdown"].to_list()]
-    axis.fill_between(dates, drawdowns, 0.0, color="#b91c1c", alpha=0.35, linewidth=0)
-    axis.plot(dates, drawdowns, color="#b91c1c", linewidth=1.0)
-    axis.set_title("Drawdown from the NAV peak", fontsize=9, loc="left")
+    axis.fill_between(dates, drawdowns, 0.0, color=charts.RED, alpha=0.35, linewidth=0)
+    axis.plot(dates, drawdowns, color=charts.RED, linewidth=1.0)
+    charts.title(axis, "Drawdown from the NAV peak")
     axis.yaxis.set_major_formatter(lambda v, _: f"{v:.1f}%")
     axis.set_ylim(top=0.0, bottom=min([*drawdowns, -0.5]) * 1.15)
-    _date_axis(axis)
-    _style_axis(axis)
+    charts.date_axis(axis)
     return figure
 
 
 def sector_chart(sectors: pl.DataFrame) -> Figure:
     """Horizontal bars of the book's sector weights (``sector, weight``), largest on top."""
     ordered = sectors.reverse()
-    figure = Figure(figsize=(3.6, max(1.6, 0.28 * ordered.height + 0.7)))
-    axis = figure.subplots()
+    figure, axis = charts.figure(3.6, max(1.6, 0.28 * ordered.height + 0.7))
     weights = [100.0 * w for w in ordered["weight"].to_list()]
     names = ordered["sector"].to_list()
-    shades = ["#9ca3af" if name == "Cash" else "#1d4ed8" for name in names]
+    shades = [charts.GREY if name == "Cash" else charts.BLUE for name in names]
     bars = axis.barh(names, weights, color=shades, alpha=0.85)
     axis.bar_label(bars, labels=[f"{w:.1f}%" for w in weights], fontsize=6, padding=2)
-    axis.set_title("Sector weights (% of NAV)", fontsize=9, loc="left")
+    charts.title(axis, "Sector weights (% of NAV)")
     axis.set_xlim(0, max([*weights, 1.0]) * 1.25)
-    _style_axis(axis)
     axis.grid(axis="y", visible=False)
     return figure
 
 
 def _image(figure: Figure, width: float) -> Image:
-    png = _png(figure)
+    png = charts.png(figure, dpi=charts.PRINT_DPI)
     inches_w, inches_h = figure.get_size_inches()
     return Image(io.BytesIO(png), width=width, height=width * inches_h / inches_w)
 
@@ -392,26 +368,66 @@ def _account_table(figures: KeyFigures) -> Table:
     return table
 
 
-def _holdings_table(holdings: pl.DataFrame) -> Table:
-    rows = [
-        [
-            str(r["ticker"]),
-            str(r["sector"] or NA),
-            f"{int(r['qty']):,d}",
-            price(r["close"]),
-            money(r["market_value"]),
-            pct(r["weight"]),
-            pct(r["target_weight"]) if r["target_weight"] is not None else "-",
-        ]
-        for r in holdings.iter_rows(named=True)
-    ]
-    widths = [w * CONTENT_WIDTH for w in (0.1, 0.26, 0.1, 0.12, 0.18, 0.12, 0.12)]
+# a frame table's column: its header, its share of the content width and its cell of a row
+Column = tuple[str, float, Callable[[dict[str, Any]], Any]]
+
+
+def _frame_table(frame: pl.DataFrame, columns: list[Column], status: str | None = None) -> Table:
+    """``frame``'s rows through ``columns``; numbers from the third column on, right-aligned;
+    the ``status`` column coloured by its value."""
+    headers = [header for header, _, _ in columns]
     return _table(
-        ["Ticker", "Sector", "Shares", "Close", "Market value", "Weight", "Target"],
-        rows,
-        widths,
+        headers,
+        [[cell(row) for _, _, cell in columns] for row in frame.iter_rows(named=True)],
+        [share * CONTENT_WIDTH for _, share, _ in columns],
         numeric_from=2,
+        status_column=None if status is None else headers.index(status),
     )
+
+
+def _count(column: str) -> Callable[[dict[str, Any]], str]:
+    return lambda r: f"{int(r[column]):,d}"
+
+
+def _text(column: str) -> Callable[[dict[str, Any]], str]:
+    return lambda r: str(r[column])
+
+
+HOLDINGS_COLUMNS: list[Column] = [
+    ("Ticker", 0.1, _text("ticker")),
+    ("Sector", 0.26, lambda r: str(r["sector"] or NA)),
+    ("Shares", 0.1, _count("qty")),
+    ("Close", 0.12, lambda r: price(r["close"])),
+    ("Market value", 0.18, lambda r: money(r["market_value"])),
+    ("Weight", 0.12, lambda r: pct(r["weight"])),
+    (
+        "Target",
+        0.12,
+        lambda r: pct(r["target_weight"]) if r["target_weight"] is not None else "-",
+    ),
+]
+FILLS_COLUMNS: list[Column] = [
+    ("Ticker", 0.12, _text("ticker")),
+    ("Side", 0.1, lambda r: str(r["side"]).upper()),
+    ("Filled", 0.12, _count("filled_qty")),
+    ("Avg price", 0.14, lambda r: price(r["avg_fill_price"])),
+    ("Notional", 0.2, lambda r: money(r["notional"])),
+    ("Fees", 0.12, lambda r: money(r["fees"])),
+    ("Status", 0.2, _text("status")),
+]
+
+
+def _orders_columns(styles: dict[str, ParagraphStyle]) -> list[Column]:
+    return [
+        ("Ticker", 0.1, _text("ticker")),
+        ("Side", 0.08, lambda r: str(r["side"]).upper()),
+        ("Qty", 0.1, _count("qty")),
+        ("Ref. close", 0.11, lambda r: price(r["reference_price"])),
+        ("Limit", 0.11, lambda r: price(r["limit_price"])),
+        ("Status", 0.17, _text("status")),
+        ("Filled", 0.1, _count("filled_qty")),
+        ("Reason", 0.23, lambda r: Paragraph(str(r["reason"] or ""), styles["note"])),
+    ]
 
 
 def _sector_table(sectors: pl.DataFrame, width: float) -> Table:
@@ -423,53 +439,6 @@ def _cut(frame: pl.DataFrame) -> tuple[pl.DataFrame, str]:
     if frame.height <= MAX_ORDER_ROWS:
         return frame, ""
     return frame.head(MAX_ORDER_ROWS), f"... and {frame.height - MAX_ORDER_ROWS} more."
-
-
-def _fills_table(fills: pl.DataFrame) -> Table:
-    rows = [
-        [
-            str(r["ticker"]),
-            str(r["side"]).upper(),
-            f"{int(r['filled_qty']):,d}",
-            price(r["avg_fill_price"]),
-            money(r["notional"]),
-            money(r["fees"]),
-            str(r["status"]),
-        ]
-        for r in fills.iter_rows(named=True)
-    ]
-    widths = [w * CONTENT_WIDTH for w in (0.12, 0.1, 0.12, 0.14, 0.2, 0.12, 0.2)]
-    return _table(
-        ["Ticker", "Side", "Filled", "Avg price", "Notional", "Fees", "Status"],
-        rows,
-        widths,
-        numeric_from=2,
-        status_column=6,
-    )
-
-
-def _orders_table(orders: pl.DataFrame, styles: dict[str, ParagraphStyle]) -> Table:
-    rows: list[list[Any]] = [
-        [
-            str(r["ticker"]),
-            str(r["side"]).upper(),
-            f"{int(r['qty']):,d}",
-            price(r["reference_price"]),
-            price(r["limit_price"]),
-            str(r["status"]),
-            f"{int(r['filled_qty']):,d}",
-            Paragraph(str(r["reason"] or ""), styles["note"]),
-        ]
-        for r in orders.iter_rows(named=True)
-    ]
-    widths = [w * CONTENT_WIDTH for w in (0.1, 0.08, 0.1, 0.11, 0.11, 0.17, 0.1, 0.23)]
-    return _table(
-        ["Ticker", "Side", "Qty", "Ref. close", "Limit", "Status", "Filled", "Reason"],
-        rows,
-        widths,
-        numeric_from=2,
-        status_column=5,
-    )
 
 
 def _status_table(
@@ -512,8 +481,20 @@ def _footer(day: date) -> Any:
 
 
 def report_story(data: ReportData) -> list[Flowable]:
-    """The report's flowables, in order."""
+    """The report's flowables, in order: the header and key figures, performance, holdings
+    and sectors, orders, risk limits and drift."""
     styles = _styles()
+    return [
+        *_header(data, styles),
+        *_performance(data, styles),
+        *_holdings(data, styles),
+        *_executed_orders(data, styles),
+        *_risk_and_drift(data, styles),
+    ]
+
+
+def _header(data: ReportData, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """Title, subtitle (the live book's method, when known), the key figures and the account."""
     generated = (data.generated_at or datetime.now()).strftime("%Y-%m-%d %H:%M")
     live = data.live_book
     subtitle = (
@@ -521,12 +502,17 @@ def report_story(data: ReportData) -> list[Flowable]:
         + (f" - live book {live['method']}" if "method" in live else "")
         + f" - generated {generated}"
     )
-    story: list[Flowable] = [
+    return [
         Paragraph(f"Daily report {data.day.isoformat()}", styles["title"]),
         Paragraph(subtitle, styles["subtitle"]),
         _kpis(data.figures, styles),
         Spacer(1, 6),
         _account_table(data.figures),
+    ]
+
+
+def _performance(data: ReportData, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    return [
         Paragraph("Performance", styles["h2"]),
         _image(equity_chart(data.history), CONTENT_WIDTH),
         _image(drawdown_chart(data.history), CONTENT_WIDTH),
@@ -537,15 +523,18 @@ def report_story(data: ReportData) -> list[Flowable]:
             styles["note"],
         ),
     ]
-    # holdings and sectors
+
+
+def _holdings(data: ReportData, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The largest holdings, then the sector weights' table and chart side by side."""
     held = (
         f"Top {data.holdings.height} of {data.positions_count} positions by market value"
         if data.holdings.height
         else "No positions held at the close."
     )
-    story += [Paragraph("Holdings", styles["h2"]), Paragraph(held, styles["body"])]
+    story: list[Flowable] = [Paragraph("Holdings", styles["h2"]), Paragraph(held, styles["body"])]
     if data.holdings.height:
-        story += [Spacer(1, 3), _holdings_table(data.holdings)]
+        story += [Spacer(1, 3), _frame_table(data.holdings, HOLDINGS_COLUMNS)]
     if data.sectors.height:
         side = CONTENT_WIDTH * 0.42
         chart = _image(sector_chart(data.sectors), CONTENT_WIDTH - side - 0.4 * cm)
@@ -555,56 +544,57 @@ def report_story(data: ReportData) -> list[Flowable]:
             hAlign="LEFT",
         )
         pair.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-        story += [
-            KeepTogether([Paragraph("Sector weights", styles["h2"]), pair]),
-        ]
-    # orders
-    story.append(Paragraph("Executed orders", styles["h2"]))
+        story.append(KeepTogether([Paragraph("Sector weights", styles["h2"]), pair]))
+    return story
+
+
+def _listed(
+    frame: pl.DataFrame,
+    intro: str,
+    columns: list[Column],
+    styles: dict[str, ParagraphStyle],
+) -> list[Flowable]:
+    """``intro``, then the table of the first ``MAX_ORDER_ROWS`` rows (``columns``, a status
+    column) and a note of the rest."""
+    shown, more = _cut(frame)
+    table = _frame_table(shown, columns, status="Status")
+    story: list[Flowable] = [Paragraph(intro, styles["body"]), Spacer(1, 3), table]
+    if more:
+        story.append(Paragraph(more, styles["note"]))
+    return story
+
+
+def _executed_orders(data: ReportData, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The previous session's orders filled during the day, then the day's own orders."""
+    story: list[Flowable] = [Paragraph("Executed orders", styles["h2"])]
     session = data.fills_session.isoformat() if data.fills_session else "the previous session"
     if data.fills.height:
-        fills, more = _cut(data.fills)
-        story += [
-            Paragraph(
-                f"Filled during the session: the orders decided at the close of {session} "
-                f"({data.fills.height} filled, {money(float(data.fills['notional'].sum()))} "
-                f"notional, {money(float(data.fills['fees'].sum()))} fees).",
-                styles["body"],
-            ),
-            Spacer(1, 3),
-            _fills_table(fills),
-        ]
-        if more:
-            story.append(Paragraph(more, styles["note"]))
+        intro = (
+            f"Filled during the session: the orders decided at the close of {session} "
+            f"({data.fills.height} filled, {money(float(data.fills['notional'].sum()))} "
+            f"notional, {money(float(data.fills['fees'].sum()))} fees)."
+        )
+        story += _listed(data.fills, intro, FILLS_COLUMNS, styles)
     else:
         story.append(Paragraph(f"No fills of the orders decided on {session}.", styles["body"]))
     story.append(Spacer(1, 6))
     if data.orders.height:
-        orders, more = _cut(data.orders)
         counts = ", ".join(
             f"{n} {s}" for s, n in data.orders.group_by("status").len().sort("status").iter_rows()
         )
-        story += [
-            Paragraph(
-                f"Orders decided at today's close ({counts}); they fill during the next session.",
-                styles["body"],
-            ),
-            Spacer(1, 3),
-            _orders_table(orders, styles),
-        ]
-        if more:
-            story.append(Paragraph(more, styles["note"]))
+        intro = f"Orders decided at today's close ({counts}); they fill during the next session."
+        story += _listed(data.orders, intro, _orders_columns(styles), styles)
     else:
         story.append(Paragraph("No orders decided at today's close.", styles["body"]))
-    # risk limits and drift
-    limits = [Paragraph("Risk limits (live book)", styles["h2"])]
-    if live:
-        limits.append(
-            Paragraph(
-                "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in live.items()),
-                styles["body"],
-            )
-        )
-        limits.append(Spacer(1, 3))
+    return story
+
+
+def _risk_and_drift(data: ReportData, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The live book's risk limits and the model's drift status, each kept on one page."""
+    limits: list[Flowable] = [Paragraph("Risk limits (live book)", styles["h2"])]
+    if data.live_book:
+        described = "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.live_book.items())
+        limits += [Paragraph(described, styles["body"]), Spacer(1, 3)]
     limits.append(
         _status_table(
             data.limits,
@@ -614,7 +604,6 @@ def report_story(data: ReportData) -> list[Flowable]:
             wrap=(0, 1, 2),
         )
     )
-    story.append(KeepTogether(limits))
     drift: list[Flowable] = [Paragraph("Model drift", styles["h2"])]
     if data.drift_note:
         drift.append(Paragraph(data.drift_note, styles["body"]))
@@ -628,8 +617,7 @@ def report_story(data: ReportData) -> list[Flowable]:
                 styles,
             ),
         ]
-    story.append(KeepTogether(drift))
-    return story
+    return [KeepTogether(limits), KeepTogether(drift)]
 
 
 def write_report(data: ReportData, path: Path) -> Path:

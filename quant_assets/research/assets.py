@@ -1,28 +1,39 @@
-"""The ``backtest`` asset: the walk-forward backtest of every model x method over the stored
-history (see :mod:`quant_assets.research.walk_forward`), to the store, MLflow and plots."""
+"""The backtest's assets: one walk-forward backtest of every model x method over the stored
+history (see :mod:`quant_assets.research.walk_forward`) materializes four assets at once:
 
-import base64
-import io
+* ``backtest_metrics``: the metrics of every strategy (the table of the same name);
+* ``backtest_returns``: every strategy's daily returns (the table of the same name);
+* ``backtest_cpcv``: each model's CPCV path Sharpe ratios (the table of the same name);
+* ``backtest``: the run itself: its equity and drawdown plots (PNGs under
+  ``<data dir>/reports``, inline in the metadata), the best strategy, the stage timings and the
+  MLflow run holding the parameters, the metrics and the plots.
+"""
+
+import dataclasses
+import typing
+from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import mlflow
 import pandas as pd
 import polars as pl
-from matplotlib.figure import Figure
+import pydantic
 from pydantic import Field
 
-from quant_assets.features.assets import alpha158, labels
-from quant_assets.ingest.assets import raw_bars, universe
-from quant_assets.metadata import preview
-from quant_assets.models.assets import sector_map
+from quant_assets import charts
+from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models.training import TrainingSpec
-from quant_assets.queries import benchmark_ticker
+from quant_assets.queries import sectors_and_benchmark
 from quant_assets.research.backtest import summarise_sharpe_distribution
 from quant_assets.research.walk_forward import (
     EQUAL_WEIGHT,
     INDEX,
+    BacktestResult,
     BacktestSpec,
+    Market,
     run_backtest,
     strategy_tables,
 )
@@ -31,26 +42,49 @@ from resources.portfolio_policy import PortfolioPolicy
 from resources.settings import data_dir
 from resources.storage import Store
 
+# the metrics shown in metadata and logged to MLflow per strategy
+SHOWN_METRICS = (
+    "cagr",
+    "volatility",
+    "sharpe",
+    "max_drawdown",
+    "mean_turnover",
+    "psr",
+    "dsr",
+    "mean_ic",
+)
+LOGGED_METRICS = ("sharpe", "cagr", "max_drawdown", "psr", "dsr")
+# the best strategies drawn in the plots, besides the benchmarks
+PLOTTED = 5
 
-class BacktestConfig(dg.Config):
-    """Backtest parameters (sizes in sessions; None keeps the estimator's default). ``start``
-    and ``end`` bound the stored history used (ISO dates, default all of it); ``methods``
-    overrides the policy's methods (empty = the policy's)."""
+
+def _spec_sizes() -> dict[str, Any]:
+    """BacktestSpec's numeric fields as pydantic field definitions: (type, the spec's default)."""
+    hints = typing.get_type_hints(BacktestSpec)
+    return {
+        f.name: (hints[f.name], f.default)
+        for f in dataclasses.fields(BacktestSpec)
+        if hints[f.name] in (int, float)
+    }
+
+
+# BacktestSpec's sizes (train_sessions, retrain_every, ..., cpcv_test_folds) as config fields
+# with its names and defaults: they are declared once, in the spec
+_BacktestSizes = pydantic.create_model("BacktestSizes", __base__=dg.Config, **_spec_sizes())
+
+
+class BacktestConfig(_BacktestSizes):  # type: ignore[misc, valid-type]
+    """Backtest parameters: every numeric field of
+    :class:`~quant_assets.research.walk_forward.BacktestSpec` (sizes in sessions, same names
+    and defaults) plus the ones below. ``start`` and ``end`` bound the stored history used (ISO
+    dates, default all of it); ``methods`` overrides the policy's methods (empty = the
+    policy's); the ``*_n_estimators`` / ``*_iterations`` / ``*_max_epochs`` sizes go to the
+    models (None keeps the estimator's default), ``random_state`` seeds them all."""
 
     start: str | None = None
     end: str | None = None
-    models: list[str] = Field(default_factory=lambda: ["lightgbm", "catboost"])
+    models: list[str] = Field(default_factory=lambda: list(BacktestSpec.models))
     methods: list[str] = Field(default_factory=list)
-    train_sessions: int = 504
-    retrain_every: int = 20
-    reoptimise_every: int = 20
-    lookback_sessions: int = 252
-    cost_bps: float = 5.0
-    calibration_sessions: int = 252
-    min_calibration_dates: int = 20
-    signal_quantile: float = 0.2
-    cpcv_folds: int = 6
-    cpcv_test_folds: int = 2
     lightgbm_n_estimators: int | None = None
     catboost_iterations: int | None = None
     tft_max_epochs: int | None = None
@@ -63,28 +97,30 @@ class BacktestConfig(dg.Config):
         seed = self.random_state
         return BacktestSpec(
             models=tuple(self.models),
-            train_sessions=self.train_sessions,
-            retrain_every=self.retrain_every,
-            reoptimise_every=self.reoptimise_every,
-            lookback_sessions=self.lookback_sessions,
-            cost_bps=self.cost_bps,
-            calibration_sessions=self.calibration_sessions,
-            min_calibration_dates=self.min_calibration_dates,
-            signal_quantile=self.signal_quantile,
-            cpcv_folds=self.cpcv_folds,
-            cpcv_test_folds=self.cpcv_test_folds,
             training=TrainingSpec(
                 models=tuple(self.models),
                 lightgbm_params=given(n_estimators=self.lightgbm_n_estimators, random_state=seed),
                 catboost_params=given(iterations=self.catboost_iterations, random_state=seed),
                 tft_params=given(max_epochs=self.tft_max_epochs, random_state=seed),
             ),
+            **{name: getattr(self, name) for name in _BacktestSizes.model_fields},
         )
 
+    def policy(self, policy: PortfolioPolicy) -> PortfolioPolicy:
+        """The portfolio policy with ``methods`` (the first one live) when given, checked."""
+        if self.methods:
+            policy = PortfolioPolicy(
+                **{**policy.model_dump(), "methods": self.methods, "live_method": self.methods[0]}
+            )
+        policy.check_consistent()
+        return policy
 
-def _history(
-    store: Store, start: date | None, end: date | None
-) -> tuple[pd.DataFrame, pd.Series, pl.DataFrame]:
+
+def _history(store: Store, config: BacktestConfig) -> tuple[pd.DataFrame, Market]:
+    """Alpha158 on a (date, ticker) index and the market (labels, bars, sectors, benchmark) of
+    the stored history in the config's range."""
+    start = date.fromisoformat(config.start) if config.start else None
+    end = date.fromisoformat(config.end) if config.end else None
     features = store.read("alpha158", start, end)
     if features.is_empty():
         raise dg.Failure("no alpha158 stored in the backtest range: materialize it first")
@@ -98,11 +134,31 @@ def _history(
     bars = store.read(
         "raw_bars", start, end, columns=["ticker", "date", "adj_close", "adj_high", "adj_low"]
     )
-    return panel[list(ALPHA158_NAMES)], panel["label"], bars
+    sectors, benchmark = sectors_and_benchmark(store)
+    return panel[list(ALPHA158_NAMES)], Market(panel["label"], bars, sectors, benchmark)
 
 
-def _plot(returns: pl.DataFrame, best: list[str]) -> tuple[bytes, bytes]:
-    """PNG equity curves and drawdowns of ``best`` strategies and the benchmarks."""
+def _check_long_enough(X: pd.DataFrame, spec: BacktestSpec) -> None:
+    sessions = X.index.get_level_values("date").nunique()
+    needed = spec.train_sessions + spec.retrain_every + 10
+    if sessions < needed:
+        raise dg.Failure(
+            f"{sessions} stored sessions: a backtest with train_sessions={spec.train_sessions} "
+            f"needs at least {needed}"
+        )
+
+
+def _cpcv_table(result: BacktestResult) -> pl.DataFrame:
+    return pl.concat(
+        [
+            pl.from_pandas(frame).with_columns(pl.lit(model).alias("model"))
+            for model, frame in result.cpcv_sharpes.items()
+        ]
+    )
+
+
+def _plots(returns: pl.DataFrame, best: list[str]) -> dict[str, bytes]:
+    """PNG equity curves and drawdowns of the ``best`` strategies (benchmarks included)."""
     wide = (
         returns.filter(pl.col("strategy").is_in(best))
         .pivot(on="strategy", index="date", values="net_return")
@@ -113,34 +169,104 @@ def _plot(returns: pl.DataFrame, best: list[str]) -> tuple[bytes, bytes]:
     )
     equity = (1 + wide).cumprod()
     drawdown = equity / equity.cummax() - 1
-    images = []
-    for frame, title in ((equity, "Equity (net of costs)"), (drawdown, "Drawdown")):
-        # the object API, not pyplot: no global figure state, no display backend needed
-        figure = Figure(figsize=(10, 4.5))
-        axis = figure.subplots()
+    images = {}
+    for name, frame, title in (
+        ("equity", equity, "Equity (net of costs)"),
+        ("drawdown", drawdown, "Drawdown"),
+    ):
+        figure, axis = charts.figure(10, 4.5)
         for column in frame.columns:
             axis.plot(frame.index, frame[column], linewidth=1.0, label=str(column))
-        axis.set_title(title)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="best")
-        buffer = io.BytesIO()
-        figure.tight_layout()
-        figure.savefig(buffer, format="png", dpi=90)
-        images.append(buffer.getvalue())
-    return images[0], images[1]
+        charts.title(axis, title)
+        charts.date_axis(axis)
+        axis.legend(fontsize=charts.TICK_SIZE, loc="best")
+        images[name] = charts.png(figure)
+    return images
 
 
-def _image_md(png: bytes, alt: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+def _log_run(
+    tracker: Any,
+    config: BacktestConfig,
+    policy: PortfolioPolicy,
+    metrics: pl.DataFrame,
+    plots: list[Path],
+) -> Any:
+    """Log the parameters, each strategy's headline metrics and the plots to the active MLflow
+    run; returns the run."""
+    try:
+        tracker.log_params(
+            {
+                **{k: v for k, v in config.model_dump().items() if k not in ("models", "methods")},
+                "models": ",".join(config.models),
+                "methods": ",".join(policy.methods),
+            }
+        )
+        for row in metrics.iter_rows(named=True):
+            prefix = row["strategy"].replace("/", ".")
+            tracker.log_metrics(
+                {f"{prefix}.{k}": float(row[k]) for k in LOGGED_METRICS if row[k] is not None}
+            )
+        for path in plots:
+            tracker.log_artifact(str(path))
+        return tracker.active_run()
+    except Exception:
+        tracker.cleanup_on_error()
+        raise
 
 
-@dg.asset(
+def _run_url(run: Any) -> dg.MetadataValue:
+    return dg.MetadataValue.url(
+        f"{mlflow.get_tracking_uri()}#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    )
+
+
+def _row_count(frame: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+    return {"dagster/row_count": dg.MetadataValue.int(frame.height)}
+
+
+# the stored history it reads (keys: raw_bars is one of the ingest run's several assets)
+_UPSTREAM = ["alpha158", "labels", "raw_bars", "universe"]
+BACKTEST_SPECS = [
+    dg.AssetSpec(
+        "backtest",
+        deps=_UPSTREAM,
+        kinds={"mlflow"},
+        description="The last walk-forward backtest: equity and drawdown plots, the best "
+        "strategy, stage timings and its MLflow run.",
+    ),
+    dg.AssetSpec(
+        "backtest_metrics",
+        deps=_UPSTREAM,
+        kinds={"polars"},
+        description="Metrics of every strategy of the last backtest (CAGR, vol, Sharpe, "
+        "Sortino, drawdown, Calmar, turnover, hit rate, IC, PSR, DSR).",
+    ),
+    dg.AssetSpec(
+        "backtest_returns",
+        deps=_UPSTREAM,
+        kinds={"polars"},
+        description="Daily gross and net returns, costs, turnover and exposure of every "
+        "strategy of the last backtest.",
+    ),
+    dg.AssetSpec(
+        "backtest_cpcv",
+        deps=_UPSTREAM,
+        kinds={"polars"},
+        description="Sharpe ratio of each model's top-quantile portfolio on every CPCV path of "
+        "the last backtest.",
+    ),
+]
+
+
+@dg.multi_asset(
+    name="backtest",
     group_name="portfolio",
-    kinds={"polars", "mlflow"},
-    deps=[alpha158, labels, raw_bars, universe],
+    specs=BACKTEST_SPECS,
     required_resource_keys={"store", "mlflow", "portfolio_policy"},
 )
-def backtest(context: dg.AssetExecutionContext, config: BacktestConfig) -> dg.MaterializeResult:
+def backtest(
+    context: dg.AssetExecutionContext, config: BacktestConfig
+) -> Iterator[dg.MaterializeResult]:
     """Walk-forward backtest over the stored history: models retrained every
     ``retrain_every`` sessions, books of every method re-optimised every ``reoptimise_every``
     sessions and rebalanced daily, costs plus Corwin-Schultz half-spreads, the index and equal
@@ -148,104 +274,82 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig) -> dg.Ma
     IC, PSR and DSR (trials = every strategy), CPCV Sharpe distributions. Results replace the
     ``backtest_*`` tables and go to MLflow with the plots."""
     store: Store = context.resources.store
-    policy: PortfolioPolicy = context.resources.portfolio_policy
-    tracker = context.resources.mlflow
-    if config.methods:
-        policy = PortfolioPolicy(
-            **{**policy.model_dump(), "methods": config.methods, "live_method": config.methods[0]}
-        )
-    policy.check_consistent()
-    start = date.fromisoformat(config.start) if config.start else None
-    end = date.fromisoformat(config.end) if config.end else None
-    X, y, bars = _history(store, start, end)
-    sessions = X.index.get_level_values("date").nunique()
+    policy = config.policy(context.resources.portfolio_policy)
+    X, market = _history(store, config)
     spec = config.spec()
-    if sessions < spec.train_sessions + spec.retrain_every + 10:
-        raise dg.Failure(
-            f"{sessions} stored sessions: a backtest with train_sessions={spec.train_sessions} "
-            f"needs at least {spec.train_sessions + spec.retrain_every + 10}"
-        )
-    result = run_backtest(
-        X, y, bars, sector_map(store), benchmark_ticker(store), policy, spec, context.log.info
-    )
+    _check_long_enough(X, spec)
+    result = run_backtest(X, market, policy, spec, context.log.info)
     metrics, returns = strategy_tables(result)
-    cpcv = pl.concat(
-        [
-            pl.from_pandas(frame).with_columns(pl.lit(model).alias("model"))
-            for model, frame in result.cpcv_sharpes.items()
-        ]
-    )
+    cpcv = _cpcv_table(result)
     store.replace_table("backtest_metrics", metrics)
     store.replace_table("backtest_returns", returns)
     store.replace_table("backtest_cpcv", cpcv)
 
     ranked = metrics.filter(pl.col("model") != "benchmark").sort("sharpe", descending=True)
-    best = [*ranked["strategy"].head(5).to_list(), INDEX, EQUAL_WEIGHT]
-    equity_png, drawdown_png = _plot(returns, best)
+    plots = _plots(returns, [*ranked["strategy"].head(PLOTTED).to_list(), INDEX, EQUAL_WEIGHT])
     reports = data_dir() / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / "backtest_equity.png").write_bytes(equity_png)
-    (reports / "backtest_drawdown.png").write_bytes(drawdown_png)
-    distributions = {
-        model: summarise_sharpe_distribution(frame) for model, frame in result.cpcv_sharpes.items()
-    }
-    try:
-        tracker.log_params(
-            {
-                **{k: v for k, v in config.model_dump().items() if k not in ("models", "methods")},
-                "models": ",".join(spec.models),
-                "methods": ",".join(policy.methods),
-            }
-        )
-        for row in metrics.iter_rows(named=True):
-            prefix = row["strategy"].replace("/", ".")
-            tracker.log_metrics(
-                {
-                    f"{prefix}.{k}": float(row[k])
-                    for k in ("sharpe", "cagr", "max_drawdown", "psr", "dsr")
-                    if row[k] is not None
-                }
-            )
-        tracker.log_artifact(str(reports / "backtest_equity.png"))
-        tracker.log_artifact(str(reports / "backtest_drawdown.png"))
-        run = tracker.active_run()
-    except Exception:
-        tracker.cleanup_on_error()
-        raise
+    paths = {name: reports / f"backtest_{name}.png" for name in plots}
+    for name, image in plots.items():
+        paths[name].write_bytes(image)
+    run = _log_run(context.resources.mlflow, config, policy, metrics, list(paths.values()))
     top = ranked.row(0, named=True) if ranked.height else {}
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key="backtest",
         metadata={
             "strategies": metrics.height,
-            "first_date": str(metrics["first_date"][0]),
-            "last_date": str(metrics["last_date"][0]),
+            **date_range_metadata(returns),
             "rebalance_days": len(result.rebalance_days),
             "best_strategy": str(top.get("strategy", "n/a")),
             "best_sharpe": float(top.get("sharpe") or float("nan")),
             "best_dsr": float(top.get("dsr") or float("nan")),
+            "seconds": dg.MetadataValue.json({k: round(v, 1) for k, v in result.seconds.items()}),
+            "equity_curve": charts.png_metadata(plots["equity"], "equity"),
+            "drawdown": charts.png_metadata(plots["drawdown"], "drawdown"),
+            "equity_png": dg.MetadataValue.path(str(paths["equity"])),
+            "mlflow_run": _run_url(run),
+        },
+    )
+    yield _metrics_result(metrics)
+    yield _returns_result(returns)
+    yield _cpcv_result(cpcv, result)
+
+
+def _metrics_result(metrics: pl.DataFrame) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        asset_key="backtest_metrics",
+        metadata={
+            **_row_count(metrics),
+            "n_trials": int(metrics.select(pl.col("n_trials").max()).item() or 0),
             "metrics": preview(
-                metrics.sort("sharpe", descending=True).select(
-                    "strategy",
-                    "cagr",
-                    "volatility",
-                    "sharpe",
-                    "max_drawdown",
-                    "mean_turnover",
-                    "psr",
-                    "dsr",
-                    "mean_ic",
-                ),
+                metrics.sort("sharpe", descending=True).select("strategy", *SHOWN_METRICS),
                 rows=metrics.height,
             ),
+        },
+    )
+
+
+def _returns_result(returns: pl.DataFrame) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        asset_key="backtest_returns",
+        metadata={
+            **_row_count(returns),
+            **date_range_metadata(returns),
+            "strategies": returns["strategy"].n_unique(),
+        },
+    )
+
+
+def _cpcv_result(cpcv: pl.DataFrame, result: BacktestResult) -> dg.MaterializeResult:
+    distributions = {
+        model: summarise_sharpe_distribution(frame) for model, frame in result.cpcv_sharpes.items()
+    }
+    return dg.MaterializeResult(
+        asset_key="backtest_cpcv",
+        metadata={
+            **_row_count(cpcv),
             "cpcv_sharpe": dg.MetadataValue.json(
                 {m: {k: round(v, 4) for k, v in d.items()} for m, d in distributions.items()}
             ),
-            "seconds": dg.MetadataValue.json({k: round(v, 1) for k, v in result.seconds.items()}),
-            "equity_curve": _image_md(equity_png, "equity"),
-            "drawdown": _image_md(drawdown_png, "drawdown"),
-            "equity_png": dg.MetadataValue.path(str(reports / "backtest_equity.png")),
-            "mlflow_run": dg.MetadataValue.url(
-                f"{mlflow.get_tracking_uri()}#/experiments/{run.info.experiment_id}"
-                f"/runs/{run.info.run_id}"
-            ),
-        }
+        },
     )

@@ -86,36 +86,69 @@ def simulate_book(
     * ``gross_exposure`` and ``n_names``: ``sum |w|`` and the count of non-zero weights of the
       book carried out of the close of ``d`` (after the rebalance, if any).
     """
+    calendar, decisions = _checked_inputs(targets, asset_returns, cost_bps)
+    if decisions.empty:
+        return pd.DataFrame(columns=list(BOOK_COLUMNS), index=calendar[:0], dtype=np.float64)
+    dates = calendar[calendar >= decisions.index[0]]
+    tickers = targets.columns
+    rebalance = dates.isin(decisions.index)
+    gross, drifted, held = _drift(
+        dates,
+        _dense(asset_returns.reindex(index=dates, columns=tickers)),
+        rebalance,
+        # one target row per rebalance date, in calendar order, so the loop only walks a cursor
+        _dense(decisions.reindex(dates[rebalance])),
+    )
+    traded = np.abs(held - drifted)
+    per_unit = (cost_bps + _half_spread_matrix(half_spread_bps, dates, tickers)) / 1e4
+    cost = (traded * per_unit).sum(axis=1)
+    return pd.DataFrame(
+        {
+            "gross_return": gross,
+            "cost": cost,
+            "net_return": gross - cost,
+            "turnover": traded.sum(axis=1),
+            "gross_exposure": np.abs(held).sum(axis=1),
+            "n_names": (held != 0.0).sum(axis=1).astype(np.float64),
+        },
+        index=dates,
+        columns=list(BOOK_COLUMNS),
+    )
+
+
+def _dense(frame: pd.DataFrame) -> np.ndarray:
+    """``frame`` as a float64 array with its missing values as 0."""
+    return np.nan_to_num(frame.to_numpy(np.float64, na_value=np.nan), nan=0.0)
+
+
+def _checked_inputs(
+    targets: pd.DataFrame, asset_returns: pd.DataFrame, cost_bps: float
+) -> tuple[pd.Index, pd.DataFrame]:
+    """(the sorted calendar of ``asset_returns``, the decision rows of ``targets``: sorted,
+    all-NaN rows dropped), after checking the inputs :func:`simulate_book` requires."""
     if not cost_bps >= 0:
         raise ValueError(f"cost_bps must be non-negative, got {cost_bps}")
     calendar = asset_returns.index.sort_values()
     if not calendar.is_unique:
         raise ValueError("asset_returns has duplicate dates")
-    tickers = targets.columns
-    rebalance_rows = targets.sort_index().dropna(how="all")
-    if rebalance_rows.index.has_duplicates:
+    decisions = targets.sort_index().dropna(how="all")
+    if decisions.index.has_duplicates:
         raise ValueError("targets has duplicate decision dates")
-    unknown = rebalance_rows.index.difference(calendar)
+    unknown = decisions.index.difference(calendar)
     if len(unknown):
         raise ValueError(f"decision dates not in asset_returns: {list(unknown[:5])}")
-    columns = list(BOOK_COLUMNS)
-    if rebalance_rows.empty:
-        return pd.DataFrame(columns=columns, index=calendar[:0], dtype=np.float64)
+    return calendar, decisions
 
-    dates = calendar[calendar >= rebalance_rows.index[0]]
-    n_dates, n_names = len(dates), len(tickers)
-    returns = np.nan_to_num(
-        asset_returns.reindex(index=dates, columns=tickers).to_numpy(np.float64, na_value=np.nan),
-        nan=0.0,
-    )
-    rebalance = dates.isin(rebalance_rows.index)
-    # one target row per rebalance date, in calendar order, so the loop only walks a cursor
-    target_rows = np.nan_to_num(
-        rebalance_rows.reindex(dates[rebalance]).to_numpy(np.float64, na_value=np.nan), nan=0.0
-    )
 
+def _drift(
+    dates: pd.Index, returns: np.ndarray, rebalance: np.ndarray, target_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gross return of each date, the weights drifted by its returns, the weights carried
+    out of its close): the book starts in cash and is set to the next of ``target_rows`` at
+    each ``rebalance`` date's close."""
+    n_dates, n_names = returns.shape
     drifted = np.empty((n_dates, n_names))
-    held = np.empty((n_dates, n_names))  # the book carried out of each close
+    held = np.empty((n_dates, n_names))
     gross = np.empty(n_dates)
     w = np.zeros(n_names)  # all cash before the first decision
     k = 0
@@ -132,22 +165,7 @@ def simulate_book(
             w = target_rows[k]
             k += 1
         held[t] = w
-
-    traded = np.abs(held - drifted)
-    per_unit = (cost_bps + _half_spread_matrix(half_spread_bps, dates, tickers)) / 1e4
-    cost = (traded * per_unit).sum(axis=1)
-    return pd.DataFrame(
-        {
-            "gross_return": gross,
-            "cost": cost,
-            "net_return": gross - cost,
-            "turnover": traded.sum(axis=1),
-            "gross_exposure": np.abs(held).sum(axis=1),
-            "n_names": (held != 0.0).sum(axis=1).astype(np.float64),
-        },
-        index=dates,
-        columns=columns,
-    )
+    return gross, drifted, held
 
 
 def _half_spread_matrix(
@@ -163,7 +181,7 @@ def _half_spread_matrix(
     # index lets a spread dated on a non-trading day still carry forward
     frame = half_spread_bps.sort_index().reindex(columns=tickers)
     frame = frame.reindex(frame.index.union(dates)).ffill().reindex(dates)
-    out = np.nan_to_num(frame.to_numpy(np.float64, na_value=np.nan), nan=0.0)
+    out = _dense(frame)
     if (out < 0).any():
         raise ValueError("half_spread_bps has negative values")
     return out

@@ -17,9 +17,9 @@ The steps, each reusing the code that runs live:
    ``reoptimise_every`` sessions. Methods that use views (Black-Litterman, constrained
    Markowitz) are fitted per model; the others do not see the scores and are fitted once.
    Between re-optimisations the book is traded back to its last target every day (daily
-   rebalancing). The default re-optimises at each retraining (every 20 sessions): one day of
-   every method for 500 names and three score sets takes about 8 s on two cores, so daily
-   re-optimisation over five years would take hours, not the issue's 15 minutes.
+   rebalancing). The default re-optimises at each retraining (every 20 sessions): allocation
+   is the backtest's most expensive stage (README, "Portfolio benchmarks"), so re-optimising
+   daily over five years would take hours.
 4. P&L: :func:`~quant_assets.research.backtest.simulate_book` (decided at d's close, earns
    d+1), proportional ``cost_bps`` plus each name's Corwin-Schultz half-spread.
 5. Benchmarks: the index (buy and hold, no cost) and the equal-weight book of the day's
@@ -32,10 +32,13 @@ The steps, each reusing the code that runs live:
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -46,6 +49,7 @@ from quant_assets.models.ensemble import RankEnsemble
 from quant_assets.models.training import ENSEMBLE, TrainingSpec
 from quant_assets.models.validation import cpcv_evaluate, make_cpcv, walk_forward_evaluate
 from quant_assets.portfolio.books import DayInputs, allocate_day, day_inputs, returns_panel
+from quant_assets.portfolio.methods import VIEW_METHODS
 from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
 from quant_assets.research.backtest import (
     backtest_metrics,
@@ -57,14 +61,21 @@ from quant_assets.research.backtest import (
 from quant_core.conventions import LABEL_HORIZON_SESSIONS
 from resources.portfolio_policy import PortfolioPolicy
 
-VIEW_METHODS = ("black_litterman", "constrained_markowitz")
 INDEX = "benchmark/index"
 EQUAL_WEIGHT = "benchmark/equal_weight"
+
+Log = Callable[[str], Any]
+# strategy name -> decision date -> target book
+Books = dict[str, dict[date, pd.Series]]
 
 
 @dataclass(frozen=True)
 class BacktestSpec:
-    """Explicit parameters of one backtest (sizes in sessions)."""
+    """Explicit parameters of one backtest (sizes in sessions).
+
+    The Dagster config of the ``backtest`` asset exposes every numeric field of this class
+    under the same name and default (``quant_assets.research.assets.BacktestConfig``): a field
+    added here is configurable there."""
 
     models: tuple[str, ...] = ("lightgbm", "catboost")
     train_sessions: int = 504
@@ -87,6 +98,55 @@ class BacktestSpec:
                 raise ValueError(f"{size} must be positive")
 
 
+@dataclass(frozen=True, eq=False)
+class Market:
+    """The stored history a backtest runs on: ``labels`` (realised labels on a (date, ticker)
+    index, dates as datetime64), ``bars`` (ticker, date, adj_close, adj_high, adj_low of the
+    tickers and the benchmark), the tickers' ``sectors`` and the ``benchmark``'s ticker. The
+    frames derived from the bars are computed once, on first use."""
+
+    labels: pd.Series
+    bars: pl.DataFrame
+    sectors: pd.Series
+    benchmark: str
+
+    @cached_property
+    def panel(self) -> pl.DataFrame:
+        """:func:`~quant_assets.portfolio.books.returns_panel` of the bars."""
+        return returns_panel(self.bars)
+
+    @cached_property
+    def sessions(self) -> list[date]:
+        return self.panel["date"].to_list()
+
+    @cached_property
+    def returns(self) -> pd.DataFrame:
+        """Wide daily returns on datetime64 dates."""
+        returns = self.panel.to_pandas().set_index("date")
+        returns.index = pd.DatetimeIndex(returns.index)
+        return returns
+
+    @cached_property
+    def half_spread(self) -> pd.DataFrame:
+        """Wide Corwin-Schultz half-spreads (bps) on datetime64 dates."""
+        spreads = corwin_schultz_half_spread(self.bars).to_pandas()
+        half_spread = spreads.pivot(index="date", columns="ticker", values="half_spread_bps")
+        half_spread.index = pd.DatetimeIndex(half_spread.index)
+        return half_spread
+
+    def simulate(self, targets: pd.DataFrame, spec: BacktestSpec) -> pd.DataFrame:
+        """:func:`simulate_book` of ``targets`` (decision dates x tickers) from its first date
+        on, with the spec's costs and the names' half-spreads."""
+        tickers = targets.columns
+        returns = self.returns[self.returns.index >= targets.index[0]]
+        return simulate_book(
+            targets,
+            returns.reindex(columns=tickers),
+            cost_bps=spec.cost_bps,
+            half_spread_bps=self.half_spread.reindex(columns=tickers),
+        )
+
+
 @dataclass
 class BacktestResult:
     """Scores (panel x models + ensemble), each strategy's simulated book (``books``: name ->
@@ -105,6 +165,14 @@ class BacktestResult:
 
 def strategy_name(model: str | None, method: str) -> str:
     return method if model is None else f"{model}/{method}"
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the block's wall time as ``seconds[stage]``."""
+    started = time.perf_counter()
+    yield
+    seconds[stage] = time.perf_counter() - started
 
 
 def model_scores(
@@ -129,10 +197,6 @@ def model_scores(
     frame = pd.DataFrame(columns)
     frame[ENSEMBLE] = ensemble.where(frame.notna().any(axis=1))
     return frame
-
-
-def _wide(panel_scores: pd.Series) -> pd.DataFrame:
-    return panel_scores.unstack("ticker").sort_index()
 
 
 def _calibrated_views(
@@ -181,75 +245,99 @@ def _targets(books: dict[date, pd.Series], days: list[date]) -> pd.DataFrame:
 
 
 def run_backtest(
-    X: pd.DataFrame,
-    y: pd.Series,
-    bars: pl.DataFrame,
-    sectors: pd.Series,
-    benchmark: str,
-    policy: PortfolioPolicy,
-    spec: BacktestSpec,
-    log: Callable[[str], Any] = print,
+    X: pd.DataFrame, market: Market, policy: PortfolioPolicy, spec: BacktestSpec, log: Log = print
 ) -> BacktestResult:
-    """Everything in the module docstring. ``X``/``y``: Alpha158 and labels on a (date,
-    ticker) index (dates as datetime64) over the stored history; ``bars``: ticker, date,
-    adj_close, adj_high, adj_low of the same tickers and the benchmark."""
-    started = time.perf_counter()
-    scores = model_scores(X, y, sectors, spec)
-    training = time.perf_counter() - started
-    log(f"walk-forward scores: {training:.1f} s")
-    result = backtest_from_scores(scores, y, bars, sectors, benchmark, policy, spec, log)
-    result.seconds["walk_forward_training"] = training
-    started = time.perf_counter()
-    result.cpcv_sharpes = _cpcv_sharpes(X, y, sectors, scores, bars, spec)
-    result.seconds["cpcv"] = time.perf_counter() - started
-    log(f"CPCV paths: {result.seconds['cpcv']:.1f} s")
+    """Everything in the module docstring. ``X``: Alpha158 on a (date, ticker) index (dates as
+    datetime64) over the stored history, the index of ``market.labels``."""
+    seconds: dict[str, float] = {}
+    with _timed(seconds, "walk_forward_training"):
+        scores = model_scores(X, market.labels, market.sectors, spec)
+    log(f"walk-forward scores: {seconds['walk_forward_training']:.1f} s")
+    result = backtest_from_scores(scores, market, policy, spec, log)
+    with _timed(seconds, "cpcv"):
+        result.cpcv_sharpes = _cpcv_sharpes(X, scores, market, spec)
+    log(f"CPCV paths: {seconds['cpcv']:.1f} s")
+    result.seconds.update(seconds)
     return result
 
 
 def backtest_from_scores(
     scores: pd.DataFrame,
-    y: pd.Series,
-    bars: pl.DataFrame,
-    sectors: pd.Series,
-    benchmark: str,
+    market: Market,
     policy: PortfolioPolicy,
     spec: BacktestSpec,
-    log: Callable[[str], Any] = print,
+    log: Log = print,
 ) -> BacktestResult:
     """Steps 2-5 of the module docstring on given out-of-sample ``scores`` (one column per
     model, ``ensemble`` included, on a (date, ticker) index; the score of date d must use only
-    what is known at d's close). Labels ``y`` calibrate the views, only where realised."""
+    what is known at d's close). The market's labels calibrate the views, only where
+    realised."""
     seconds: dict[str, float] = {}
-    panel = returns_panel(bars)
-    sessions = panel["date"].to_list()
-    scored = scores.dropna(how="all")
-    first_scored = scored.index.get_level_values("date").min()
-    test_days = [d for d in sessions if pd.Timestamp(d) >= pd.Timestamp(first_scored)]
+    first_scored = pd.Timestamp(scores.dropna(how="all").index.get_level_values("date").min())
+    test_days = [d for d in market.sessions if pd.Timestamp(d) >= first_scored]
     rebalance_days = test_days[:: spec.reoptimise_every]
-    models = [str(c) for c in scores.columns]
-    labels = y.reindex(scores.index)
-    # the policy caps turnover per session; a book re-optimised every k sessions may trade k
-    # sessions' allowance at once (else a 15% cap against a 20-session-old book is mostly
-    # infeasible once volatility moves)
-    policy = PortfolioPolicy(
-        **{
-            **policy.model_dump(),
-            "max_turnover": min(policy.max_turnover * spec.reoptimise_every, 2.0),
+    policy = _reoptimisation_policy(policy, spec)
+    with _timed(seconds, "allocation"):
+        books, status = _allocate(scores, market, policy, spec, rebalance_days)
+    log(f"allocation on {len(rebalance_days)} days: {seconds['allocation']:.1f} s")
+    with _timed(seconds, "simulation"):
+        simulated = {
+            name: market.simulate(_targets(b, test_days), spec) for name, b in books.items()
         }
+        simulated[INDEX] = _index_book(market, test_days[0])
+    models = [str(c) for c in scores.columns]
+    view_methods, plain_methods = _split_methods(policy)
+    return BacktestResult(
+        scores=scores,
+        books=simulated,
+        ic={m: daily_ic(scores[m].dropna(), market.labels)["rank_ic"].dropna() for m in models},
+        cpcv_sharpes={},
+        status=status,
+        rebalance_days=rebalance_days,
+        seconds=seconds,
+        strategy_models={
+            strategy_name(model, method): model or "-"
+            for model in [None, *models]
+            for method in (plain_methods if model is None else view_methods)
+        },
     )
-    view_methods = [m for m in policy.methods if m in VIEW_METHODS]
-    plain_methods = [m for m in policy.methods if m not in VIEW_METHODS]
 
-    started = time.perf_counter()
-    books: dict[str, dict[date, pd.Series]] = {}
+
+def _reoptimisation_policy(policy: PortfolioPolicy, spec: BacktestSpec) -> PortfolioPolicy:
+    """The policy with its turnover cap scaled to the re-optimisation cadence: the policy caps
+    turnover per session, and a book re-optimised every k sessions may trade k sessions'
+    allowance at once (else a 15% cap against a 20-session-old book is mostly infeasible once
+    volatility moves)."""
+    scaled = min(policy.max_turnover * spec.reoptimise_every, 2.0)
+    return PortfolioPolicy(**{**policy.model_dump(), "max_turnover": scaled})
+
+
+def _split_methods(policy: PortfolioPolicy) -> tuple[list[str], list[str]]:
+    """(the policy's methods that use views, fitted per model; the others, fitted once)."""
+    view_methods = [m for m in policy.methods if m in VIEW_METHODS]
+    return view_methods, [m for m in policy.methods if m not in VIEW_METHODS]
+
+
+def _allocate(
+    scores: pd.DataFrame,
+    market: Market,
+    policy: PortfolioPolicy,
+    spec: BacktestSpec,
+    days: list[date],
+) -> tuple[Books, pl.DataFrame]:
+    """Every strategy's book (the equal-weight benchmark's included) on each of ``days``, and
+    the allocation statuses. An infeasible book holds the strategy's last one."""
+    labels = market.labels.reindex(scores.index)
+    view_methods, plain_methods = _split_methods(policy)
+    books: Books = {}
     statuses: list[pl.DataFrame] = []
     previous: dict[str, pd.Series] = {}
-    for day in rebalance_days:
+    for day in days:
         base = day_inputs(
             day,
-            panel,
-            benchmark,
-            sectors,
+            market.panel,
+            market.benchmark,
+            market.sectors,
             None,
             {},
             spec.lookback_sessions,
@@ -257,55 +345,52 @@ def backtest_from_scores(
             policy.stop_loss_vol_window,
         )
         runs: list[tuple[str | None, DayInputs, list[str]]] = [(None, base, plain_methods)]
-        for model in models:
-            views = _calibrated_views(day, scores[model], labels, sessions, spec)
-            inputs = DayInputs(
-                day,
-                base.returns,
-                base.benchmark,
-                base.sectors,
-                views,
-                {
-                    m: previous[strategy_name(model, m)]
-                    for m in view_methods
-                    if strategy_name(model, m) in previous
-                },
-                base.stopped,
+        for model in [str(c) for c in scores.columns]:
+            views = _calibrated_views(day, scores[model], labels, market.sessions, spec)
+            earlier = {
+                m: previous[strategy_name(model, m)]
+                for m in view_methods
+                if strategy_name(model, m) in previous
+            }
+            runs.append(
+                (model, dataclasses.replace(base, views=views, previous=earlier), view_methods)
             )
-            runs.append((model, inputs, view_methods))
         for owner, inputs, methods in runs:
-            if not methods:
-                continue
-            day_books = allocate_day(inputs, policy, methods)
-            statuses.append(day_books.status.with_columns(pl.lit(owner or "-").alias("model")))
-            for method in methods:
-                name = strategy_name(owner, method)
-                book = day_books.book(method)
-                if book is None and name in previous:
-                    book = previous[name]  # infeasible: hold the last book, reported in status
-                if book is not None:
-                    books.setdefault(name, {})[day] = book
-                    previous[name] = book
-        equal = pd.Series(1.0 / base.returns.shape[1], index=base.returns.columns)
-        books.setdefault(EQUAL_WEIGHT, {})[day] = equal
-    seconds["allocation"] = time.perf_counter() - started
-    log(f"allocation on {len(rebalance_days)} days: {seconds['allocation']:.1f} s")
-
-    started = time.perf_counter()
-    returns, half_spread = _returns_and_spreads(bars)
-    simulated: dict[str, pd.DataFrame] = {}
-    test_returns = returns[returns.index >= pd.Timestamp(test_days[0])]
-    for name, by_day in books.items():
-        targets = _targets(by_day, test_days)
-        tickers = targets.columns
-        simulated[name] = simulate_book(
-            targets,
-            test_returns.reindex(columns=tickers),
-            cost_bps=spec.cost_bps,
-            half_spread_bps=half_spread.reindex(columns=tickers),
+            if methods:
+                day_books = allocate_day(inputs, policy, methods)
+                statuses.append(day_books.status.with_columns(pl.lit(owner or "-").alias("model")))
+                _keep(books, previous, day, owner, methods, day_books.book)
+        books.setdefault(EQUAL_WEIGHT, {})[day] = pd.Series(
+            1.0 / base.returns.shape[1], index=base.returns.columns
         )
-    index_returns = test_returns[benchmark].iloc[1:]
-    simulated[INDEX] = pd.DataFrame(
+    return books, pl.concat(statuses) if statuses else pl.DataFrame()
+
+
+def _keep(
+    books: Books,
+    previous: dict[str, pd.Series],
+    day: date,
+    owner: str | None,
+    methods: list[str],
+    book_of: Callable[[str], pd.Series | None],
+) -> None:
+    """Record the day's book of each method of ``owner`` (its last one where infeasible, which
+    the status reports) in ``books`` and as the strategy's ``previous`` book."""
+    for method in methods:
+        name = strategy_name(owner, method)
+        book = book_of(method)
+        if book is None:
+            book = previous.get(name)
+        if book is not None:
+            books.setdefault(name, {})[day] = book
+            previous[name] = book
+
+
+def _index_book(market: Market, first_day: date) -> pd.DataFrame:
+    """The index benchmark as a simulated book: bought and held from ``first_day``, no cost."""
+    returns = market.returns
+    index_returns = returns.loc[returns.index >= pd.Timestamp(first_day), market.benchmark].iloc[1:]
+    return pd.DataFrame(
         {
             "gross_return": index_returns,
             "cost": 0.0,
@@ -315,72 +400,31 @@ def backtest_from_scores(
             "n_names": 1,
         }
     )
-    seconds["simulation"] = time.perf_counter() - started
-
-    ic = {model: daily_ic(scores[model].dropna(), y)["rank_ic"].dropna() for model in models}
-    strategy_models = {
-        strategy_name(model, method): model or "-"
-        for model in [None, *models]
-        for method in (plain_methods if model is None else view_methods)
-    }
-    return BacktestResult(
-        scores=scores,
-        books=simulated,
-        ic=ic,
-        cpcv_sharpes={},
-        status=pl.concat(statuses) if statuses else pl.DataFrame(),
-        rebalance_days=rebalance_days,
-        seconds=seconds,
-        strategy_models=strategy_models,
-    )
-
-
-def _returns_and_spreads(bars: pl.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Wide daily returns and Corwin-Schultz half-spreads (bps), both on datetime64 dates."""
-    returns = returns_panel(bars).to_pandas().set_index("date")
-    returns.index = pd.DatetimeIndex(returns.index)
-    spreads = corwin_schultz_half_spread(bars).to_pandas()
-    half_spread = spreads.pivot(index="date", columns="ticker", values="half_spread_bps")
-    half_spread.index = pd.DatetimeIndex(half_spread.index)
-    return returns, half_spread
 
 
 def _cpcv_sharpes(
-    X: pd.DataFrame,
-    y: pd.Series,
-    sectors: pd.Series,
-    scores: pd.DataFrame,
-    bars: pl.DataFrame,
-    spec: BacktestSpec,
+    X: pd.DataFrame, scores: pd.DataFrame, market: Market, spec: BacktestSpec
 ) -> dict[str, pd.DataFrame]:
     """Per model: the Sharpe ratio of the top-quantile portfolio on each CPCV path of the
     backtest period (models trained on the other folds, purged and embargoed)."""
-    returns, half_spread = _returns_and_spreads(bars)
     period = scores.dropna(how="all").index
+    rows = period[market.labels.reindex(period).notna().to_numpy()]
     cv = make_cpcv(spec.cpcv_folds, spec.cpcv_test_folds)
     out: dict[str, pd.DataFrame] = {}
     for name in spec.models:
         features = spec.training.feature_columns(name, [str(c) for c in X.columns])
-        estimator = spec.training.estimator(name, sectors)
-        labelled = y.reindex(period).notna().to_numpy()
-        rows = period[labelled]
-        result = cpcv_evaluate(estimator, X.loc[rows, features], y.loc[rows], cv)
+        estimator = spec.training.estimator(name, market.sectors)
+        result = cpcv_evaluate(estimator, X.loc[rows, features], market.labels.loc[rows], cv)
         path_returns: dict[int, pd.Series] = {}
         for path in result.predictions.columns:
-            wide = _wide(result.predictions[path].dropna())
+            wide = result.predictions[path].dropna().unstack("ticker").sort_index()
             wide.index = pd.DatetimeIndex(wide.index)
             # re-formed on the books' cadence (held and drifting in between), so the paths pay
             # the same order of costs as the walk-forward books they are compared with
             targets = top_quantile_weights(wide, spec.signal_quantile).iloc[
                 :: spec.reoptimise_every
             ]
-            book = simulate_book(
-                targets,
-                returns[returns.index >= wide.index[0]].reindex(columns=targets.columns),
-                cost_bps=spec.cost_bps,
-                half_spread_bps=half_spread.reindex(columns=targets.columns),
-            )
-            path_returns[int(path)] = book["net_return"]
+            path_returns[int(path)] = market.simulate(targets, spec)["net_return"]
         out[name] = sharpe_distribution(path_returns)
     return out
 
