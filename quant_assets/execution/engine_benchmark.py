@@ -3,19 +3,16 @@ API, recording throughput and per-operation latency percentiles (timed inside Ru
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import matplotlib
 import numpy as np
 import numpy.typing as npt
 import quant_engine as qe
 
+from quant_assets import charts
 from resources.settings import data_dir
-
-matplotlib.use("Agg")  # no display on servers and in tests
-
-import matplotlib.pyplot as plt
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 
@@ -35,14 +32,14 @@ class EngineBenchmarkConfig(dg.Config):
 
 def latency_chart(samples: npt.NDArray[np.uint64], marks: dict[str, float], path: str) -> None:
     """A log-log histogram of per-op latencies with the percentiles marked."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = charts.figure(9, 4.5)
     values = np.maximum(samples.astype(np.float64), 1.0)
     bins = np.logspace(np.log10(values.min()), np.log10(values.max() * 1.01), 80).tolist()
-    ax.hist(values, bins=bins, color="#1f4e79", alpha=0.85)
+    ax.hist(values, bins=bins, color=charts.BLUE, alpha=0.85)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    colors = ["#2e7d32", "#f9a825", "#c62828", "#6a1b9a"]
-    for (name, value), color in zip(marks.items(), colors, strict=False):
+    marked = (charts.GREEN, charts.AMBER, charts.RED, charts.SERIES[4])
+    for (name, value), color in zip(marks.items(), marked, strict=False):
         ax.axvline(
             value,
             color=color,
@@ -50,14 +47,12 @@ def latency_chart(samples: npt.NDArray[np.uint64], marks: dict[str, float], path
             linewidth=1.2,
             label=f"{name.replace('_', '.')} {value:,.0f} ns",
         )
-    ax.set_xlabel("latency per operation (ns, timed in Rust)")
-    ax.set_ylabel("operations")
-    ax.set_title(f"matching engine latency, {len(samples):,} mixed operations")
+    ax.set_xlabel("latency per operation (ns, timed in Rust)", fontsize=charts.TICK_SIZE)
+    ax.set_ylabel("operations", fontsize=charts.TICK_SIZE)
+    charts.title(ax, f"matching engine latency, {len(samples):,} mixed operations")
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    ax.legend(fontsize=charts.TICK_SIZE)
+    charts.save_png(fig, Path(path))
 
 
 def _best_batch(
