@@ -73,10 +73,7 @@ def execute_batch(
     arrival = np.asarray(arrival_ticks, dtype=np.int64)
     spread = np.asarray(spread_ticks, dtype=np.int64)
     depth_qty = np.asarray(depth, dtype=np.int64)
-    sell = np.asarray(sells, dtype=bool)
     quantity = np.asarray(qty, dtype=np.int64)
-    limit = np.asarray(limit_ticks, dtype=np.int64)
-    n = arrival.size
     if (spread < 1).any() or (depth_qty < 1).any() or (quantity < 1).any() or levels < 1:
         raise ValueError("spread, depth, quantity and levels must be >= 1")
     bid = arrival - spread // 2
@@ -88,51 +85,28 @@ def execute_batch(
     children = -(-quantity // depth_qty)
 
     engine = Engine()
-    for i in range(n):
+    for i in range(arrival.size):
         engine.add_symbol(int(lowest[i]), int(highest[i]), int(2 * levels + children[i] + 2))
-
-    # makers: (order, side, level) -> price; bids below the lowest tick are left out
-    offsets = np.arange(levels, dtype=np.int64)
-    prices = np.stack([bid[:, None] - offsets, ask[:, None] + offsets], axis=1)
-    sizes = level_sizes(seeds, depth_qty, levels)
-    keep = prices >= lowest[:, None, None]
-    maker_symbol = np.broadcast_to(np.arange(n)[:, None, None], prices.shape)[keep]
-    maker_side = np.broadcast_to(np.array([Side.BUY, Side.SELL])[None, :, None], prices.shape)[keep]
-    maker_price, maker_qty = prices[keep], sizes[keep]
-    maker_ids = np.arange(1, maker_price.size + 1, dtype=np.uint64)
-
-    # children: depth-sized, the last one the remainder
-    child_order = np.repeat(np.arange(n), children)
-    first_child = np.cumsum(children) - children
-    child_no = np.arange(child_order.size) - first_child[child_order]
-    child_qty = np.minimum(
-        depth_qty[child_order], quantity[child_order] - child_no * depth_qty[child_order]
+    makers = _makers(bid, ask, lowest, depth_qty, seeds, levels)
+    takers = _children(
+        children, depth_qty, quantity, np.asarray(limit_ticks, dtype=np.int64), lowest, highest
     )
-    is_limit = limit[child_order] > 0
-    child_price = np.clip(limit[child_order], lowest[child_order], highest[child_order])
-    child_ids = CHILD_ID_BASE + np.arange(child_order.size, dtype=np.uint64)
-
+    sell = np.asarray(sells, dtype=bool)[takers["order"]]
     result = engine.process_batch(
-        np.concatenate([maker_symbol, child_order]).astype(np.uint32),
-        np.full(maker_price.size + child_order.size, CommandKind.SUBMIT, dtype=np.uint8),
-        np.concatenate([maker_ids, child_ids]).astype(np.uint64),
-        np.concatenate([maker_side, np.where(sell[child_order], Side.SELL, Side.BUY)]).astype(
-            np.uint8
-        ),
-        np.concatenate(
-            [
-                np.full(maker_price.size, OrderType.LIMIT),
-                np.where(is_limit, OrderType.IOC, OrderType.MARKET),
-            ]
-        ).astype(np.uint8),
-        np.concatenate([maker_price, np.where(is_limit, child_price, 0)]).astype(np.int64),
-        np.concatenate([maker_qty, child_qty]).astype(np.uint64),
+        np.concatenate([makers["symbol"], takers["order"]]).astype(np.uint32),
+        np.full(makers["price"].size + takers["order"].size, CommandKind.SUBMIT, dtype=np.uint8),
+        np.concatenate([makers["id"], takers["id"]]).astype(np.uint64),
+        np.concatenate([makers["side"], np.where(sell, Side.SELL, Side.BUY)]).astype(np.uint8),
+        np.concatenate([makers["type"], takers["type"]]).astype(np.uint8),
+        np.concatenate([makers["price"], takers["price"]]).astype(np.int64),
+        np.concatenate([makers["qty"], takers["qty"]]).astype(np.uint64),
     )
     taker = result["taker_id"]
     mine = taker >= CHILD_ID_BASE
-    owner = child_order[(taker[mine] - CHILD_ID_BASE).astype(np.int64)]
+    owner = takers["order"][(taker[mine] - CHILD_ID_BASE).astype(np.int64)]
     fill_qty = result["qty"][mine].astype(np.float64)
     fill_price = result["price"][mine].astype(np.float64)
+    n = arrival.size
     return Executions(
         filled=np.bincount(owner, weights=fill_qty, minlength=n).astype(np.int64),
         notional_ticks=np.bincount(owner, weights=fill_qty * fill_price, minlength=n).astype(
@@ -142,3 +116,52 @@ def execute_batch(
         best_bid=bid,
         best_ask=ask,
     )
+
+
+def _makers(
+    bid: npt.NDArray[np.int64],
+    ask: npt.NDArray[np.int64],
+    lowest: npt.NDArray[np.int64],
+    depth_qty: npt.NDArray[np.int64],
+    seeds: npt.ArrayLike,
+    levels: int,
+) -> dict[str, np.ndarray]:
+    """The resting limit orders of every book: (order, side, level) -> price; bids below the
+    lowest tick are left out."""
+    offsets = np.arange(levels, dtype=np.int64)
+    prices = np.stack([bid[:, None] - offsets, ask[:, None] + offsets], axis=1)
+    sizes = level_sizes(seeds, depth_qty, levels)
+    keep = prices >= lowest[:, None, None]
+    price = prices[keep]
+    return {
+        "symbol": np.broadcast_to(np.arange(bid.size)[:, None, None], prices.shape)[keep],
+        "side": np.broadcast_to(np.array([Side.BUY, Side.SELL])[None, :, None], prices.shape)[keep],
+        "price": price,
+        "qty": sizes[keep],
+        "id": np.arange(1, price.size + 1, dtype=np.uint64),
+        "type": np.full(price.size, OrderType.LIMIT),
+    }
+
+
+def _children(
+    children: npt.NDArray[np.int64],
+    depth_qty: npt.NDArray[np.int64],
+    quantity: npt.NDArray[np.int64],
+    limit: npt.NDArray[np.int64],
+    lowest: npt.NDArray[np.int64],
+    highest: npt.NDArray[np.int64],
+) -> dict[str, np.ndarray]:
+    """Each parent order's child orders: depth-sized, the last one the remainder; IOC at the
+    limit (clipped to the book's ticks) for a limit order, market otherwise."""
+    order = np.repeat(np.arange(children.size), children)
+    first_child = np.cumsum(children) - children
+    child_no = np.arange(order.size) - first_child[order]
+    is_limit = limit[order] > 0
+    price = np.clip(limit[order], lowest[order], highest[order])
+    return {
+        "order": order,
+        "qty": np.minimum(depth_qty[order], quantity[order] - child_no * depth_qty[order]),
+        "id": CHILD_ID_BASE + np.arange(order.size, dtype=np.uint64),
+        "type": np.where(is_limit, OrderType.IOC, OrderType.MARKET),
+        "price": np.where(is_limit, price, 0),
+    }
