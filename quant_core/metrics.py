@@ -35,6 +35,7 @@ __all__ = [
     "ex_ante_volatility",
     "max_drawdown",
     "nav_drawdown",
+    "realised_volatility",
     "risk_increasing",
     "rolling_sharpe",
     "rolling_sharpe_expr",
@@ -104,6 +105,15 @@ def trailing_sharpe(
         w: float(v) if v is not None and math.isfinite(v) else math.nan
         for w, v in ((w, last[f"sharpe_{w}"]) for w in windows)
     }
+
+
+def realised_volatility(returns: ArrayLike, periods_per_year: int = TRADING_DAYS) -> float:
+    """Annualised realised volatility ``std(r, ddof=1) * sqrt(periods_per_year)`` (missing
+    returns skipped); NaN with fewer than two returns."""
+    r = _returns(returns)
+    if r.size < 2:
+        return math.nan
+    return float(r.std(ddof=1)) * math.sqrt(periods_per_year)
 
 
 def ex_ante_volatility(weights: ArrayLike, cov: ArrayLike) -> float:

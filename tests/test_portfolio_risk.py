@@ -16,7 +16,6 @@ from quant_assets.risk.measures import (
     euler_risk_contributions,
     herfindahl,
     portfolio_returns,
-    realised_volatility,
     rebalance_cost,
     sector_risk_contributions,
     sector_weights,
@@ -43,6 +42,7 @@ from quant_core.metrics import (
     drawdown,
     ex_ante_volatility,
     max_drawdown,
+    realised_volatility,
     rolling_sharpe,
 )
 

@@ -44,8 +44,7 @@ from quant_assets.partitions import (
 from quant_assets.reporting.pdf import KeyFigures, ReportData, number, pct, write_report
 from quant_assets.risk.assets import risk_metrics
 from quant_assets.risk.limits import breached_limits, limit_rules, live_metrics
-from quant_core.conventions import TRADING_DAYS
-from quant_core.metrics import nav_drawdown
+from quant_core.metrics import nav_drawdown, realised_volatility
 from resources.portfolio_policy import PortfolioPolicy
 from resources.settings import data_dir
 from resources.storage import Store
@@ -100,9 +99,8 @@ def key_figures(navs: pl.DataFrame, day: date) -> KeyFigures:
     stats = history.select(
         (-pl.col("drawdown").min()).alias("max_drawdown"),
         (-pl.col("drawdown").last()).alias("current_drawdown"),
-        (pl.col("return").std(ddof=1) * math.sqrt(TRADING_DAYS)).alias("volatility"),
     ).row(0, named=True)
-    volatility = stats["volatility"]
+    volatility = realised_volatility(history["return"].drop_nulls().to_numpy())
     return KeyFigures(
         nav=float(row["nav"]),
         cash=float(row["cash"]),
@@ -114,7 +112,7 @@ def key_figures(navs: pl.DataFrame, day: date) -> KeyFigures:
         ytd_base_date=base["date"][0],
         max_drawdown=float(stats["max_drawdown"]),
         current_drawdown=float(stats["current_drawdown"]),
-        volatility=float(volatility) if volatility is not None else math.nan,
+        volatility=volatility,
         turnover=float(row["turnover"]),
         fees=float(row["fees"]),
         traded_notional=float(row["traded_notional"]),

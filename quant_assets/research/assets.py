@@ -38,6 +38,7 @@ from quant_assets.research.walk_forward import (
     strategy_tables,
 )
 from quant_core.features import ALPHA158_NAMES
+from quant_core.metrics import drawdown
 from resources.portfolio_policy import PortfolioPolicy
 from resources.settings import data_dir
 from resources.storage import Store
@@ -168,11 +169,11 @@ def _plots(returns: pl.DataFrame, best: list[str]) -> dict[str, bytes]:
         .fillna(0.0)
     )
     equity = (1 + wide).cumprod()
-    drawdown = equity / equity.cummax() - 1
+    drawdowns = pd.DataFrame({c: -drawdown(wide[c]) for c in wide.columns}, index=wide.index)
     images = {}
     for name, frame, title in (
         ("equity", equity, "Equity (net of costs)"),
-        ("drawdown", drawdown, "Drawdown"),
+        ("drawdown", drawdowns, "Drawdown"),
     ):
         figure, axis = charts.figure(10, 4.5)
         for column in frame.columns:

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import norm
 
 from quant_core.conventions import TRADING_DAYS
-from quant_core.metrics import max_drawdown
+from quant_core.metrics import max_drawdown, realised_volatility
 
 
 def _clean(returns: ArrayLike) -> np.ndarray:
@@ -45,14 +45,6 @@ def cagr(returns: ArrayLike, periods_per_year: int = TRADING_DAYS) -> float:
     if wealth <= 0:
         return -1.0  # wiped out: no real root of a non-positive wealth
     return wealth ** (periods_per_year / r.size) - 1.0
-
-
-def annualised_volatility(returns: ArrayLike, periods_per_year: int = TRADING_DAYS) -> float:
-    """``std(r, ddof=1) * sqrt(periods_per_year)``."""
-    r = _clean(returns)
-    if r.size < 2:
-        return math.nan
-    return float(r.std(ddof=1)) * math.sqrt(periods_per_year)
 
 
 def sharpe_ratio(
@@ -259,7 +251,7 @@ def summarise(
     )
     return PerformanceSummary(
         cagr=cagr(r, periods_per_year),
-        volatility=annualised_volatility(r, periods_per_year),
+        volatility=realised_volatility(r, periods_per_year),
         sharpe=sharpe_ratio(r, periods_per_year=periods_per_year),
         sortino=sortino_ratio(r, periods_per_year=periods_per_year),
         max_drawdown=max_drawdown(r),

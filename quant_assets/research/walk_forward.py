@@ -58,7 +58,7 @@ from quant_assets.research.backtest import (
     simulate_book,
     top_quantile_weights,
 )
-from quant_core.conventions import LABEL_HORIZON_SESSIONS
+from quant_core.conventions import LABEL_HORIZON_SESSIONS, TRADING_DAYS
 from resources.portfolio_policy import PortfolioPolicy
 
 INDEX = "benchmark/index"
@@ -81,9 +81,9 @@ class BacktestSpec:
     train_sessions: int = 504
     retrain_every: int = 20
     reoptimise_every: int = 20
-    lookback_sessions: int = 252
+    lookback_sessions: int = TRADING_DAYS
     cost_bps: float = 5.0
-    calibration_sessions: int = 252
+    calibration_sessions: int = TRADING_DAYS
     min_calibration_dates: int = 20
     signal_quantile: float = 0.2
     cpcv_folds: int = 6

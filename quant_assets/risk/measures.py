@@ -33,6 +33,7 @@ from quant_core.metrics import (
     current_drawdown,
     ex_ante_volatility,
     max_drawdown,
+    realised_volatility,
     rolling_sharpe,
 )
 
@@ -248,11 +249,6 @@ def var_cvar_table(
 
 
 # --- volatility, beta, drawdown, Sharpe -------------------------------------------------------
-
-
-def realised_volatility(returns: ArrayLike) -> float:
-    """Annualised realised volatility ``std(r, ddof=1) * sqrt(252)``."""
-    return float(as_vector(returns, "returns").std(ddof=1) * np.sqrt(TRADING_DAYS))
 
 
 def beta(returns: ArrayLike, benchmark_returns: ArrayLike) -> float:
