@@ -66,7 +66,9 @@ def whole_run(tickers: int, first: date, last: date, workdir: Path) -> None:
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
     dagster_home()  # the instance configuration quant-daily uses
     command = materialize_command(
-        "universe,raw_bars,macro_series", "--partition-range", f"{first}...{last}"
+        "universe,raw_bars,raw_bars_quarantine,macro_series",
+        "--partition-range",
+        f"{first}...{last}",
     )
     t0 = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
