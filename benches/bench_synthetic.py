@@ -2,7 +2,7 @@
 
 Each case runs in its own process (so its peak RSS is its own): the first ``fetch_bars`` call
 (generation from the model origin + bar construction), then a second, cached call.
-Targets (issue): 500 tickers x 10 years < 1.5 s for the provider, peak RSS well below 2 GB;
+Targets: 500 tickers x 10 years < 1.5 s for the provider, peak RSS well below 2 GB;
 2,000 tickers x 20 years must work.
 
     uv run python benches/bench_synthetic.py [--case TICKERS YEARS ...]
