@@ -281,13 +281,14 @@ def test_triggered_in_process_run_reaches_success(
     assert_common_schema(body, "ok")
     run_id = body["data"]["run_id"]
     assert body["data"]["partition"] == SESSION
-    assert body["data"]["asset_selection"] == ["universe", "raw_bars"]
+    # raw_bars is one multi-asset with its quarantine: the run takes it whole
+    assert body["data"]["asset_selection"] == ["universe", "raw_bars", "raw_bars_quarantine"]
     assert body["data"]["status"] == "QUEUED"
     run = wait_for_run(client, run_id)
     assert run["status"] == "SUCCESS", run
     assert run["partition"] == SESSION
     assert run["start_time"] and run["end_time"]
-    assert set(run["asset_selection"]) == {"universe", "raw_bars"}
+    assert set(run["asset_selection"]) == {"universe", "raw_bars", "raw_bars_quarantine"}
     # it ran against the instance at DAGSTER_HOME and wrote to the store at QUANT_STORE_URL
     instance = dg.DagsterInstance.from_config(str(env / "dagster_home"))
     try:
@@ -442,7 +443,11 @@ def test_runs_go_through_the_dagster_webserver_when_configured(env: Path) -> Non
         (call,) = fake.calls
         assert call["job_name"] == "daily_pipeline"
         assert call["tags"]["dagster/partition"] == SESSION
-        assert call["asset_selection"] == [dg.AssetKey("universe"), dg.AssetKey("raw_bars")]
+        assert call["asset_selection"] == [
+            dg.AssetKey("universe"),
+            dg.AssetKey("raw_bars"),
+            dg.AssetKey("raw_bars_quarantine"),
+        ]
         status = client.get("/api/v1/runs/gql-run-1", headers=AUTH)
         assert status.json()["data"]["status"] == "STARTED"
         assert client.get("/api/v1/runs/other", headers=AUTH).status_code == 404

@@ -72,6 +72,19 @@ def default_selection() -> tuple[str, ...]:
     return tuple(k.to_user_string() for k in keys_of(*DAILY_ASSETS))
 
 
+def whole_assets(selection: Sequence[str]) -> tuple[str, ...]:
+    """``selection`` with every multi-asset completed (``raw_bars`` brings
+    ``raw_bars_quarantine``): Dagster runs a computation that writes several tables whole."""
+    from quant_assets.definitions import defs
+
+    keys: dict[str, None] = {}
+    for name in selection:
+        assets = defs.resolve_assets_def(dg.AssetKey.from_user_string(name))
+        keys[name] = None
+        keys.update(dict.fromkeys(spec.key.to_user_string() for spec in assets.specs))
+    return tuple(keys)
+
+
 def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
@@ -87,7 +100,7 @@ class InProcessRuns:
 
     def __init__(self, job_name: str, asset_selection: Sequence[str] | None = None) -> None:
         self.job_name = job_name
-        self.asset_selection = tuple(asset_selection) if asset_selection else None
+        self.asset_selection = whole_assets(asset_selection) if asset_selection else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quant-api-run")
         self._lock = threading.Lock()
         # runs the instance does not know yet (queued), or never will (failed before starting)
@@ -215,7 +228,7 @@ class GraphQLRuns:
     ) -> None:
         self.url = url
         self.job_name = job_name
-        self.asset_selection = tuple(asset_selection) if asset_selection else None
+        self.asset_selection = whole_assets(asset_selection) if asset_selection else None
         self._client = client or graphql_client(url)
 
     def submit(self, partition: date) -> RunInfo:
