@@ -86,7 +86,8 @@ def test_ensemble_on_cpcv_paths_combines_path_by_path() -> None:
     other = 0.4 * label + rng.normal(size=len(index))  # independent noise: averaging helps
     wrong = -0.2 * label + rng.normal(size=len(index))
     X = pd.DataFrame({"good": good, "other": other, "wrong": wrong}, index=index)
-    cv = make_cpcv(6, 2)
+    # ten dates a fold: a shorter embargo than training's, which a column score does not need
+    cv = make_cpcv(6, 2, embargo_size=2)
     results = {name: cpcv_evaluate(ColumnScore(name), X, label, cv) for name in X.columns}
     assert results["wrong"].rank_icir < 0
 
@@ -109,7 +110,7 @@ def test_ensemble_refuses_results_on_different_paths() -> None:
     index = panel_index(60, 10)
     label = pd.Series(rng.normal(size=len(index)), index=index)
     X = pd.DataFrame({"a": rng.normal(size=len(index))}, index=index)
-    five = cpcv_evaluate(ColumnScore("a"), X, label, make_cpcv(6, 2))
+    five = cpcv_evaluate(ColumnScore("a"), X, label, make_cpcv(6, 2, embargo_size=2))
     six = cpcv_evaluate(ColumnScore("a"), X, label, make_cpcv(5, 3))
     assert len(six.paths) == 6
     with pytest.raises(ValueError, match="same rows and paths"):
