@@ -89,7 +89,7 @@ sys.path.insert(0, str(ROOT))
 from quant_assets.features.alpha158 import ALPHA158_NAMES, compute_alpha158  # noqa: E402
 from quant_assets.features.labels import (  # noqa: E402
     forward_excess_returns,
-    horizon_dates,
+    label_gaps,
 )
 from quant_assets.ingest.validation import validate_bars  # noqa: E402
 from quant_assets.models.boosting import CatBoostAlpha, LightGBMAlpha  # noqa: E402
@@ -138,7 +138,7 @@ def load_panel(path: Path) -> tuple[pd.DataFrame, pd.Series]:
         "vwap",
     )
     features = compute_alpha158(adjusted.filter(pl.col("ticker") != BENCHMARK))
-    labels = labels_around_benchmark_gaps(clean)
+    labels = labels_of(clean)
     panel = features.join(labels.select("ticker", "date", "label"), on=["ticker", "date"]).sort(
         "date", "ticker"
     )
@@ -151,34 +151,16 @@ def load_panel(path: Path) -> tuple[pd.DataFrame, pd.Series]:
     return X, pd.Series(panel["label"].to_numpy(), index=index, name="label")
 
 
-def labels_around_benchmark_gaps(bars: pl.DataFrame) -> pl.DataFrame:
-    """Labels of every session whose own and horizon benchmark bars exist.
-
-    The sample lacks SPY on a session (2011-02-17) where other tickers trade; the excess return
-    of a date whose window starts or ends there is unknown, so those dates get no label and
-    ``forward_excess_returns`` (which refuses a range with such a date) runs on the runs of
-    dates in between."""
+def labels_of(bars: pl.DataFrame) -> pl.DataFrame:
+    """The product's labels of the whole sample: a session without a benchmark return (the
+    sample lacks SPY on 2011-02-17) gets none, as ``label_gaps`` reports."""
     days = bars["date"].unique().sort()
     # the last LABEL_HORIZON_SESSIONS sessions have no forward return inside the sample
-    days = days.head(len(days) - LABEL_HORIZON_SESSIONS)
-    present = bars.filter(pl.col("ticker") == BENCHMARK)["date"].implode()
-    ok = pl.DataFrame({"date": days, "horizon": horizon_dates(days)}).select(
-        "date", ok=pl.col("date").is_in(present) & pl.col("horizon").is_in(present)
-    )
-    runs = (
-        ok.with_columns(run=pl.col("ok").rle_id())
-        .filter("ok")
-        .group_by("run")
-        .agg(start=pl.col("date").min(), last=pl.col("date").max())
-        .sort("start")
-    )
-    parts = [
-        forward_excess_returns(bars, BENCHMARK, start, last + timedelta(days=1))
-        for start, last in runs.select("start", "last").iter_rows()
-    ]
-    skipped = ok.filter(~pl.col("ok"))["date"].to_list()
-    print(f"labels: no {BENCHMARK} bar in the window of {[str(d) for d in skipped]}: unlabelled")
-    return pl.concat(parts)
+    last = days[len(days) - LABEL_HORIZON_SESSIONS - 1]
+    end = last + timedelta(days=1)
+    gaps = label_gaps(bars, BENCHMARK, days[0], end).filter(pl.col("ticker") == BENCHMARK)
+    print(f"labels: no {BENCHMARK} return for {[str(d) for d in gaps['date']]}: unlabelled")
+    return forward_excess_returns(bars, BENCHMARK, days[0], end)
 
 
 def metrics(score: pd.Series, label: pd.Series, since: date) -> dict[str, float]:

@@ -101,7 +101,7 @@ def daily_labels_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReques
         return dg.SkipReason(f"{session} is not an NYSE session")
     key = shift_sessions(session, LABEL_HORIZON_SESSIONS).isoformat()
     return dg.RunRequest(
-        run_key=f"daily_labels:{key}", partition_key=key, asset_selection=[labels.key]
+        run_key=f"daily_labels:{key}", partition_key=key, asset_selection=keys_of(labels)
     )
 
 

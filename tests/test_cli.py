@@ -8,6 +8,7 @@ from datetime import date
 from apps.cli import (
     DAILY_SELECTION,
     DEFAULT_SESSIONS,
+    LABELS_SELECTION,
     PORTFOLIO_SELECTION,
     TRAINING_SELECTION,
     pipeline_steps,
@@ -23,11 +24,12 @@ def test_the_main_job_ingests_labels_trains_the_last_week_and_scores_this_week()
     steps = pipeline_steps(first, last, training=True)
     assert [s[0] for s in steps] == [
         DAILY_SELECTION,
-        "labels",
+        LABELS_SELECTION,
         TRAINING_SELECTION,
         PORTFOLIO_SELECTION,
     ]
-    # the model with the tables its training writes (one multi-asset, selected whole)
+    # the labels and the model with the tables they write (multi-assets, selected whole)
+    assert LABELS_SELECTION.split(",") == ["labels", "label_gaps"]
     assert "alpha_model" in TRAINING_SELECTION.split(",")
     assert steps[0][1] == ["--partition-range", f"{first}...2024-06-26"]
     # labels only up to the session whose 5-session horizon ends on the last session

@@ -46,7 +46,7 @@ def test_labels_schedule_targets_the_session_whose_horizon_closed(when, labelled
         scheduled_execution_time=when, repository_def=defs.get_repository_def()
     )
     (request,) = schedule.evaluate_tick(context).run_requests or []
-    assert request.asset_selection == [dg.AssetKey("labels")]
+    assert request.asset_selection == [dg.AssetKey("labels"), dg.AssetKey("label_gaps")]
     assert request.partition_key == labelled == shift_sessions(when.date(), 5).isoformat()
     assert labelled in daily_partitions.get_partition_keys(when)
 

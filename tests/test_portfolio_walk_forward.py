@@ -135,3 +135,31 @@ def test_one_backtest_run_materializes_each_stored_table_as_its_own_asset():
         assert {dep.to_user_string() for dep in backtest.asset_deps[key]} == upstream
     assert backtest.op.name == "backtest"
     assert {"store", "mlflow", "portfolio_policy"} <= backtest.required_resource_keys
+
+
+def test_a_backtest_without_stored_labels_fails_at_once_naming_what_is_missing(tmp_path):
+    import dagster as dg
+
+    from quant_assets.features.assets import alpha158
+    from quant_assets.ingest.assets import raw_bars, universe
+    from quant_assets.research.assets import backtest
+    from resources.market_data.resource import MarketData
+    from resources.mlflow import mlflow_resource
+    from resources.storage import Store
+
+    resources = {
+        "store": Store(url=str(tmp_path / "quant.duckdb")),
+        "market_data": MarketData(n_tickers=6),
+        "mlflow": mlflow_resource,
+        "portfolio_policy": PortfolioPolicy(),
+    }
+    span = {
+        "dagster/asset_partition_range_start": "2024-03-01",
+        "dagster/asset_partition_range_end": "2024-03-28",
+    }
+    assert dg.materialize([universe, raw_bars, alpha158], resources=resources, tags=span).success
+    result = dg.materialize([backtest], resources=resources, raise_on_error=False)
+    assert not result.success
+    error = str(result.get_step_failure_events()[0].event_specific_data.error)
+    assert "no labels stored for 2024-03-01..2024-03-28" in error
+    assert "materialize labels first" in error

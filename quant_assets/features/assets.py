@@ -1,6 +1,9 @@
 """Feature assets: Qlib's Alpha158 per (ticker, session) and the 5-session forward excess return
 label. Both read what they need (lookback, horizon) from the store by date range."""
 
+from collections.abc import Iterator
+from datetime import date
+
 import dagster as dg
 import polars as pl
 
@@ -9,6 +12,7 @@ from quant_assets.features.labels import (
     LabelNotAvailable,
     check_available,
     forward_excess_returns,
+    label_gaps,
 )
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.metadata import date_range_metadata, preview
@@ -77,38 +81,83 @@ def alpha158(context: dg.AssetExecutionContext, store: Store) -> dg.MaterializeR
     )
 
 
-@dg.asset(
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "labels",
+            deps=["raw_bars", universe],
+            kinds={"polars"},
+            description="The 5-session forward return of each stock in excess of the "
+            "benchmark's, keyed by the session it is measured from.",
+        ),
+        dg.AssetSpec(
+            "label_gaps",
+            deps=["raw_bars", universe],
+            kinds={"polars"},
+            description="The sessions (or a ticker on a session) of the range that got no "
+            "label, and why: a missing benchmark or ticker bar on the session or its horizon.",
+        ),
+    ],
     group_name="features",
-    kinds={"polars"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[raw_bars, universe],
 )
-def labels(context: dg.AssetExecutionContext, store: Store) -> dg.MaterializeResult:
-    """The 5-session forward return of each stock in excess of the benchmark's, keyed by the
-    session it is measured from. A session's label exists once the bars of the session 5
-    sessions later are stored; asking earlier fails with "not yet available"."""
+def labels(context: dg.AssetExecutionContext, store: Store) -> Iterator[dg.MaterializeResult]:
+    """The 5-session forward return of each stock in excess of the benchmark's. A session's
+    label exists once the bars of the session 5 sessions later are stored; asking earlier fails
+    with "not yet available". A session without a benchmark return (a missing benchmark bar on
+    it or on its horizon) gets no label and a row in ``label_gaps``; every other session of the
+    range is stored, and only a range where no session can be labelled fails."""
     start, end = partition_dates(context)
-    last_day = shift_sessions(end, 1)
-    bounds = store.date_bounds("raw_bars")
+    bars, benchmark = _label_inputs(store, start, end)
     try:
-        horizon_end = check_available(last_day, bounds[1] if bounds else None)
+        frame = forward_excess_returns(bars, benchmark, start, end)
     except LabelNotAvailable as exc:
         raise dg.Failure(str(exc)) from exc
-    bars = store.read(
-        "raw_bars", start, shift_sessions(horizon_end, -1), columns=["ticker", "date", "adj_close"]
-    )
-    frame = forward_excess_returns(bars, benchmark_ticker(store), start, end)
+    gaps = label_gaps(bars, benchmark, start, end)
     written = store.write_partition("labels", frame, start, end)
-    return dg.MaterializeResult(
+    store.write_partition("label_gaps", gaps, start, end)
+    unlabelled = gaps.filter(pl.col("ticker") == benchmark)["date"]
+    if unlabelled.len():
+        context.log.warning(
+            f"labels: {unlabelled.len()} sessions without a {benchmark} return get no label: "
+            + ", ".join(str(d) for d in unlabelled.head(10).to_list())
+        )
+    yield dg.MaterializeResult(
+        asset_key="labels",
         metadata={
             "rows": written,
             "tickers": frame["ticker"].n_unique(),
             "sessions": frame["date"].n_unique(),
+            "unlabelled_sessions": unlabelled.len(),
             "horizon_sessions": LABEL_HORIZON_SESSIONS,
             "mean_label": float(frame.select(pl.col("label").mean()).item() or 0.0),
             "label_std": float(frame.select(pl.col("label").std()).item() or 0.0),
             **date_range_metadata(frame),
             "preview": preview(frame),
-        }
+        },
     )
+    yield dg.MaterializeResult(
+        asset_key="label_gaps",
+        metadata={
+            "rows": gaps.height,
+            "unlabelled_sessions": dg.MetadataValue.json([str(d) for d in unlabelled.to_list()]),
+            "tickers_with_gaps": gaps.filter(pl.col("ticker") != benchmark)["ticker"].n_unique(),
+            "by_reason": preview(gaps.group_by("reason").len().sort("reason")),
+            "preview": preview(gaps),
+        },
+    )
+
+
+def _label_inputs(store: Store, start: date, end: date) -> tuple[pl.DataFrame, str]:
+    """The stored bars from ``start`` through the last session's horizon (which must be
+    stored), and the benchmark's ticker."""
+    bounds = store.date_bounds("raw_bars")
+    try:
+        horizon_end = check_available(shift_sessions(end, 1), bounds[1] if bounds else None)
+    except LabelNotAvailable as exc:
+        raise dg.Failure(str(exc)) from exc
+    bars = store.read(
+        "raw_bars", start, shift_sessions(horizon_end, -1), columns=["ticker", "date", "adj_close"]
+    )
+    return bars, benchmark_ticker(store)

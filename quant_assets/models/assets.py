@@ -18,7 +18,7 @@ import pandas as pd
 import polars as pl
 from pydantic import Field
 
-from quant_assets.features.assets import alpha158, labels
+from quant_assets.features.assets import alpha158
 from quant_assets.ingest.assets import universe
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models import registry
@@ -445,7 +445,7 @@ def _validation_scores_metadata(frame: pl.DataFrame, rows: int, week: date) -> d
     }
 
 
-_TRAINING_INPUTS = [alpha158, labels, universe]
+_TRAINING_INPUTS: list[dg.AssetsDefinition | str] = [alpha158, "labels", universe]
 
 
 ALPHA_MODEL_SPECS = [

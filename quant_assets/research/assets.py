@@ -126,6 +126,12 @@ def _history(store: Store, config: BacktestConfig) -> tuple[pd.DataFrame, Market
     if features.is_empty():
         raise dg.Failure("no alpha158 stored in the backtest range: materialize it first")
     realised = store.read("labels", start, end, columns=["ticker", "date", "label"])
+    if realised.is_empty():
+        first, last = features["date"].min(), features["date"].max()
+        raise dg.Failure(
+            f"no labels stored for {first}..{last} (the backtest range's alpha158): "
+            "materialize labels first"
+        )
     panel = (
         features.join(realised, on=["ticker", "date"], how="left")
         .to_pandas()

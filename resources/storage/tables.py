@@ -115,6 +115,20 @@ LABELS = TableSchema(
     key=("ticker", "date"),
 )
 
+# the (ticker, session) pairs of a labels range that got no label, and why: a missing
+# benchmark bar on the session or its horizon (one row, ticker = the benchmark, and no ticker of
+# that session is labelled) or a ticker's own missing bar on one of the two
+LABEL_GAPS = TableSchema(
+    name="label_gaps",
+    columns=(
+        Column("ticker", pl.String()),
+        Column("date", pl.Date()),
+        Column("horizon_date", pl.Date()),
+        Column("reason", pl.String()),
+    ),
+    key=("ticker", "date"),
+)
+
 # one row per (training week, model, CPCV path): the validation distribution of every model
 MODEL_VALIDATION = TableSchema(
     name="model_validation",
@@ -455,6 +469,7 @@ TABLES: dict[str, TableSchema] = {
         MACRO_SERIES,
         ALPHA158,
         LABELS,
+        LABEL_GAPS,
         MODEL_VALIDATION,
         SHAP_SUMMARY,
         ALPHA_MODELS,
