@@ -546,3 +546,38 @@ def test_a_clone_refits_to_the_same_book_against_the_same_previous_weights() -> 
     # reversed views and a 15% turnover cap: the previous book shapes the result
     assert fitted.turnover_ == pytest.approx(0.15, abs=1e-4)
     np.testing.assert_allclose(refitted.weights_.to_numpy(), fitted.weights_.to_numpy())
+
+
+def _bars_with_a_benchmark_gap(gap: int) -> tuple[pl.DataFrame, list[date]]:
+    from quant_assets.partitions import trading_sessions
+
+    sessions = trading_sessions(date(2024, 1, 2), date(2024, 6, 1))
+    rng = np.random.default_rng(5)
+    rows = [
+        {"ticker": t, "date": d, "adj_close": float(p)}
+        for t in ("AAA", "BBB", "CCC", "IDX")
+        for d, p in zip(
+            sessions, 100 * np.cumprod(1 + rng.normal(0, 0.01, len(sessions))), strict=True
+        )
+        if not (t == "IDX" and d == sessions[gap])
+    ]
+    return pl.DataFrame(rows), sessions
+
+
+def test_a_session_without_a_benchmark_return_leaves_the_window_and_nothing_else():
+    from quant_assets.portfolio.books import InsufficientReturnsError, day_inputs, returns_panel
+
+    bars, sessions = _bars_with_a_benchmark_gap(gap=50)
+    panel = returns_panel(bars)
+    sectors = pd.Series({"AAA": "Tech", "BBB": "Energy", "CCC": "Tech"})
+    day = sessions[-1]
+    inputs = day_inputs(day, panel, "IDX", sectors, None, {}, lookback_sessions=80)
+    # the gap and the session after it have no benchmark return: both leave, the window keeps
+    # its 80 sessions, and every stock stays investable
+    assert sessions[50] not in inputs.returns.index and sessions[51] not in inputs.returns.index
+    assert len(inputs.returns) == 80 and inputs.returns.index[0] == sessions[-82]
+    assert list(inputs.returns.columns) == ["AAA", "BBB", "CCC"]
+    assert not inputs.benchmark.isna().any()
+    # a decision needs the benchmark's return of its own session
+    with pytest.raises(InsufficientReturnsError, match="no return this session"):
+        day_inputs(sessions[50], panel, "IDX", sectors, None, {}, lookback_sessions=40)

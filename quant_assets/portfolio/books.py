@@ -96,6 +96,28 @@ class DayInputs:
         return mu
 
 
+def _market_window(
+    panel: pl.DataFrame, day: Any, benchmark: str, lookback_sessions: int
+) -> pl.DataFrame:
+    """The last ``lookback_sessions`` sessions up to ``day`` on which the benchmark has a
+    return. A session without one (its bar missing, or the bar before it) is a gap in the
+    market's record: it leaves every window, never imputed; ``day`` itself must have one."""
+    history = panel.filter(pl.col("date") <= day)
+    if history.is_empty() or history["date"].max() != day:
+        raise InsufficientReturnsError(f"{day}: no bars stored for this session")
+    if benchmark not in history.columns:
+        raise InsufficientReturnsError(f"{day}: no bars of the benchmark {benchmark} stored")
+    if history[benchmark][-1] is None:
+        raise InsufficientReturnsError(f"{day}: benchmark {benchmark} has no return this session")
+    window = history.filter(pl.col(benchmark).is_not_null()).tail(lookback_sessions)
+    if window.height < MIN_WINDOW_SESSIONS:
+        raise InsufficientReturnsError(
+            f"{day}: {window.height} sessions of returns stored up to this day, "
+            f"{MIN_WINDOW_SESSIONS} needed (lookback {lookback_sessions})"
+        )
+    return window
+
+
 def day_inputs(
     day: Any,
     panel: pl.DataFrame,
@@ -108,23 +130,16 @@ def day_inputs(
     stop_loss_window: int = 5,
 ) -> DayInputs:
     """The returns window of ``day`` from ``returns_panel`` output (which must hold the
-    benchmark's column) and the other inputs, checked.
+    benchmark's column) and the other inputs, checked. Sessions without a benchmark return
+    are left out of the window (``_market_window``); a ticker needs a return on every session
+    of the window to be investable that day.
 
     With ``stop_loss_multiple``, names whose last ``stop_loss_window``-session loss is beyond
     that many times their window volatility (:func:`~quant_assets.risk.measures.
     stop_loss_breaches`, as if held long) are left out of every book of the day (``stopped``):
     the construction honours the stop-loss limit that ``live_positions_within_stop_loss``
     guards, so a stopped position is sold rather than the day's orders blocked."""
-    window = panel.filter(pl.col("date") <= day).tail(lookback_sessions)
-    if window.height < MIN_WINDOW_SESSIONS:
-        raise InsufficientReturnsError(
-            f"{day}: {window.height} sessions of returns stored up to this day, "
-            f"{MIN_WINDOW_SESSIONS} needed (lookback {lookback_sessions})"
-        )
-    if window["date"].max() != day:
-        raise InsufficientReturnsError(f"{day}: no bars stored for this session")
-    if benchmark not in window.columns or window[benchmark].null_count():
-        raise InsufficientReturnsError(f"{day}: benchmark {benchmark} has missing returns")
+    window = _market_window(panel, day, benchmark, lookback_sessions)
     investable = [
         c
         for c in window.columns

@@ -127,7 +127,7 @@ def _history(store: Store, config: BacktestConfig) -> tuple[pd.DataFrame, Market
         raise dg.Failure("no alpha158 stored in the backtest range: materialize it first")
     realised = store.read("labels", start, end, columns=["ticker", "date", "label"])
     if realised.is_empty():
-        first, last = features["date"].min(), features["date"].max()
+        first, last = (str(features["date"].min()), str(features["date"].max()))
         raise dg.Failure(
             f"no labels stored for {first}..{last} (the backtest range's alpha158): "
             "materialize labels first"
