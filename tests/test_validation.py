@@ -149,3 +149,61 @@ def test_a_real_crash_that_recovers_over_days_is_kept():
     )
     clean, quarantine = validate_bars(bars)
     assert quarantine.is_empty() and clean.height == 4
+
+
+# a REIT's real closes in November 2008 (volume in millions): -35% then +53% on heavy volume
+_REIT = [
+    (date(2008, 11, 10), 14.06, 19.99, 13.79, 4.5),
+    (date(2008, 11, 11), 12.46, 15.87, 9.20, 8.5),
+    (date(2008, 11, 12), 8.11, 11.16, 6.57, 13.6),
+    (date(2008, 11, 13), 12.41, 12.84, 7.98, 14.1),
+    (date(2008, 11, 14), 9.22, 11.79, 9.07, 7.7),
+]
+
+
+def _reit(shift_day: date | None = None, factor: float = 10.0) -> pl.DataFrame:
+    """The REIT's rows (open = the mid of the range), one day's prices scaled by ``factor``."""
+    rows = []
+    for day, close, high, low, volume in _REIT:
+        scale = factor if day == shift_day else 1.0
+        prices = [(high + low) / 2, high, low, close]
+        rows.append(("REIT", day, *(p * scale for p in prices), volume * 1e6))
+    return _bars(rows)
+
+
+def test_a_real_crash_and_rebound_on_heavy_volume_keeps_every_print():
+    clean, quarantine = validate_bars(_reit())
+    assert quarantine.is_empty()
+    assert clean.height == len(_REIT)
+
+
+def test_each_sign_of_real_trading_alone_keeps_the_crash():
+    flat_volume = _reit().with_columns(pl.lit(4.5e6).alias("volume"))
+    # ranges squeezed around the close: only the heavy volume says the move traded
+    tight = _reit().with_columns(
+        (pl.col("close") * 1.01).alias("high"),
+        (pl.col("close") * 0.99).alias("low"),
+        pl.col("close").alias("open"),
+    )
+    for bars in (flat_volume, tight):
+        clean, quarantine = validate_bars(bars)
+        assert quarantine.is_empty() and clean.height == len(_REIT)
+
+
+def test_the_same_move_with_ordinary_volume_and_no_trading_across_the_gap_is_quarantined():
+    untraded = _reit().with_columns(
+        (pl.col("close") * 1.01).alias("high"),
+        (pl.col("close") * 0.99).alias("low"),
+        pl.col("close").alias("open"),
+        pl.lit(4.5e6).alias("volume"),
+    )
+    _, quarantine = validate_bars(untraded)
+    assert _reasons(quarantine) == {("REIT", date(2008, 11, 12), "spike_reverted")}
+
+
+def test_the_crash_with_one_day_shifted_by_ten_is_quarantined_on_that_day_only():
+    for day, _, _, _, _ in _REIT[1:-1]:
+        for factor in (10.0, 0.1):
+            clean, quarantine = validate_bars(_reit(day, factor))
+            assert _reasons(quarantine) == {("REIT", day, "spike_reverted")}, (day, factor)
+            assert clean.height == len(_REIT) - 1

@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from quant_assets.ingest.charts import raw_bars_chart
-from quant_assets.ingest.validation import MAX_SPIKE_RUN, validate_bars
+from quant_assets.ingest.validation import MAX_SPIKE_RUN, VOLUME_LOOKBACK, validate_bars
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.partitions import (
     daily_partitions,
@@ -25,7 +25,7 @@ from resources.settings import data_dir
 from resources.storage import Store
 
 # sessions of provider history fetched before a window, so the spike rule can judge its first day
-_CONTEXT_SESSIONS = MAX_SPIKE_RUN + 1
+_CONTEXT_SESSIONS = max(MAX_SPIKE_RUN + 1, VOLUME_LOOKBACK)
 
 
 @dg.asset(

@@ -8,10 +8,16 @@ Rules (each broken rule is one quarantine row, so a row can carry several reason
 - ``not_a_trading_day``: dated on a weekend or an NYSE holiday;
 - ``duplicate``: a (ticker, date) seen more than once in the batch: every copy is quarantined,
   since nothing says which copy is right;
-- ``spike_reverted``: the close jumps more than 50% (either way, in log terms) from the
-  previous close and jumps back the next day (a bad print), or moves by a power of ten and back
-  after a run of up to ``MAX_SPIKE_RUN`` sessions that stay together (a repeated decimal shift). The last days of a
-  batch have no next day yet; they are judged when the next session arrives (``ingest.assets``).
+- ``spike_reverted``: a bad print that the next sessions take back. A single session whose
+  close jumps more than 50% (in log terms) from the previous close and jumps back the next day is
+  quarantined when it is a power-of-ten shift both ways (a decimal-shifted print, whatever the
+  volume), or when nothing says it traded: volume no higher than ``VOLUME_CONFIRMATION`` times
+  the ticker's median of the ``VOLUME_LOOKBACK`` sessions before it, and prices that never
+  crossed the gap (the session's range misses the previous close and the next session's range
+  misses this close). A real crash and rebound (heavy volume, ranges that span the move) is
+  kept. A run of two to ``MAX_SPIKE_RUN`` sessions that stays together is quarantined only as a
+  power-of-ten shift both ways (a repeated decimal shift). The last days of a batch have no
+  next day yet; they are judged when the next session arrives (``ingest.assets``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ from quant_core.calendar import session_ordinals
 
 SPIKE_LOG_THRESHOLD = math.log(1.5)
 MAX_SPIKE_RUN = 3
-DECIMAL_TOLERANCE = 0.1
+# decades off a whole power of ten: a x10 shift on top of a real move of up to x2 still counts
+DECIMAL_TOLERANCE = 0.3
+VOLUME_LOOKBACK = 20
+VOLUME_CONFIRMATION = 1.5
 _OHLC = ("open", "high", "low", "close")
 
 
@@ -60,15 +69,31 @@ def _power_of_ten(log_step: pl.Expr) -> pl.Expr:
     return (decades.round() != 0) & ((decades - decades.round()).abs() < DECIMAL_TOLERANCE)
 
 
+def _unconfirmed_by_trading() -> pl.Expr:
+    """True where a session's move has no sign of real trading: ordinary volume and prices that
+    never crossed the gap to the previous close, nor back from the next session."""
+    typical_volume = _within_ticker(pl.col("volume"), 1).rolling_median(
+        VOLUME_LOOKBACK, min_samples=1
+    )
+    ordinary_volume = pl.col("volume") <= VOLUME_CONFIRMATION * typical_volume.over("ticker")
+    previous_close = _within_ticker(pl.col("close"), 1)
+    crossed_in = (pl.col("low") <= previous_close) & (previous_close <= pl.col("high"))
+    next_low, next_high = _within_ticker(pl.col("low"), -1), _within_ticker(pl.col("high"), -1)
+    crossed_back = (next_low <= pl.col("close")) & (pl.col("close") <= next_high)
+    return ordinary_volume.fill_null(True) & ~crossed_in.fill_null(False) & ~crossed_back
+
+
 def _spike_flag(bars: pl.DataFrame) -> pl.Series:
     """True on the closes of a run of 1..MAX_SPIKE_RUN sessions that jumps more than 50% away
     from the close before it and jumps back (the opposite way, more than 50%) right after it,
-    staying together in between: a decimal-shifted print, possibly repeated for a few days.
+    staying together in between, without the evidence of a real move (see the module doc).
 
     Computed over rows that passed the other rules, sorted by (ticker, date)."""
     log_close = pl.col("close").log()
     steps = bars.select(
-        ticker=pl.col("ticker"), step=log_close - _within_ticker(log_close, 1)
+        ticker=pl.col("ticker"),
+        step=log_close - _within_ticker(log_close, 1),
+        unconfirmed=_unconfirmed_by_trading(),
     ).with_columns(
         [
             _within_ticker(pl.col("step"), -k).alias(f"ahead_{k}")
@@ -82,11 +107,12 @@ def _spike_flag(bars: pl.DataFrame) -> pl.Series:
         back = pl.col(f"ahead_{length}")
         reverted = (up & (back < -SPIKE_LOG_THRESHOLD)) | (down & (back > SPIKE_LOG_THRESHOLD))
         quiet = [pl.col(f"ahead_{j}").abs() < SPIKE_LOG_THRESHOLD for j in range(1, length)]
-        # a real crash can fall 50% and come back within days (HIG, Oct 2008); a shifted run
-        # has to move by a power of ten both ways
-        shifted = [_power_of_ten(step), _power_of_ten(back)] if length > 1 else []
+        decimal = _power_of_ten(step) & _power_of_ten(back)
+        # a real crash can fall 50% and come back within days (HIG, Oct 2008): a longer run has
+        # to be a decimal shift, a single session a decimal shift or a print nobody traded at
+        evidence = decimal if length > 1 else decimal | pl.col("unconfirmed")
         starts.append(
-            pl.all_horizontal([reverted, *quiet, *shifted]).fill_null(False).alias(f"run_{length}")
+            pl.all_horizontal([reverted, *quiet, evidence]).fill_null(False).alias(f"run_{length}")
         )
     runs = steps.select("ticker", *starts)
     # a session is flagged when a run of length L started at most L-1 sessions before it
