@@ -74,10 +74,38 @@ def shift_sessions(day: date, sessions: int) -> date:
     return date.fromordinal(int(ordinals[i]))
 
 
+@lru_cache(maxsize=1)
+def session_closes() -> np.ndarray:
+    """Each session's close in UTC epoch seconds (16:00 New York, 13:00 on early-close days),
+    aligned with ``session_ordinals``."""
+    closes = nyse_calendar().closes
+    return np.asarray(closes.dt.tz_convert("UTC").astype("int64") // 1_000_000_000, dtype=np.int64)
+
+
+def close_delay() -> timedelta:
+    """How long after the close a session's bars count as final (``QUANT_CLOSE_DELAY_MINUTES``,
+    default 30: providers publish the closing auction's prints a few minutes late)."""
+    return timedelta(minutes=float(os.environ.get("QUANT_CLOSE_DELAY_MINUTES") or 30))
+
+
+def session_close(day: date) -> datetime:
+    """The UTC time ``day``'s session closes; ``day`` must be a session."""
+    ordinals = session_ordinals()
+    i = int(np.searchsorted(ordinals, day.toordinal()))
+    if i >= len(ordinals) or int(ordinals[i]) != day.toordinal():
+        raise ValueError(f"{day} is not an NYSE session")
+    return datetime.fromtimestamp(int(session_closes()[i]), UTC)
+
+
+def session_has_closed(day: date, now: datetime | None = None) -> bool:
+    """True once ``day``'s close plus ``close_delay()`` has passed."""
+    return (now or datetime.now(UTC)) >= session_close(day) + close_delay()
+
+
 def last_completed_trading_day(now: datetime | None = None) -> date:
-    """The latest session whose US close (21:00 UTC at the latest) has passed."""
+    """The latest session whose close (from the exchange calendar, early closes included) plus
+    ``close_delay()`` has passed."""
     now = now or datetime.now(UTC)
-    today = now.date()
-    if is_trading_day(today) and now.hour >= 21:
-        return today
-    return previous_trading_day(today)
+    cutoff = int((now - close_delay()).timestamp())
+    i = int(np.searchsorted(session_closes(), cutoff, side="right")) - 1
+    return date.fromordinal(int(session_ordinals()[max(i, 0)]))

@@ -206,3 +206,35 @@ def test_staleness_check_warns_on_old_history(store):
     assert fresh.passed is False
     assert fresh.severity == dg.AssetCheckSeverity.WARN
     assert fresh.metadata["sessions_behind"].value > 100
+
+
+def test_no_provider_writes_bars_for_a_session_that_has_not_closed(store, monkeypatch):
+    from datetime import UTC, datetime
+
+    from quant_core.calendar import session_close
+
+    day = date(2024, 3, 5)
+    dg.materialize([universe], resources=_resources(store))
+    # a delay reaching past now makes 2024-03-05 a session whose bars are not final yet
+    waited = datetime.now(UTC) - session_close(day)
+    monkeypatch.setenv("QUANT_CLOSE_DELAY_MINUTES", str(waited.total_seconds() / 60 + 60))
+    result = dg.materialize(
+        [universe, raw_bars],
+        resources=_resources(store),
+        partition_key=day.isoformat(),
+        selection=[dg.AssetKey("raw_bars"), dg.AssetKey("raw_bars_quarantine")],
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "session 2024-03-05 has not closed" in message
+    assert store.read("raw_bars").is_empty()
+    monkeypatch.delenv("QUANT_CLOSE_DELAY_MINUTES")
+    assert dg.materialize(
+        [universe, raw_bars],
+        resources=_resources(store),
+        partition_key=day.isoformat(),
+        selection=[dg.AssetKey("raw_bars"), dg.AssetKey("raw_bars_quarantine")],
+    ).success
+    assert store.read("raw_bars")["date"].unique().to_list() == [day]

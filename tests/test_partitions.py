@@ -86,3 +86,19 @@ def test_last_completed_session_waits_for_the_close():
     assert last_completed_trading_day(datetime(2024, 3, 5, 15, 0, tzinfo=UTC)) == date(2024, 3, 4)
     assert last_completed_trading_day(datetime(2024, 3, 5, 21, 30, tzinfo=UTC)) == date(2024, 3, 5)
     assert last_completed_trading_day(datetime(2024, 3, 9, 12, 0, tzinfo=UTC)) == date(2024, 3, 8)
+
+
+def test_a_session_counts_as_completed_only_after_its_calendar_close_and_the_delay(monkeypatch):
+    monkeypatch.setenv("QUANT_CLOSE_DELAY_MINUTES", "30")
+    # the day after Thanksgiving closes at 13:00 New York (18:00 UTC)
+    assert last_completed_trading_day(datetime(2024, 11, 29, 18, 20, tzinfo=UTC)) == date(
+        2024, 11, 27
+    )
+    assert last_completed_trading_day(datetime(2024, 11, 29, 18, 31, tzinfo=UTC)) == date(
+        2024, 11, 29
+    )
+    # summer time: 16:00 New York is 20:00 UTC
+    assert last_completed_trading_day(datetime(2024, 7, 8, 20, 29, tzinfo=UTC)) == date(2024, 7, 5)
+    assert last_completed_trading_day(datetime(2024, 7, 8, 20, 31, tzinfo=UTC)) == date(2024, 7, 8)
+    monkeypatch.setenv("QUANT_CLOSE_DELAY_MINUTES", "120")
+    assert last_completed_trading_day(datetime(2024, 7, 8, 21, 59, tzinfo=UTC)) == date(2024, 7, 5)

@@ -18,6 +18,13 @@ from quant_assets.partitions import (
     partition_dates,
     shift_sessions,
 )
+from quant_core.calendar import (
+    close_delay,
+    last_completed_trading_day,
+    session_close,
+    session_has_closed,
+    trading_sessions,
+)
 from resources.macro.base import MACRO_SERIES_IDS
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
@@ -83,6 +90,19 @@ def _members(store: Store) -> pl.DataFrame:
     if members.is_empty():
         raise dg.Failure("the universe table is empty: materialize the `universe` asset first")
     return members
+
+
+def _refuse_unclosed_sessions(start: date, end: date) -> None:
+    """Fail before fetching when the window holds a session whose bars are not final yet: a
+    provider would return a partial day (or, synthetic, invent one)."""
+    sessions = trading_sessions(start, end)
+    if sessions and not session_has_closed(sessions[-1]):
+        closes = session_close(sessions[-1]) + close_delay()
+        raise dg.Failure(
+            f"raw_bars: session {sessions[-1]} has not closed: its bars are final after "
+            f"{closes:%Y-%m-%d %H:%M} UTC (the close plus QUANT_CLOSE_DELAY_MINUTES); the last "
+            f"completed session is {last_completed_trading_day()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -189,6 +209,7 @@ def raw_bars(
     ``raw_bars_quarantine`` with the reason instead; a provider failure fails the run before
     anything is written."""
     start, end = partition_dates(context)
+    _refuse_unclosed_sessions(start, end)
     members = _members(store)
     tickers = members["ticker"].to_list()
     provider = market_data.get_provider()
