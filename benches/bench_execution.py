@@ -54,8 +54,10 @@ def build_orders(n: int):  # type: ignore[no-untyped-def]
     book = paper_order_book(
         targets, targets.head(0).rename({"target_qty": "qty"}), snapshot, policy
     )
-    rows = book.with_row_index().to_dicts()
-    return [
+    # the orders trade at the next session's open, as the broker fills them
+    opens = bars.filter(pl.col("date") == date(2024, 7, 1)).select("ticker", "open")
+    rows = book.join(opens, on="ticker").with_row_index().to_dicts()
+    orders = [
         OrderRequest(
             client_order_id=client_order_id(
                 DAY, "bench", r["ticker"], "sell" if r["index"] % 2 else "buy"
@@ -68,10 +70,10 @@ def build_orders(n: int):  # type: ignore[no-untyped-def]
             daily_volatility=float(r["daily_volatility"]),
             average_volume=float(r["average_volume"]),
             limit_price=None,
-            arrival_price=r["arrival_price"],
         )
         for r in rows
     ]
+    return orders, [float(r["open"]) for r in rows]
 
 
 def main() -> None:
@@ -83,18 +85,18 @@ def main() -> None:
     from resources.broker.simulated import SimulatedBroker
     from resources.storage import Store
 
-    orders = build_orders(args.orders)
+    orders, arrivals = build_orders(args.orders)
     shares = sum(o.qty for o in orders)
     print(
         f"{len(orders)} orders, {shares:,} shares, sizes {min(o.qty for o in orders)}-"
         f"{max(o.qty for o in orders)} shares"
     )
     broker = SimulatedBroker(store=None)  # type: ignore[arg-type]
-    broker.execute_many(orders, DAY)  # warm-up: imports, allocator
+    broker.execute_many(orders, arrivals, DAY)  # warm-up: imports, allocator
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        records = broker.execute_many(orders, DAY)
+        records = broker.execute_many(orders, arrivals, DAY)
         times.append(time.perf_counter() - start)
     filled = sum(r["filled_qty"] for r in records)
     children = sum(r["child_orders"] for r in records)

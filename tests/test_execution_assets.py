@@ -222,3 +222,51 @@ def test_a_breached_risk_limit_lets_only_risk_reducing_orders_out(account):
     sent = account.read("simulated_broker_orders", day, DAYS[5])
     assert broker_event.metadata["rows"].value == sent.height
     assert next_trading_day(day) == DAYS[5]
+
+
+def test_an_order_is_submitted_after_the_decision_run_and_filled_only_after_the_next_session(
+    account,
+):
+    day, following = DAYS[5], next_trading_day(DAYS[5])
+    # the next session has not been stored yet, as on the evening of ``day``
+    bars_of_following = account.read("raw_bars", following, next_trading_day(following))
+    account.write_partition(
+        "raw_bars", bars_of_following.clear(), following, next_trading_day(following)
+    )
+    assert account.read("raw_bars", following, next_trading_day(following)).is_empty()
+    assert _trade(account, day).success
+    decided = account.read("order_journal", day, following)
+    sent = decided.filter(pl.col("status") != "REJECTED")
+    assert sent.height and (sent["status"] == "SUBMITTED").all()
+    assert (sent["filled_qty"] == 0).all() and sent["avg_fill_price"].is_null().all()
+    # the close of ``day`` holds what traded before it, nothing of the day's own orders
+    held = dict(account.read("positions", day, following).select("ticker", "qty").iter_rows())
+    assert held == dict(holdings(account.read("order_journal"), before=day).iter_rows())
+    # the next session's run stores its bars; the orders trade at its open
+    for step in ([universe, raw_bars], [positions, nav]):
+        assert dg.materialize(
+            step,
+            resources=_resources(account),
+            partition_key=following.isoformat(),
+            selection=[dg.AssetKey(k) for k in ("raw_bars", "raw_bars_quarantine")]
+            if raw_bars in step
+            else None,
+        ).success
+    traded = account.read("order_journal", day, following).filter(pl.col("status") != "REJECTED")
+    assert set(traded["status"]) <= {"FILLED", "CANCELLED"} and "FILLED" in set(traded["status"])
+    opens = dict(
+        account.read("raw_bars", following, next_trading_day(following))
+        .select("ticker", "open")
+        .iter_rows()
+    )
+    fills = account.read("simulated_broker_orders", day, following).filter(pl.col("filled_qty") > 0)
+    assert all(
+        r["fill_date"] == following and r["arrival_price"] == opens[r["ticker"]]
+        for r in fills.iter_rows(named=True)
+    )
+    after = dict(
+        account.read("positions", following, next_trading_day(following))
+        .select("ticker", "qty")
+        .iter_rows()
+    )
+    assert after != held and after == dict(holdings(account.read("order_journal")).iter_rows())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -25,7 +26,6 @@ def _snapshot(**overrides) -> pl.DataFrame:
             "close": [50.0, 20.0, 400.0],
             "daily_volatility": [0.02, 0.015, 0.03],
             "average_volume": [1e6, 5e5, 2e5],
-            "arrival_price": [50.5, None, 400.0],
         }
     )
     return frame.with_columns(**{k: pl.lit(v) for k, v in overrides.items()})
@@ -38,7 +38,7 @@ def _holdings(rows: dict[str, int]) -> pl.DataFrame:
     )
 
 
-def test_market_snapshot_reads_close_liquidity_and_the_next_open():
+def test_market_snapshot_reads_close_and_liquidity_and_nothing_after_the_close():
     days = [date(2024, 3, d) for d in (11, 12, 13, 14, 15, 18, 19)]
     closes = [10.0, 10.5, 10.0, 10.5, 10.0, 10.5, 99.0]
     bars = pl.DataFrame(
@@ -57,8 +57,10 @@ def test_market_snapshot_reads_close_liquidity_and_the_next_open():
     assert snap["average_volume"] == 5000.0
     returns = np.array([10.5 / 10.0 - 1, 10.0 / 10.5 - 1, 10.5 / 10.0 - 1])
     assert snap["daily_volatility"] == pytest.approx(returns.std(ddof=1))
-    assert snap["arrival_price"] == pytest.approx(98.9)  # the 19th's open: nothing later leaks
-    assert market_snapshot(bars.filter(pl.col("date") <= DAY), DAY, 3)["arrival_price"][0] is None
+    # the 19th's bar (99.0) is the next session's: it changes nothing decided on the 18th
+    assert market_snapshot(bars.filter(pl.col("date") <= DAY), DAY, 3).equals(
+        market_snapshot(bars, DAY, 3)
+    )
 
 
 def test_shares_are_rounded_toward_zero_in_lots_and_small_trades_are_dropped():
@@ -104,11 +106,6 @@ def test_a_name_held_but_no_longer_wanted_is_sold_and_an_unpriced_one_is_rejecte
         (ExecutionPolicy(kill_switch=True), {}, "kill switch on"),
         (ExecutionPolicy(max_order_notional=10_000.0), {}, "notional 15000.0 above the maximum"),
         (ExecutionPolicy(max_volume_share=0.0001), {}, "300 shares above 0.0001 of the average"),
-        (
-            ExecutionPolicy(price_collar=0.05),
-            {"arrival_price": 53.0},
-            "arrival 53.0 outside the 0.05 price",
-        ),
     ],
 )
 def test_pre_trade_checks_reject_with_a_reason(policy, snapshot, reason):
@@ -143,24 +140,23 @@ def _order(qty: int, side: str = "buy", limit: float | None = None, cid: str = "
         daily_volatility=0.02,
         average_volume=1e6,
         limit_price=limit,
-        arrival_price=50.0,
     )
 
 
 def test_simulated_buys_pay_at_least_the_ask_and_slippage_grows_with_size(tmp_path):
     broker = SimulatedBroker(Store(url=str(tmp_path / "q.duckdb")))
-    spread, depth = broker.book_shape(_order(1))
+    spread, depth = broker.book_shape(_order(1), 50.0)
     # 0.05 x 2% x $50 = 5 cents wide; 0.1% of a million shares a level
     assert (spread, depth) == (5, 1000)
     best_ask = 50.0 + (spread - spread // 2) * 0.01
     slippage = []
     for qty in (100, 1_000, 10_000, 40_000):
-        record = broker.execute(_order(qty, cid=f"b{qty}"), DAY)
+        record = broker.execute(_order(qty, cid=f"b{qty}"), 50.0, DAY)
         assert record["status"] == "FILLED"
         assert record["avg_fill_price"] >= best_ask - 1e-9
         slippage.append(record["avg_fill_price"] / 50.0 - 1.0)
     assert slippage == sorted(slippage) and slippage[-1] > slippage[0]
-    sell = broker.execute(_order(5_000, side="sell", cid="s"), DAY)
+    sell = broker.execute(_order(5_000, side="sell", cid="s"), 50.0, DAY)
     assert sell["avg_fill_price"] <= 50.0 - (spread // 2) * 0.01 + 1e-9
     # a reference walk of the same book in Python: the asks nearest first, sizes from the seed
     qty = 10_000
@@ -170,23 +166,38 @@ def test_simulated_buys_pay_at_least_the_ask_and_slippage_grows_with_size(tmp_pa
         take = min(remaining, int(size))
         cost += take * (best_ask + level * 0.01)
         remaining -= take
-    record = broker.execute(_order(qty, cid="b10000"), DAY)
+    record = broker.execute(_order(qty, cid="b10000"), 50.0, DAY)
     assert record["avg_fill_price"] == pytest.approx(cost / qty, rel=1e-12)
     # an order meets the same book alone or among others
     crowd = [_order(q, cid=f"o{q}") for q in (300, 7_000, 50)]
-    batch = broker.execute_many([*crowd, _order(qty, cid="b10000")], DAY)
+    batch = broker.execute_many([*crowd, _order(qty, cid="b10000")], [50.0] * 4, DAY)
     assert batch[-1] == record
 
 
 def test_simulated_orders_respect_the_collar_and_a_too_large_order_fills_partially(tmp_path):
     broker = SimulatedBroker(Store(url=str(tmp_path / "q.duckdb")))
     # a limit below the arrival cannot buy: nothing fills through the collar
-    collared = broker.execute(_order(100, limit=49.0, cid="c"), DAY)
+    collared = broker.execute(_order(100, limit=49.0, cid="c"), 50.0, DAY)
     assert (collared["status"], collared["filled_qty"]) == ("CANCELLED", 0)
     # 50 levels of ~1,000 shares: 200,000 shares exhaust the book
-    big = broker.execute(_order(200_000, cid="big"), DAY)
+    big = broker.execute(_order(200_000, cid="big"), 50.0, DAY)
     assert big["status"] == "CANCELLED" and 0 < big["filled_qty"] < 200_000
     assert "partially filled" in big["reason"]
+
+
+def _store_session(store: Store, day: date, opens: dict[str, float]) -> None:
+    """Bars of ``day`` in raw_bars, as the day's ingest stores them."""
+    from quant_core.calendar import next_trading_day
+    from resources.storage.tables import RAW_BARS
+
+    bars = pl.DataFrame(
+        [
+            {c.name: o for c in RAW_BARS.columns} | {"ticker": t, "date": day, "volume": 1e6}
+            for t, o in opens.items()
+        ],
+        schema=RAW_BARS.polars_schema,
+    )
+    store.write_partition("raw_bars", bars, day, next_trading_day(day))
 
 
 def test_the_simulated_broker_refuses_a_client_order_id_twice_and_keeps_its_books(tmp_path):
@@ -194,15 +205,41 @@ def test_the_simulated_broker_refuses_a_client_order_id_twice_and_keeps_its_book
     broker = SimulatedBroker(store, initial_cash=100_000.0, fee_bps=1.0)
     cid = client_order_id(DAY, "live", "AAA", "buy")
     first = broker.submit(_order(100, cid=cid))
-    assert first.status == "FILLED" and first.filled_qty == 100
+    assert first.status == "SUBMITTED" and first.filled_qty == 0
     with pytest.raises(DuplicateOrderError):
         broker.submit(_order(100, cid=cid))
-    assert broker.order(cid) == first
+    _store_session(store, date(2024, 3, 19), {"AAA": 50.0})
+    filled = broker.order(cid)
+    assert filled is not None and filled.status == "FILLED" and filled.filled_qty == 100
     assert broker.positions() == {"AAA": 100}
-    cost = 100 * first.avg_fill_price
+    cost = 100 * filled.avg_fill_price
     assert broker.cash() == pytest.approx(100_000.0 - cost - cost * 1e-4)
     # another broker object on the same store sees the same books
     assert SimulatedBroker(store, initial_cash=100_000.0).positions() == {"AAA": 100}
+
+
+def test_an_order_trades_only_once_the_next_session_is_stored_at_its_open(tmp_path):
+    store = Store(url=str(tmp_path / "q.duckdb"))
+    broker = SimulatedBroker(store)
+    _store_session(store, DAY, {"AAA": 50.0, "BBB": 20.0})
+    buy = broker.submit(_order(100, limit=52.5, cid="buy"))
+    gapped = broker.submit(replace(_order(100, limit=52.5, cid="gap"), ticker="CCC"))
+    missing = broker.submit(replace(_order(100, cid="miss"), ticker="DDD"))
+    # the decision day's own bars are stored: nothing trades on them
+    assert buy.status == gapped.status == missing.status == "SUBMITTED"
+    assert broker.positions() == {} and broker.cash() == broker.initial_cash
+    _store_session(store, date(2024, 3, 19), {"AAA": 51.0, "CCC": 60.0})
+    records = {r["client_order_id"]: r for r in store.read("simulated_broker_orders").to_dicts()}
+    assert records["buy"]["status"] == "SUBMITTED"  # nobody asked yet
+    assert broker.order("buy").status == "FILLED"
+    records = {r["client_order_id"]: r for r in store.read("simulated_broker_orders").to_dicts()}
+    assert records["buy"]["arrival_price"] == 51.0 and records["buy"]["avg_fill_price"] > 51.0
+    assert records["buy"]["fill_date"] == date(2024, 3, 19)
+    # CCC opened 14% above its 52.5 limit: the collar keeps the order out of the market
+    assert records["gap"]["status"] == "CANCELLED" and "price collar" in records["gap"]["reason"]
+    # a name without a bar in the session did not trade: the DAY order expired
+    assert records["miss"]["status"] == "CANCELLED" and "no valid bar" in records["miss"]["reason"]
+    assert broker.positions() == {"AAA": 100}
 
 
 def test_splitmix64_matches_its_reference_values():

@@ -31,12 +31,12 @@ from resources.storage.tables import NAV
 
 
 def _bars(store: Store, first: date, last: date, sessions_before: int) -> pl.DataFrame:
-    """Bars from ``sessions_before`` sessions before ``first`` to the session after ``last``."""
+    """Bars from ``sessions_before`` sessions before ``first`` to ``last``."""
     return store.read(
         "raw_bars",
         shift_sessions(first, sessions_before + 1),
-        next_trading_day(next_trading_day(last)),
-        columns=["ticker", "date", "open", "close", "adj_close", "volume"],
+        next_trading_day(last),
+        columns=["ticker", "date", "close", "adj_close", "volume"],
     )
 
 
@@ -55,7 +55,6 @@ def _requests(
             daily_volatility=float(row["daily_volatility"] or 0.0),
             average_volume=float(row["average_volume"] or 0.0),
             limit_price=row["limit_price"],
-            arrival_price=row["arrival_price"],
         )
         for row in market.iter_rows(named=True)
     }
@@ -70,7 +69,10 @@ def _session_orders(
     portfolio_policy: PortfolioPolicy,
     log: dg.DagsterLogManager,
 ) -> tuple[pl.DataFrame, list[str]]:
-    """Journal and send ``day``'s orders; the journal rows and the breached risk limits."""
+    """Journal and send ``day``'s orders; the journal rows and the breached risk limits.
+    The broker's answers about earlier sessions' orders come first (what traded in ``day``
+    is held at its close), so the orders are sized against what the account holds."""
+    refresh_open_orders(store, client)
     snapshot = market_snapshot(bars, day, execution_policy.liquidity_sessions)
     journaled = store.read(JOURNAL, day, next_trading_day(day))
     breached = breached_limits(store, day, portfolio_policy)

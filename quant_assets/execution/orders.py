@@ -8,10 +8,12 @@ the broker. Conventions:
 - an order is the difference between target and held shares, one per name and session; a trade
   below ``min_trade_notional`` is not made at all;
 - every order carries a price collar: a marketable limit at ``close x (1 +- price_collar)``;
+  the broker never fills through it (an open that gaps beyond it leaves the order unfilled);
 - pre-trade checks, first failure wins, each stored as the order's REJECTED reason: no close
   for the name, kill switch, risk-limit breach (only orders that shrink a position pass),
   notional above ``max_order_notional``, quantity above ``max_volume_share`` of the average
-  daily volume, an arrival price (next open, when known) outside the collar.
+  daily volume. Nothing here looks past the session's close: the next session's prices are
+  the broker's business, when it trades.
 """
 
 from __future__ import annotations
@@ -29,12 +31,11 @@ TICK = 0.01
 def market_snapshot(bars: pl.DataFrame, day: date, liquidity_sessions: int) -> pl.DataFrame:
     """Per ticker with a bar on ``day``: its raw ``close``, the ``daily_volatility`` of its
     adjusted returns and its ``average_volume`` over the last ``liquidity_sessions`` sessions up
-    to ``day``, and the ``arrival_price``: the open of the next stored session (null when that
-    session is not stored yet, as on the latest day).
+    to ``day``; later bars are ignored (an order is decided at the close).
 
-    ``bars``: ``ticker, date, open, close, adj_close, volume`` from at least
-    ``liquidity_sessions + 1`` sessions before ``day`` to the session after it."""
-    history = (
+    ``bars``: ``ticker, date, close, adj_close, volume`` from at least
+    ``liquidity_sessions + 1`` sessions before ``day``."""
+    return (
         bars.filter(pl.col("date") <= day)
         .sort("ticker", "date")
         .with_columns(
@@ -51,16 +52,8 @@ def market_snapshot(bars: pl.DataFrame, day: date, liquidity_sessions: int) -> p
         )
         .filter(pl.col("last_date") == day)
         .drop("last_date")
+        .sort("ticker")
     )
-    following = bars.filter(pl.col("date") > day)
-    arrival = (
-        following.filter(pl.col("date") == pl.col("date").min()).select(
-            "ticker", pl.col("open").alias("arrival_price")
-        )
-        if following.height
-        else pl.DataFrame(schema={"ticker": pl.String, "arrival_price": pl.Float64})
-    )
-    return history.join(arrival, on="ticker", how="left").sort("ticker")
 
 
 def target_shares(
@@ -124,7 +117,6 @@ def _priced(wanted: pl.DataFrame, snapshot: pl.DataFrame, policy: ExecutionPolic
 def _rejection(policy: ExecutionPolicy, risk_reducing_only: bool) -> pl.Expr:
     """The first pre-trade check an order fails (the module docstring's order), or null."""
     reducing = ~risk_increasing(pl.col("target_qty"), pl.col("held_qty"), tol=0.0)
-    arrival_gap = (pl.col("arrival_price") / pl.col("reference_price") - 1.0).abs()
     return (
         pl.when(pl.col("reference_price").is_null() | pl.col("unpriced"))
         .then(pl.lit("no close stored for the session"))
@@ -149,15 +141,6 @@ def _rejection(policy: ExecutionPolicy, risk_reducing_only: bool) -> pl.Expr:
                 pl.col("average_volume").round(0),
             )
         )
-        .when(arrival_gap > policy.price_collar)
-        .then(
-            pl.format(
-                "arrival {} outside the {} price collar around the close {}",
-                pl.col("arrival_price"),
-                pl.lit(policy.price_collar),
-                pl.col("reference_price"),
-            )
-        )
         .otherwise(None)
     )
 
@@ -177,7 +160,7 @@ def paper_order_book(
     risk_reducing_only: bool = False,
 ) -> pl.DataFrame:
     """One row per order: ``ticker, side, qty, held_qty, target_qty, reference_price,
-    limit_price, arrival_price, daily_volatility, average_volume, notional, status`` (NEW or
+    limit_price, daily_volatility, average_volume, notional, status`` (NEW or
     REJECTED) and ``reason``. ``targets``: ``ticker, target_qty`` (:func:`target_shares`; a null
     target is a name that could not be priced: it is kept as a rejected order of 0 shares, so
     the gap is visible); ``holdings``: ``ticker, qty``, the shares held now."""
@@ -195,7 +178,6 @@ def paper_order_book(
             "target_qty",
             "reference_price",
             "limit_price",
-            "arrival_price",
             "daily_volatility",
             "average_volume",
             "notional",

@@ -39,9 +39,9 @@ class OrderRequest:
     """A whole-share order decided at the close of ``session``. ``reference_price`` is the
     close it was sized on (the benchmark of the implementation shortfall); ``limit_price``, when
     set, is the price collar it must not fill through (a marketable limit order; None = market).
-    ``daily_volatility``, ``average_volume`` and ``arrival_price`` (the next session's open when
-    it is known, as in a backfill) describe the market the simulated broker builds its book
-    from; a real broker ignores them."""
+    ``daily_volatility`` and ``average_volume`` describe the market the simulated broker builds
+    its book from; a real broker ignores them. Nothing about the next session is known when an
+    order is decided: it trades when that session does."""
 
     client_order_id: str
     session: date
@@ -52,7 +52,6 @@ class OrderRequest:
     daily_volatility: float
     average_volume: float
     limit_price: float | None = None
-    arrival_price: float | None = None
 
 
 @dataclass(frozen=True)

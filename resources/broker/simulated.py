@@ -1,8 +1,15 @@
 """The simulated paper broker: every order executes on the project's Rust order book.
 
+Timing is the market's: an order decided at the close of session ``d`` is accepted (SUBMITTED,
+``fill_date`` = the next session) and trades only once that session's bars are stored (the
+next daily run). Until then it is SUBMITTED and holds nothing; whenever the broker is asked
+(``order``, ``positions``, ``cash``) it first trades every SUBMITTED order whose session is now
+stored, at that session's open. An order whose name has no valid bar that session did not
+trade: it expires CANCELLED (a DAY order) with the reason.
+
 For each order it seeds an ``engine_rs`` book (``resources.broker.liquidity``: every order of a
-batch on its own book, one engine call) around the order's arrival price (the next session's
-open when known, else the close it was sized on), shaped by the name's own liquidity:
+batch on its own book, one engine call) around the order's arrival price (the open of the
+session it trades in), shaped by the name's own liquidity:
 
 - spread: ``spread_vol_multiple`` x the daily volatility of returns, in ticks (at least one):
   a name that moves 2% a day quotes 10 bps wide at the default 0.05;
@@ -65,11 +72,10 @@ class SimulatedBroker:
         rows = self._store.read(TABLE, where={"client_order_id": [client_order_id]})
         return rows.row(0, named=True) if rows.height else None
 
-    def book_shape(self, order: OrderRequest) -> tuple[int, int]:
-        """``(spread_ticks, depth_qty)`` of the book an order meets."""
-        price = order.arrival_price or order.reference_price
+    def book_shape(self, order: OrderRequest, arrival: float) -> tuple[int, int]:
+        """``(spread_ticks, depth_qty)`` of the book an order meets at ``arrival``."""
         vol = order.daily_volatility if math.isfinite(order.daily_volatility) else 0.0
-        spread = max(1, round(self.spread_vol_multiple * vol * price / self.tick_size))
+        spread = max(1, round(self.spread_vol_multiple * vol * arrival / self.tick_size))
         volume = order.average_volume if math.isfinite(order.average_volume) else 0.0
         depth = max(1, round(self.level_volume_share * volume))
         return spread, depth
@@ -79,13 +85,14 @@ class SimulatedBroker:
         """The liquidity seed of an order: the same order meets the same book, run after run."""
         return zlib.crc32(client_order_id.encode())
 
-    def execute_many(self, orders: Sequence[OrderRequest], fill_date: date) -> list[dict]:
-        """Run ``orders``, each on its own fresh book, in one engine batch; the broker's
-        records of them (not stored)."""
+    def execute_many(
+        self, orders: Sequence[OrderRequest], arrivals: Sequence[float], fill_date: date
+    ) -> list[dict]:
+        """Run ``orders``, each on its own fresh book around its ``arrivals`` price, in one
+        engine batch; the broker's records of them (not stored)."""
         if not orders:
             return []
-        shapes = [self.book_shape(o) for o in orders]
-        arrivals = [o.arrival_price or o.reference_price for o in orders]
+        shapes = [self.book_shape(o, a) for o, a in zip(orders, arrivals, strict=True)]
         done = execute_batch(
             arrival_ticks=[round(a / self.tick_size) for a in arrivals],
             spread_ticks=[spread for spread, _ in shapes],
@@ -108,8 +115,8 @@ class SimulatedBroker:
             )
         ]
 
-    def execute(self, order: OrderRequest, fill_date: date) -> dict:
-        return self.execute_many([order], fill_date)[0]
+    def execute(self, order: OrderRequest, arrival: float, fill_date: date) -> dict:
+        return self.execute_many([order], [arrival], fill_date)[0]
 
     def _record(
         self,
@@ -135,15 +142,7 @@ class SimulatedBroker:
             reason = f"arrival {arrival:.4f} beyond the limit {limit:.4f} (price collar)"
         else:
             status, reason = "CANCELLED", "no liquidity within the limit"
-        return {
-            "date": order.session,
-            "client_order_id": order.client_order_id,
-            "broker_order_id": f"sim-{self.seed(order.client_order_id):08x}",
-            "ticker": order.ticker,
-            "side": order.side,
-            "qty": order.qty,
-            "limit_price": limit,
-            "fill_date": fill_date,
+        return _accepted(order, fill_date) | {
             "arrival_price": arrival,
             "filled_qty": filled,
             "avg_fill_price": notional / filled if filled else None,
@@ -154,20 +153,59 @@ class SimulatedBroker:
         }
 
     def submit(self, order: OrderRequest) -> OrderState:
-        """Execute at the next session's open (an order is decided after the close)."""
+        """Accept an order decided at the close of its session: SUBMITTED, to trade in the next
+        session once that session's bars are stored."""
         if self._row(order.client_order_id) is not None:
             raise DuplicateOrderError(f"client_order_id must be unique: {order.client_order_id}")
-        record = self.execute(order, next_trading_day(order.session))
+        record = _accepted(order, next_trading_day(order.session))
         self._store.upsert(
             TABLE, pl.DataFrame([record], schema=SIMULATED_BROKER_ORDERS.polars_schema)
         )
         return _state(record)
 
     def order(self, client_order_id: str) -> OrderState | None:
+        self.trade_stored_sessions()
         row = self._row(client_order_id)
         return _state(row) if row is not None else None
 
+    def trade_stored_sessions(self) -> int:
+        """Trade every SUBMITTED order whose session's bars are stored now, at that session's
+        open; an order whose name has no valid bar that session expires CANCELLED. Returns how
+        many orders reached a final state."""
+        pending = self._store.read(TABLE, where={"status": ["SUBMITTED"]})
+        records = []
+        for fill_date in pending["fill_date"].unique().sort().to_list():
+            opens = self._store.read(
+                "raw_bars", fill_date, next_trading_day(fill_date), columns=["ticker", "open"]
+            )
+            if opens.is_empty():
+                continue  # that session has not been stored: the orders wait for it
+            due = pending.filter(pl.col("fill_date") == fill_date).join(
+                opens, on="ticker", how="left"
+            )
+            traded = due.filter(pl.col("open").is_not_null())
+            records += self.execute_many(
+                [_request(r) for r in traded.iter_rows(named=True)],
+                traded["open"].to_list(),
+                fill_date,
+            )
+            records += [
+                r
+                | {
+                    "status": "CANCELLED",
+                    "reason": f"no valid bar for {r['ticker']} on "
+                    f"{fill_date} (missing or quarantined): the DAY order expired unfilled",
+                }
+                for r in due.filter(pl.col("open").is_null()).drop("open").iter_rows(named=True)
+            ]
+        if records:
+            self._store.upsert(
+                TABLE, pl.DataFrame(records, schema=SIMULATED_BROKER_ORDERS.polars_schema)
+            )
+        return len(records)
+
     def _fills(self) -> pl.DataFrame:
+        self.trade_stored_sessions()
         return self._store.read(TABLE).filter(pl.col("filled_qty") > 0)
 
     def positions(self) -> dict[str, int]:
@@ -194,6 +232,44 @@ class SimulatedBroker:
 
 def _signed_qty() -> pl.Expr:
     return pl.when(pl.col("side") == "buy").then(1).otherwise(-1) * pl.col("filled_qty")
+
+
+def _accepted(order: OrderRequest, fill_date: date) -> dict:
+    """The broker's record of an order it accepted and has not traded yet."""
+    return {
+        "date": order.session,
+        "client_order_id": order.client_order_id,
+        "broker_order_id": f"sim-{SimulatedBroker.seed(order.client_order_id):08x}",
+        "ticker": order.ticker,
+        "side": order.side,
+        "qty": order.qty,
+        "limit_price": order.limit_price,
+        "reference_price": order.reference_price,
+        "daily_volatility": order.daily_volatility,
+        "average_volume": order.average_volume,
+        "fill_date": fill_date,
+        "arrival_price": None,
+        "filled_qty": 0,
+        "avg_fill_price": None,
+        "fees": 0.0,
+        "child_orders": 0,
+        "status": "SUBMITTED",
+        "reason": None,
+    }
+
+
+def _request(row: dict) -> OrderRequest:
+    return OrderRequest(
+        client_order_id=row["client_order_id"],
+        session=row["date"],
+        ticker=row["ticker"],
+        side=row["side"],
+        qty=int(row["qty"]),
+        reference_price=float(row["reference_price"]),
+        daily_volatility=float(row["daily_volatility"]),
+        average_volume=float(row["average_volume"]),
+        limit_price=row["limit_price"],
+    )
 
 
 def _state(row: dict) -> OrderState:

@@ -387,8 +387,13 @@ SIMULATED_BROKER_ORDERS = TableSchema(
         Column("side", pl.String()),
         Column("qty", pl.Int64()),
         Column("limit_price", pl.Float64(), nullable=True),
+        # what the order told the broker: the close it was sized on and the name's liquidity
+        Column("reference_price", pl.Float64()),
+        Column("daily_volatility", pl.Float64()),
+        Column("average_volume", pl.Float64()),
+        # the session it trades in; the open of that session once its bars are stored
         Column("fill_date", pl.Date()),
-        Column("arrival_price", pl.Float64()),
+        Column("arrival_price", pl.Float64(), nullable=True),
         Column("filled_qty", pl.Int64()),
         Column("avg_fill_price", pl.Float64(), nullable=True),
         Column("fees", pl.Float64()),
