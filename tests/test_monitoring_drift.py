@@ -28,10 +28,12 @@ from quant_assets.monitoring.drift import (
     DriftThresholds,
     Severity,
     explanation_drift,
+    severity_name,
     feature_drift,
     prediction_drift,
 )
 from quant_assets.monitoring.sensors import latest_complete_week, retraining_trigger
+from quant_assets.reporting.assets import drift_table
 from quant_assets.partitions import next_trading_day, shift_sessions, trading_sessions
 from quant_core.metrics import trailing_sharpe
 from resources.market_data.resource import MarketData
@@ -123,7 +125,7 @@ def test_shifted_distribution_is_detected(shifted, change):
     assert rows["moved"]["psi"] >= 0.1 and rows["moved"]["ks_pvalue"] <= 0.05
     assert not rows["still"]["drifted"], rows["still"]
     assert result.drifted_share == pytest.approx(0.5)
-    assert DriftThresholds().feature_severity(result.drifted_share) is Severity.SEVERE
+    assert DriftThresholds().feature_severity(result.drifted_share) is Severity.ERROR
 
 
 def test_prediction_drift_grades_the_score_psi():
@@ -133,7 +135,7 @@ def test_prediction_drift_grades_the_score_psi():
     squeezed = prediction_drift(rng.normal(0.0, 0.08, size=1000), reference)
     thresholds = DriftThresholds()
     assert thresholds.prediction_severity(same.max_psi) is Severity.OK
-    assert thresholds.prediction_severity(squeezed.max_psi) is Severity.SEVERE
+    assert thresholds.prediction_severity(squeezed.max_psi) is Severity.ERROR
     assert squeezed.table["drifted"].item()
 
 
@@ -171,10 +173,15 @@ def test_thresholds_are_validated_and_graded():
     thresholds = DriftThresholds()
     assert thresholds.feature_severity(0.29) is Severity.OK
     assert thresholds.feature_severity(0.3) is Severity.WARN
-    assert thresholds.feature_severity(0.5) is Severity.SEVERE
+    assert thresholds.feature_severity(0.5) is Severity.ERROR
     assert thresholds.prediction_severity(0.1) is Severity.WARN
-    assert thresholds.prediction_severity(math.nan) is Severity.OK
-    assert thresholds.sharpe_breached(-1.5) and not thresholds.sharpe_breached(math.nan)
+    # what cannot be measured has no severity: never OK
+    assert thresholds.prediction_severity(math.nan) is None
+    assert thresholds.feature_severity(math.nan) is None
+    assert thresholds.explanation_severity(math.nan) is None
+    assert thresholds.sharpe_breached(-1.5) and thresholds.sharpe_breached(math.nan) is None
+    assert severity_name(math.nan) == severity_name(None) == "NOT EVALUATED"
+    assert [severity_name(float(s)) for s in Severity] == ["OK", "WARN", "ERROR"]
     with pytest.raises(ValueError):
         DriftThresholds(share_warn=0.6, share_severe=0.5)
 
@@ -372,7 +379,7 @@ def test_drift_report_stores_every_measure_and_links_its_html(monitored: Monitor
     assert summary["drifted_share"] == pytest.approx(stored["drifted"].mean())
     assert summary["max_psi"] == pytest.approx(stored["psi"].max())
     assert summary["prediction_psi"] >= 0.25
-    assert summary["prediction_severity"] == Severity.SEVERE
+    assert summary["prediction_severity"] == Severity.ERROR
     # the latest week's SHAP ranking is the training week's reversed
     assert summary["shap_rank_corr"] == pytest.approx(-1.0)
     assert summary["explanation_severity"] == Severity.WARN
@@ -398,7 +405,7 @@ def test_each_drift_table_is_materialized_with_its_metadata(monitored: Monitored
     assert events["feature_drift"]["first_date"] == DAY.isoformat()
     summary = monitored.store.read("drift_summary")
     assert events["drift_summary"]["rows"] == summary.height
-    assert events["drift_summary"]["worst_prediction_severity"] == "SEVERE"
+    assert events["drift_summary"]["worst_prediction_severity"] == "ERROR"
     assert events["drift_summary"]["worst_explanation_severity"] == "WARN"
     # the checks judge the table they read
     judged = {e.asset_key for e in monitored.result.get_asset_check_evaluations()}
@@ -442,6 +449,43 @@ def test_drift_checks_warn_or_fail_by_severity(monitored: Monitored):
     share = monitored.store.read("drift_summary").filter(pl.col("metric") == "drifted_share")
     expected = DriftThresholds().feature_severity(share["value"].item())
     assert features.passed == (expected is Severity.OK)
+
+
+def test_a_drift_check_that_cannot_measure_is_not_evaluated_never_ok(monitored: Monitored):
+    store = monitored.store
+    # only the champion's own training week has SHAP values, and no live book is stored
+    store.write_partition("shap_summary", store.read("shap_summary").clear(), LATEST_WEEK, DAY)
+    live = store.read("target_weights")
+    store.write_partition("target_weights", live.clear(), LIVE_SINCE, next_trading_day(DAY))
+    try:
+        result = dg.materialize(
+            [drift_report, *CHECKS],
+            resources=_resources(store),
+            partition_key=DAY.isoformat(),
+            run_config={"ops": {"drift_report": {"config": {"features": MONITORED}}}},
+        )
+        summary = store.read("drift_summary").select("metric", "value")
+        values = dict(summary.iter_rows())
+        for metric in ("explanation_severity", "sharpe_60", "sharpe_below_floor"):
+            assert values[metric] is None or math.isnan(values[metric]), metric
+        explanations = next(
+            e
+            for e in result.get_asset_check_evaluations()
+            if e.check_name == "explanations_not_drifted"
+        )
+        assert not explanations.passed
+        assert explanations.severity == dg.AssetCheckSeverity.WARN
+        assert explanations.metadata["status"].value == "NOT EVALUATED"
+        # the PDF's drift table says the same word, with the history the Sharpe lacks
+        table = {r["measure"]: r for r in drift_table(summary).iter_rows(named=True)}
+        assert table["SHAP rank correlation"]["status"] == "NOT EVALUATED"
+        floor = table["Sharpe below floor (60 sessions)"]
+        assert floor["status"] == "NOT EVALUATED" and floor["value"].startswith("n/a: 0 of 60")
+        event = result.asset_materializations_for_node("drift_report")[0]
+        assert event.metadata["sharpe_below_floor"].value == "NOT EVALUATED"
+    finally:
+        _seed_shap(store, np.random.default_rng(1))
+        store.write_partition("target_weights", live, LIVE_SINCE, next_trading_day(DAY))
 
 
 # --- the retraining sensor --------------------------------------------------------------------

@@ -25,7 +25,7 @@ row per date and metric; the drift checks judge it).
 import dataclasses
 import math
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,14 @@ from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models.assets import predictions
 from quant_assets.models.windows import model_week_for
 from quant_assets.monitoring.drift import (
+    NOT_EVALUATED,
+    DriftResult,
     DriftThresholds,
     Severity,
     WindowDrift,
     explanation_drift,
+    severity_name,
+    stored_severity,
     window_drift,
 )
 from quant_assets.partitions import (
@@ -131,7 +135,8 @@ def _shap_rank_corr(store: Store, day: date, training_week: date) -> pl.DataFram
     (trained before ``day``'s week) with the champion training week's."""
     latest = model_week_for(day)
     weeks = store.read("shap_summary", None, latest + timedelta(days=1), columns=["week"])
-    if weeks.is_empty():
+    # the training week compared with itself proves nothing: not evaluated until a newer week
+    if weeks.is_empty() or weeks["week"].max() == training_week:
         return pl.DataFrame(
             schema={"model": pl.String, "features": pl.UInt32, "rank_corr": pl.Float64}
         )
@@ -157,7 +162,7 @@ def _summary_rows(
     values: dict[str, float] = {
         "drifted_share": drift.drifted_share,
         "drifted_features": float(drift.features["drifted"].sum()),
-        "tested_features": float(drift.features.height),
+        "tested_features": float(DriftResult(drift.features, drift.snapshot).tested),
         "max_psi": drift.max_psi,
         "median_psi": float(drift.features["psi"].median() or math.nan),  # type: ignore[arg-type]
         "prediction_psi": drift.prediction["psi"],
@@ -172,13 +177,24 @@ def _summary_rows(
         },
         **{f"sharpe_{w}": v for w, v in sharpe.items()},
         "live_sessions": float(live_sessions),
-        "feature_severity": float(thresholds.feature_severity(drift.drifted_share)),
-        "prediction_severity": float(thresholds.prediction_severity(drift.prediction["psi"])),
-        "explanation_severity": float(thresholds.explanation_severity(shap_corr)),
-        "sharpe_below_floor": float(thresholds.sharpe_breached(sharpe_floor)),
+        "feature_severity": stored_severity(thresholds.feature_severity(drift.drifted_share)),
+        "prediction_severity": stored_severity(
+            thresholds.prediction_severity(drift.prediction["psi"])
+        ),
+        "explanation_severity": stored_severity(thresholds.explanation_severity(shap_corr)),
+        "sharpe_below_floor": _stored_flag(thresholds.sharpe_breached(sharpe_floor)),
         **{k: float(v) for k, v in sizes.items()},
     }
     return values
+
+
+def _stored_flag(flag: bool | None) -> float:
+    return math.nan if flag is None else float(flag)
+
+
+def _flag_metadata(value: float) -> bool | str:
+    """A stored flag for metadata: True/False, or NOT EVALUATED when it is NaN."""
+    return bool(value) if math.isfinite(value) else NOT_EVALUATED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,9 +304,9 @@ def _finite(values: dict[str, float], key: str) -> float:
 def _drift_report_metadata(days: list[DayDrift], thresholds: DriftThresholds) -> dict[str, Any]:
     """The last session's figures: what the retraining sensor and the UI read."""
     last, model = days[-1].summary, days[-1].model
+    # NaN (not evaluated) compares False: an unmeasured family never triggers a retraining
     severe = (
-        last["feature_severity"] >= Severity.SEVERE
-        or last["prediction_severity"] >= Severity.SEVERE
+        last["feature_severity"] >= Severity.ERROR or last["prediction_severity"] >= Severity.ERROR
     )
     return {
         "days": len(days),
@@ -309,10 +325,11 @@ def _drift_report_metadata(days: list[DayDrift], thresholds: DriftThresholds) ->
             )
         },
         "live_sessions": int(last["live_sessions"]),
-        "feature_severity": Severity(int(last["feature_severity"])).name,
-        "prediction_severity": Severity(int(last["prediction_severity"])).name,
+        "feature_severity": severity_name(last["feature_severity"]),
+        "prediction_severity": severity_name(last["prediction_severity"]),
+        "explanation_severity": severity_name(last["explanation_severity"]),
         "severe_drift": bool(severe),
-        "sharpe_below_floor": bool(last["sharpe_below_floor"]),
+        "sharpe_below_floor": _flag_metadata(last["sharpe_below_floor"]),
         "sharpe_floor": thresholds.sharpe_floor,
         "report": dg.MetadataValue.path(str(days[-1].report)),
         "reports": dg.MetadataValue.json({str(d.day): str(d.report) for d in days}),
@@ -336,15 +353,21 @@ def _feature_drift_metadata(table: pl.DataFrame, rows: int, days: list[DayDrift]
     }
 
 
+def _worst(values: Iterable[float]) -> float:
+    """The worst evaluated severity, NaN when no day was evaluated."""
+    evaluated = [v for v in values if math.isfinite(v)]
+    return max(evaluated) if evaluated else math.nan
+
+
 def _drift_summary_metadata(table: pl.DataFrame, rows: int, days: list[DayDrift]) -> dict[str, Any]:
     severities = ("feature_severity", "prediction_severity", "explanation_severity")
-    worst = {s: Severity(int(max(d.summary[s] for d in days))).name for s in severities}
+    worst = {s: severity_name(_worst(d.summary[s] for d in days)) for s in severities}
     return {
         "rows": rows,
         "days": len(days),
         "metrics": table["metric"].n_unique(),
         **{f"worst_{s}": name for s, name in worst.items()},
-        "sharpe_below_floor_days": sum(bool(d.summary["sharpe_below_floor"]) for d in days),
+        "sharpe_below_floor_days": sum(d.summary["sharpe_below_floor"] == 1.0 for d in days),
         **date_range_metadata(table),
         "last_day": preview(table.filter(pl.col("date") == days[-1].day), rows=40),
     }

@@ -30,8 +30,11 @@
 * **Rolling Sharpe** (``quant_core.metrics.trailing_sharpe``): annualised Sharpe of the live book's realised daily
   returns over the last 30, 60 and 90 sessions (NaN until that many sessions exist).
 
-Severity (:class:`DriftThresholds`) is graded OK / WARN / SEVERE with explicit, documented
-thresholds.
+Severity (:class:`DriftThresholds`) is graded OK / WARN / ERROR with explicit, documented
+thresholds (ERROR is severe drift, in Dagster's word for a check's top severity, so the checks,
+the PDF, the dashboard and the README use one word). A measure that cannot be computed (too few
+rows, no second SHAP week, too little live history) has no severity: it is stored as NaN and
+shown as NOT EVALUATED, never as OK.
 """
 
 from __future__ import annotations
@@ -61,7 +64,23 @@ MIN_ROWS = 30
 class Severity(enum.IntEnum):
     OK = 0
     WARN = 1
-    SEVERE = 2
+    ERROR = 2
+
+
+NOT_EVALUATED = "NOT EVALUATED"
+
+
+def severity_name(value: float | None) -> str:
+    """The word every surface shows for a stored severity: OK, WARN, ERROR or NOT EVALUATED
+    (None or NaN: the measure could not be computed)."""
+    if value is None or not math.isfinite(value):
+        return NOT_EVALUATED
+    return Severity(int(value)).name
+
+
+def stored_severity(severity: Severity | None) -> float:
+    """A severity as ``drift_summary`` stores it: its number, NaN when not evaluated."""
+    return math.nan if severity is None else float(severity)
 
 
 @dataclass(frozen=True)
@@ -78,9 +97,9 @@ class DriftThresholds:
 
     Per day:
 
-    * features: WARN when ``share_warn`` (30%) of the features drifted, SEVERE from
+    * features: WARN when ``share_warn`` (30%) of the features drifted, ERROR from
       ``share_severe`` (50%, Evidently's dataset-drift share);
-    * predictions: the score's PSI, WARN from ``prediction_psi_warn`` (0.1) and SEVERE from
+    * predictions: the score's PSI, WARN from ``prediction_psi_warn`` (0.1) and ERROR from
       ``prediction_psi_severe`` (0.25), the PSI convention above;
     * explanations: WARN when the Spearman correlation of the SHAP rankings falls below
       ``shap_rank_corr_warn`` (0.5: fewer than half of the ranking's order survives);
@@ -113,30 +132,36 @@ class DriftThresholds:
         material = (pl.col("psi") >= self.psi) | (pl.col("js_distance") >= self.js_distance)
         return ((pl.col("ks_pvalue") <= self.ks_pvalue) & material).fill_null(False)
 
-    def feature_severity(self, drifted_share: float) -> Severity:
+    def feature_severity(self, drifted_share: float) -> Severity | None:
+        """None when no feature could be tested (NaN share)."""
+        if not math.isfinite(drifted_share):
+            return None
         if drifted_share >= self.share_severe:
-            return Severity.SEVERE
+            return Severity.ERROR
         if drifted_share >= self.share_warn:
             return Severity.WARN
         return Severity.OK
 
-    def prediction_severity(self, psi: float) -> Severity:
+    def prediction_severity(self, psi: float) -> Severity | None:
         if not math.isfinite(psi):
-            return Severity.OK
+            return None
         if psi >= self.prediction_psi_severe:
-            return Severity.SEVERE
+            return Severity.ERROR
         if psi >= self.prediction_psi_warn:
             return Severity.WARN
         return Severity.OK
 
-    def explanation_severity(self, rank_corr: float) -> Severity:
-        if math.isfinite(rank_corr) and rank_corr < self.shap_rank_corr_warn:
-            return Severity.WARN
-        return Severity.OK
+    def explanation_severity(self, rank_corr: float) -> Severity | None:
+        if not math.isfinite(rank_corr):
+            return None
+        return Severity.WARN if rank_corr < self.shap_rank_corr_warn else Severity.OK
 
-    def sharpe_breached(self, sharpe: float) -> bool:
-        """The live book's Sharpe is below the floor (NaN, too little history, never is)."""
-        return math.isfinite(sharpe) and sharpe < self.sharpe_floor
+    def sharpe_breached(self, sharpe: float) -> bool | None:
+        """The live book's Sharpe is below the floor; None (not evaluated) while the window has
+        too little history for a Sharpe."""
+        if not math.isfinite(sharpe):
+            return None
+        return sharpe < self.sharpe_floor
 
 
 @dataclass(frozen=True)
@@ -148,10 +173,17 @@ class DriftResult:
     snapshot: Any
 
     @property
+    def tested(self) -> int:
+        """Columns with enough rows on both sides to be tested (a KS p-value)."""
+        values = self.table["ks_pvalue"].fill_nan(None)
+        return int(values.is_not_null().sum()) if self.table.height else 0
+
+    @property
     def drifted_share(self) -> float:
-        if self.table.is_empty():
-            return 0.0
-        return float(self.table["drifted"].mean())  # type: ignore[arg-type]
+        """Drifted share of the tested columns; NaN when none could be tested."""
+        if self.tested == 0:
+            return math.nan
+        return float(self.table["drifted"].sum()) / self.tested
 
     @property
     def max_psi(self) -> float:

@@ -17,7 +17,7 @@ For a session ``d`` the report reads ``nav`` (the whole history up to ``d``), ``
   notional are ``nav``'s); the orders decided at ``d``'s own close are listed with their
   status (they fill the next session);
 * the risk limits of the live book (``portfolio/limits.py``: the blocking checks' own rules,
-  with the ``portfolio_policy`` resource's thresholds), each OK / BREACHED / NOT MEASURED;
+  with the ``portfolio_policy`` resource's thresholds), each OK / BREACHED / NOT EVALUATED;
 * the drift status of ``drift_report``: drifted feature share, prediction PSI, SHAP rank
   correlation with their stored severities, and the live book's rolling Sharpe.
 
@@ -33,7 +33,7 @@ import dagster as dg
 import polars as pl
 
 from quant_assets.execution.assets import nav, paper_orders, positions
-from quant_assets.monitoring.drift import DriftThresholds
+from quant_assets.monitoring.drift import NOT_EVALUATED, DriftThresholds, severity_name
 from quant_assets.partitions import (
     daily_partitions,
     next_trading_day,
@@ -45,6 +45,7 @@ from quant_assets.reporting.pdf import KeyFigures, ReportData, number, pct, writ
 from quant_assets.risk.assets import risk_metrics
 from quant_assets.risk.limits import breached_limits, limit_rules, live_metrics
 from quant_core.metrics import nav_drawdown, realised_volatility
+from quant_core.sectors import sector_group_expr
 from resources.portfolio_policy import PortfolioPolicy
 from resources.settings import data_dir
 from resources.storage import Store
@@ -60,7 +61,6 @@ LIMIT_LABELS = {
 }
 # risk_metrics figures that are counts, not fractions
 COUNT_METRICS = {"realised_sessions", "risk_increasing_names", "stop_loss_breaches"}
-SEVERITY = {0: "OK", 1: "WARN", 2: "SEVERE"}
 
 
 def report_dir() -> Path:
@@ -148,7 +148,7 @@ def limits_table(risk: pl.DataFrame, breached: list[str], policy: PortfolioPolic
         )
         status = "BREACHED" if name in breached else "OK"
         if not measured:
-            status = "NOT MEASURED"
+            status = NOT_EVALUATED
         rows.append(
             {
                 "limit": LIMIT_LABELS.get(name, name.replace("_", " ")),
@@ -175,7 +175,7 @@ def drift_table(summary: pl.DataFrame, limits: DriftThresholds | None = None) ->
 
     def severity(metric: str) -> str:
         value = get(metric)
-        return "n/a" if value is None else SEVERITY.get(int(value), str(value))
+        return severity_name(value)
 
     drifted, tested = get("drifted_features"), get("tested_features")
     share = pct(get("drifted_share"))
@@ -204,24 +204,33 @@ def drift_table(summary: pl.DataFrame, limits: DriftThresholds | None = None) ->
             (f"Live book Sharpe, {w} sessions", number(get(f"sharpe_{w}"), 2), "", "")
             for w in (30, 60, 90)
         ),
-        (
-            f"Sharpe below floor ({t.sharpe_window} sessions)",
-            "yes" if get("sharpe_below_floor") else "no",
-            f"floor {t.sharpe_floor:.2f}",
-            "WARN" if get("sharpe_below_floor") else "OK",
-        ),
+        _sharpe_floor_row(get("sharpe_below_floor"), get("live_sessions"), t),
     ]
     return pl.DataFrame(
         rows, schema=["measure", "value", "threshold", "status"], orient="row"
     ).with_columns(pl.col("status").replace("", "-"))
 
 
+def _sharpe_floor_row(
+    below: float | None, live_sessions: float | None, t: DriftThresholds
+) -> tuple[str, str, str, str]:
+    """The Sharpe-floor row: NOT EVALUATED, with the history it has, until the live book has
+    ``sharpe_window`` sessions of returns."""
+    measure = f"Sharpe below floor ({t.sharpe_window} sessions)"
+    floor = f"floor {t.sharpe_floor:.2f}"
+    if below is None:
+        sessions = f"{live_sessions:,.0f}" if live_sessions is not None else "no"
+        return measure, f"n/a: {sessions} of {t.sharpe_window} sessions", floor, NOT_EVALUATED
+    return measure, "yes" if below else "no", floor, "WARN" if below else "OK"
+
+
 def sector_weights(held: pl.DataFrame, sectors: pl.DataFrame, cash_weight: float) -> pl.DataFrame:
     """``sector, weight`` of NAV of the positions (``ticker, weight``), largest first, then
-    cash."""
+    cash; each unclassified name is its own row (``Unclassified (XYZ)``), as in the sector cap."""
     weights = (
-        held.join(sectors, on="ticker", how="left")
-        .group_by(pl.col("sector").fill_null("Unknown"))
+        held.select("ticker", "weight")
+        .join(sectors, on="ticker", how="left")
+        .group_by(sector_group_expr())
         .agg(pl.col("weight").sum())
         .sort("weight", "sector", descending=[True, False])
     )

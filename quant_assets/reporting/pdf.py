@@ -60,10 +60,10 @@ STATUS_COLOURS = {
     "FILLED": GOOD,
     "WARN": WARN,
     "PARTIALLY_FILLED": WARN,
-    "NOT MEASURED": WARN,
+    "NOT EVALUATED": WARN,
     "NEW": WARN,
     "SUBMITTED": WARN,
-    "SEVERE": BAD,
+    "ERROR": BAD,
     "BREACHED": BAD,
     "REJECTED": BAD,
     "CANCELLED": BAD,
@@ -142,7 +142,7 @@ class ReportData:
     * ``orders``: the day's own orders (``ticker, side, qty, reference_price, limit_price,
       status, filled_qty, reason``), decided at the close and filled the next session;
     * ``limits``: ``limit, figures, threshold, status`` (strings, status OK / BREACHED /
-      NOT MEASURED), ``drift``: ``measure, value, threshold, status`` (OK / WARN / SEVERE);
+      NOT EVALUATED), ``drift``: ``measure, value, threshold, status`` (OK / WARN / ERROR / NOT EVALUATED);
     * ``live_book``: label -> text of the live book's allocation status, empty if none.
     """
 
