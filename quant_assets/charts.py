@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -68,10 +70,18 @@ def title(axis: Axes, text: str) -> None:
 
 
 def date_axis(axis: Axes) -> None:
-    """Concise date ticks (3 to 8 of them) on the x axis."""
-    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    """Concise date ticks (3 to 8 of them) on the x axis of daily data, call after plotting:
+    never finer than a day (a chart of a few sessions gets one tick per day, not hours)."""
+    first, last = axis.dataLim.intervalx
+    span_days = last - first if np.isfinite(first) and np.isfinite(last) else 0.0
+    locator: mdates.DateLocator
+    if span_days < 14:
+        locator = mdates.DayLocator(interval=max(1, math.ceil(span_days / 6)))
+        axis.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    else:
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+        axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     axis.xaxis.set_major_locator(locator)
-    axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     axis.xaxis.get_offset_text().set_fontsize(TICK_SIZE)
 
 

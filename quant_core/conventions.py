@@ -10,6 +10,8 @@ from __future__ import annotations
 
 TRADING_DAYS = 252
 LABEL_HORIZON_SESSIONS = 5
+# an annualised figure from fewer daily returns than this is noise: surfaces show n/a instead
+MIN_ANNUALISED_RETURNS = 20
 
 CPCV_FOLDS = 6
 CPCV_TEST_FOLDS = 2
@@ -22,5 +24,6 @@ __all__ = [
     "CPCV_PURGED_SESSIONS",
     "CPCV_TEST_FOLDS",
     "LABEL_HORIZON_SESSIONS",
+    "MIN_ANNUALISED_RETURNS",
     "TRADING_DAYS",
 ]

@@ -26,7 +26,14 @@ from pypdf import PdfReader
 
 from quant_assets.ingest.assets import universe
 from quant_assets.partitions import next_trading_day, previous_trading_day, trading_sessions
-from quant_assets.reporting.assets import daily_report, key_figures, report_path
+from quant_assets.reporting.assets import (
+    daily_report,
+    key_figures,
+    nav_history,
+    report_path,
+    sector_weights,
+)
+from quant_assets.reporting.pdf import equity_chart
 from resources.market_data.resource import MarketData
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
@@ -283,7 +290,6 @@ def test_the_pdf_of_a_session_holds_its_figures(store):
         peak = max(peak, r["nav"])
         worst = max(worst, 1 - r["nav"] / peak)
     daily = [b["nav"] / a["nav"] - 1 for a, b in itertools.pairwise(rows)]
-    vol = statistics.stdev(daily) * math.sqrt(252)
     assert worst > 0.04  # the planted drawdown
     assert f"NAV\n{_money(today['nav'])}" in text or _money(today["nav"]) in text
     for figure in (
@@ -292,13 +298,17 @@ def test_the_pdf_of_a_session_holds_its_figures(store):
         _money(today["cumulative_pnl"], signed=True),
         _pct(ytd, signed=True),
         _pct(worst),
-        _pct(vol),
         _pct(today["turnover"]),
         f"since {last_2023['date']}",
     ):
         assert figure in text, figure
     assert materialization.metadata["nav"].value == pytest.approx(today["nav"])
     assert materialization.metadata["ytd_return"].value == pytest.approx(ytd)
+    # 19 daily returns: too few for an annualised volatility, and the report says so
+    assert len(daily) == 19 and "Volatility (annualised, 19 returns)" in text
+    assert "n/a: 19 of 20" in text
+    # each table says which book it describes
+    assert "Holdings (held book at the close)" in text and "Risk limits (target book)" in text
 
     # the largest holding by market value, its weight and its sector
     held = [r for r in store.read("positions").iter_rows(named=True) if r["date"] == DAY]
@@ -398,10 +408,55 @@ def test_ytd_starts_at_the_first_nav_when_the_account_opened_this_year():
     assert figures.ytd_base_date == date(2024, 1, 2)
     assert figures.ytd_return == pytest.approx(-0.1)
     assert figures.max_drawdown == pytest.approx(20 / 110)
-    assert figures.volatility == pytest.approx(
-        statistics.stdev([0.1, 90 / 110 - 1]) * math.sqrt(252)
+    # two returns annualise to noise: not shown
+    assert figures.returns == 2 and math.isnan(figures.volatility)
+
+
+def test_the_reports_sector_weights_show_each_unclassified_name_on_its_own_row():
+    held = pl.DataFrame({"ticker": ["AAA", "BBB", "CCC", "GONE"], "weight": [0.2, 0.15, 0.1, 0.05]})
+    sectors = pl.DataFrame(
+        {"ticker": ["AAA", "BBB", "CCC"], "sector": ["Unclassified", "Unclassified", "Energy"]}
     )
-    assert (
-        key_figures(navs, date(2024, 1, 2)).volatility
-        != key_figures(navs, date(2024, 1, 2)).volatility
-    )  # NaN
+    table = sector_weights(held, sectors, cash_weight=0.5)
+    assert table.rows() == [
+        ("Unclassified (AAA)", 0.2),
+        ("Unclassified (BBB)", 0.15),
+        ("Energy", 0.1),
+        ("Unclassified (GONE)", 0.05),  # a name the universe no longer lists
+        ("Cash", 0.5),
+    ]
+
+
+def test_annualised_volatility_needs_twenty_returns_and_daily_charts_tick_by_day():
+    days = trading_sessions(date(2024, 3, 1), date(2024, 3, 8))
+    navs = pl.DataFrame(
+        {
+            "date": days,
+            "nav": [1e6, 1.01e6, 0.99e6, 1.02e6, 1.0e6],
+            **{c: 0.0 for c in ("cash", "positions_value", "pnl", "gross_pnl")},
+            **{c: 0.0 for c in ("cumulative_pnl", "fees", "traded_notional", "turnover")},
+            "names": 3,
+        }
+    )
+    figures = key_figures(navs, days[-1])
+    assert figures.returns == 4 and math.isnan(figures.volatility)
+    # a few sessions: one tick a day at most, labelled by day, never by hour
+    longer = trading_sessions(date(2024, 3, 1), date(2024, 4, 3))
+    rng = np.random.default_rng(0)
+    path = 1e6 * np.cumprod(1 + rng.normal(0, 0.01, len(longer)))
+    enough = navs.head(0).vstack(
+        pl.DataFrame({"date": longer, "nav": path})
+        .join(navs.drop("date", "nav").head(1), how="cross")
+        .select(navs.columns)
+    )
+    figures = key_figures(enough, longer[-1])
+    returns = path[1:] / path[:-1] - 1
+    assert figures.returns == len(longer) - 1 >= 20
+    assert figures.volatility == pytest.approx(statistics.stdev(returns) * math.sqrt(252))
+    figure = equity_chart(nav_history(navs, days[-1]))
+    figure.canvas.draw()
+    axis = figure.axes[0]
+    labels = [t.get_text() for t in axis.get_xticklabels() if t.get_text()]
+    assert labels and all(":" not in label for label in labels), labels
+    ticks = axis.get_xticks()
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(ticks))

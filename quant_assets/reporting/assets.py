@@ -44,6 +44,7 @@ from quant_assets.partitions import (
 from quant_assets.reporting.pdf import KeyFigures, ReportData, number, pct, write_report
 from quant_assets.risk.assets import risk_metrics
 from quant_assets.risk.limits import breached_limits, limit_rules, live_metrics
+from quant_core.conventions import MIN_ANNUALISED_RETURNS
 from quant_core.metrics import nav_drawdown, realised_volatility
 from quant_core.sectors import sector_group_expr
 from resources.portfolio_policy import PortfolioPolicy
@@ -100,7 +101,11 @@ def key_figures(navs: pl.DataFrame, day: date) -> KeyFigures:
         (-pl.col("drawdown").min()).alias("max_drawdown"),
         (-pl.col("drawdown").last()).alias("current_drawdown"),
     ).row(0, named=True)
-    volatility = realised_volatility(history["return"].drop_nulls().to_numpy())
+    returns = history["return"].drop_nulls().to_numpy()
+    # annualised from a handful of returns would be noise dressed as a figure
+    volatility = (
+        realised_volatility(returns) if returns.size >= MIN_ANNUALISED_RETURNS else math.nan
+    )
     return KeyFigures(
         nav=float(row["nav"]),
         cash=float(row["cash"]),
@@ -118,6 +123,7 @@ def key_figures(navs: pl.DataFrame, day: date) -> KeyFigures:
         traded_notional=float(row["traded_notional"]),
         names=int(row["names"]),
         sessions=history.height,
+        returns=int(returns.size),
     )
 
 

@@ -42,6 +42,7 @@ from reportlab.platypus import (
 from reportlab.platypus.doctemplate import BaseDocTemplate
 
 from quant_assets import charts
+from quant_core.conventions import MIN_ANNUALISED_RETURNS
 
 NA = "n/a"
 # the tables' palette: the charts' (quant_assets.charts) plus the table shades
@@ -126,6 +127,7 @@ class KeyFigures:
     traded_notional: float
     names: int
     sessions: int
+    returns: int = 0  # daily NAV returns behind the volatility
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,12 @@ def _kpis(figures: KeyFigures, styles: dict[str, ParagraphStyle]) -> Table:
             coloured(pct(figures.ytd_return, signed=True), figures.ytd_return),
         ),
         ("Max drawdown", pct(figures.max_drawdown)),
-        ("Volatility (annualised)", pct(figures.volatility)),
+        (
+            f"Volatility (annualised, {figures.returns:,d} returns)",
+            pct(figures.volatility)
+            if math.isfinite(figures.volatility)
+            else f"n/a: {figures.returns} of {MIN_ANNUALISED_RETURNS} returns",
+        ),
         ("Turnover", pct(figures.turnover)),
         ("Positions", f"{figures.names:,d}"),
     ]
@@ -519,7 +526,8 @@ def _performance(data: ReportData, styles: dict[str, ParagraphStyle]) -> list[Fl
         Paragraph(
             "YTD return: NAV against the last NAV of the previous year, or the first NAV of the "
             "year when the account started this year. Maximum drawdown and volatility (daily "
-            "NAV returns, x sqrt(252)) over the whole NAV history to the day.",
+            "NAV returns, x sqrt(252)) over the whole NAV history to the day; the volatility is "
+            f"shown from {MIN_ANNUALISED_RETURNS} returns on.",
             styles["note"],
         ),
     ]
@@ -532,7 +540,10 @@ def _holdings(data: ReportData, styles: dict[str, ParagraphStyle]) -> list[Flowa
         if data.holdings.height
         else "No positions held at the close."
     )
-    story: list[Flowable] = [Paragraph("Holdings", styles["h2"]), Paragraph(held, styles["body"])]
+    story: list[Flowable] = [
+        Paragraph("Holdings (held book at the close)", styles["h2"]),
+        Paragraph(held, styles["body"]),
+    ]
     if data.holdings.height:
         story += [Spacer(1, 3), _frame_table(data.holdings, HOLDINGS_COLUMNS)]
     if data.sectors.height:
@@ -591,7 +602,16 @@ def _executed_orders(data: ReportData, styles: dict[str, ParagraphStyle]) -> lis
 
 def _risk_and_drift(data: ReportData, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
     """The live book's risk limits and the model's drift status, each kept on one page."""
-    limits: list[Flowable] = [Paragraph("Risk limits (live book)", styles["h2"])]
+    limits: list[Flowable] = [
+        Paragraph("Risk limits (target book)", styles["h2"]),
+        Paragraph(
+            "Figures of the target book: the live method's weights decided at today's close, "
+            "before they trade (the holdings above are the held book: "
+            f"{data.positions_count} positions, cash {money(data.figures.cash)}). Realised "
+            "figures carry the number of sessions they come from.",
+            styles["note"],
+        ),
+    ]
     if data.live_book:
         described = "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.live_book.items())
         limits += [Paragraph(described, styles["body"]), Spacer(1, 3)]
