@@ -39,6 +39,7 @@ def market_data_from_env() -> MarketData:
         n_tickers=int(env("QUANT_SYNTHETIC_TICKERS") or 100),
         files_path=env("QUANT_FILES_PATH") or None,
         universe_path=env("QUANT_UNIVERSE_PATH") or None,
+        include_etfs=env("QUANT_UNIVERSE_INCLUDE_ETFS") == "1",
         alpaca_api_key=_secret("ALPACA_API_KEY"),
         alpaca_secret_key=_secret("ALPACA_SECRET_KEY"),
         alpaca_feed=env("ALPACA_FEED") or "iex",

@@ -238,3 +238,29 @@ def test_no_provider_writes_bars_for_a_session_that_has_not_closed(store, monkey
         selection=[dg.AssetKey("raw_bars"), dg.AssetKey("raw_bars_quarantine")],
     ).success
     assert store.read("raw_bars")["date"].unique().to_list() == [day]
+
+
+UNIVERSE_PANEL = Path(__file__).parent / "fixtures" / "universe" / "panel.csv"
+
+
+@pytest.mark.parametrize("include_etfs", [False, True])
+def test_the_universe_counts_its_unclassified_names_and_leaves_funds_out(store, include_etfs):
+    files = MarketData(provider="files", files_path=str(UNIVERSE_PANEL), include_etfs=include_etfs)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([universe], resources=_resources(store, files), instance=instance)
+    stored = dict(store.read("universe").select("ticker", "sector").rows())
+    metadata = result.asset_materializations_for_node("universe")[0].metadata
+    funds = {"GLD", "TLT", "XLU"}
+    if include_etfs:
+        assert funds <= set(stored) and metadata["non_stocks_left_out"].value == 0
+        assert metadata["unclassified"].value == 5
+    else:
+        assert set(stored) == {"ASML", "BP", "JNJ", "SPY", "ZZQA", "ZZQB"}
+        assert metadata["non_stocks_left_out"].value == 3
+        assert metadata["non_stocks_left_out_tickers"].value == "GLD, TLT, XLU"
+        assert metadata["unclassified"].value == 2
+        assert metadata["unclassified_tickers"].value == "ZZQA, ZZQB"
+    assert stored["BP"] == "Energy" and stored["ZZQA"] == "Unclassified"
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    count = metadata["unclassified"].value
+    assert any(f"{count} unclassified" in message for message in logged), logged

@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 from quant_assets.models.cross_section import normalise_label
 from quant_assets.models.tft import TemporalFusionAlpha
 from quant_assets.models.validation import cpcv_evaluate, make_cpcv
+from quant_core.sectors import UNCLASSIFIED
 
 N_TICKERS, N_SESSIONS, N_FEATURES = 12, 120, 6
 TRAIN_SESSIONS = 90
@@ -203,6 +204,16 @@ def test_sector_static_covariate(fitted, data, scores) -> None:
     np.testing.assert_array_equal(fitted.predict(X, same), scores)
     with pytest.raises(ValueError, match="sector"):
         fitted.predict(X, pd.DataFrame({"industry": SECTORS}))
+
+
+def test_an_unclassified_name_has_a_missing_sector_not_a_category(fitted, data) -> None:
+    X, _ = data
+    sectors = {**SECTORS, "T00": UNCLASSIFIED, "T01": "Unclassified (T01)"}
+    del sectors["T02"]  # no sector at all
+    panel, _ = fitted._panel(X, sectors, None)
+    by_ticker = panel.groupby("__ticker", observed=True)["sector"].first()
+    assert by_ticker["T00"] == by_ticker["T01"] == by_ticker["T02"] == "__unknown__"
+    assert by_ticker["T03"] == SECTORS["T03"]
 
 
 def test_runs_through_cpcv(data) -> None:

@@ -28,6 +28,7 @@ from quant_assets.portfolio.allocation import (
 from quant_assets.portfolio.books import DayInputs
 from quant_assets.portfolio.methods import METHODS, VIEW_METHODS, build_estimator
 from quant_core.allocation_methods import ALLOCATION_METHODS
+from quant_core.sectors import UNCLASSIFIED
 from resources.portfolio_policy import PortfolioPolicy
 
 
@@ -581,3 +582,45 @@ def test_a_session_without_a_benchmark_return_leaves_the_window_and_nothing_else
     # a decision needs the benchmark's return of its own session
     with pytest.raises(InsufficientReturnsError, match="no return this session"):
         day_inputs(sessions[50], panel, "IDX", sectors, None, {}, lookback_sessions=40)
+
+
+# --- unclassified names in the sector cap --------------------------------------------------
+
+
+def _favoured_day(sectors_of_favoured: list[str]) -> DayInputs:
+    """Twelve names; T000..T003 carry strong views, with the given sectors."""
+    returns = _returns(21, 300, 12, scale=0.004)
+    returns.index = pd.RangeIndex(len(returns), name="date")
+    sectors = pd.Series(
+        sectors_of_favoured + [f"S{i % 4}" for i in range(8)], index=returns.columns
+    )
+    views = pl.DataFrame(
+        {
+            "ticker": ["T000", "T001", "T002", "T003"],
+            "expected_return_daily": [0.004] * 4,
+            "confidence": [0.9] * 4,
+        }
+    )
+    benchmark = returns.mean(axis=1).rename("SPY")
+    return DayInputs(date(2024, 1, 2), returns, benchmark, sectors, views, {})
+
+
+def test_unclassified_names_are_each_capped_alone_never_pooled() -> None:
+    policy = PortfolioPolicy()
+    favoured = ["T000", "T001", "T002", "T003"]
+    unclassified = _favoured_day([UNCLASSIFIED] * 4)
+    book = build_estimator("constrained_markowitz", unclassified, policy).fit(unclassified.returns)
+    assert book.feasible_, book.status_
+    w = book.weights_
+    # together far above the 25% sector cap, each one within it (and within max_position)
+    assert w[favoured].sum() > policy.sector_cap + 0.05
+    assert w[favoured].max() <= min(policy.sector_cap, policy.max_position) + 1e-6
+    assert check_constraints(w, sectors=unclassified.sectors, sector_cap=policy.sector_cap) == []
+    # the same names filed in one real sector are held to the cap together
+    pooled = _favoured_day(["Energy"] * 4)
+    capped = build_estimator("constrained_markowitz", pooled, policy).fit(pooled.returns)
+    assert capped.feasible_, capped.status_
+    assert capped.weights_[favoured].sum() <= policy.sector_cap + 1e-6
+    # the unclassified book, read with the four names in one sector, breaches that sector
+    found = check_constraints(w, sectors=pooled.sectors, sector_cap=policy.sector_cap)
+    assert [line.split(":")[1].split()[0] for line in found] == ["Energy"]

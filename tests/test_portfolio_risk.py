@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from scipy import integrate, stats
 
+from quant_assets.portfolio.books import DayInputs
+from quant_assets.risk.assets import _book_risk
 from quant_assets.risk.measures import (
     beta,
     cornish_fisher_quantile,
@@ -45,6 +49,8 @@ from quant_core.metrics import (
     realised_volatility,
     rolling_sharpe,
 )
+from quant_core.sectors import UNCLASSIFIED
+from resources.portfolio_policy import PortfolioPolicy
 
 MU, SIGMA = 0.0005, 0.01
 
@@ -323,3 +329,29 @@ def test_stop_loss_flags_held_positions_beyond_the_multiple_of_their_window_vol(
     # a looser multiple lets A through
     loose = stop_loss_breaches(["A", "B", "C", "D"], returns, weights, multiple=50.0)
     assert loose.is_empty()
+
+
+# --- unclassified names: each its own sector group -------------------------------------------
+
+
+def test_a_book_of_unclassified_names_is_measured_name_by_name_against_the_sector_cap() -> None:
+    rng = np.random.default_rng(3)
+    tickers = ["AAA", "BBB", "CCC", "DDD"]
+    returns = pd.DataFrame(rng.normal(0.0, 0.01, (120, 4)), columns=tickers)
+    benchmark = returns.mean(axis=1).rename("SPY")
+    sectors = pd.Series([UNCLASSIFIED, UNCLASSIFIED, "Energy", "Energy"], index=tickers)
+    inputs = DayInputs(date(2024, 1, 2), returns, benchmark, sectors, None, {})
+    weights = pd.Series([0.2, 0.2, 0.1, 0.1], index=tickers)
+    metrics, rows = _book_risk(inputs, "demo", weights, None, PortfolioPolicy())
+    # pooled, the two unclassified names would weigh 40%, past the 25% cap
+    assert metrics["max_sector_weight"] == pytest.approx(0.2)
+    by_sector = dict(rows.filter(pl.col("level") == "sector").select("name", "weight").rows())
+    assert by_sector == pytest.approx(
+        {"Unclassified (AAA)": 0.2, "Unclassified (BBB)": 0.2, "Energy": 0.2}
+    )
+    shocked = {k for k in metrics if k.startswith("stress_sector_")}
+    assert shocked == {
+        "stress_sector_Energy_-15%",
+        "stress_sector_Unclassified (AAA)_-15%",
+        "stress_sector_Unclassified (BBB)_-15%",
+    }

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import pytest
 import requests
 import responses
 
+from quant_core.sectors import UNCLASSIFIED
 from resources.market_data.alpaca_provider import AlpacaProvider
 from resources.market_data.base import (
     BAR_SCHEMA,
@@ -35,7 +38,8 @@ from resources.market_data.base import (
     ProviderError,
 )
 from resources.market_data.files_provider import FilesProvider
-from resources.market_data.universe_list import load_universe
+from resources.market_data.sectors import classify, sector_from_labels
+from resources.market_data.universe_list import COMMITTED_UNIVERSE, load_universe, stock_universe
 from resources.market_data.yfinance_provider import YFinanceProvider, _to_long
 from resources.retry import call_with_retries
 
@@ -130,30 +134,85 @@ def test_retry_fatal_errors_fail_at_once_and_others_propagate() -> None:
 # --------------------------------------------------------------------------- universe list
 
 
-def test_committed_universe_has_sectors_etfs_and_benchmark() -> None:
+def test_the_committed_list_types_no_sector_and_takes_each_from_the_package() -> None:
+    committed = pl.read_csv(COMMITTED_UNIVERSE, infer_schema=False)
+    assert "sector" not in committed.columns  # never a table typed from memory
     universe = load_universe()
     assert universe.schema == UNIVERSE_SCHEMA
     assert universe["ticker"].n_unique() == universe.height >= 100
-    assert set(universe["sector"].unique()) == set(GICS_SECTORS) | {"Index"}
+    assert set(universe["sector"].unique()) <= set(GICS_SECTORS) | {"Index", UNCLASSIFIED}
     assert universe.filter(pl.col("is_benchmark"))["ticker"].to_list() == ["SPY"]
-    assert universe.filter(pl.col("ticker") == "SPY")["sector"].item() == "Index"
+    spy = universe.filter(pl.col("ticker") == "SPY").row(0, named=True)
+    assert (spy["sector"], spy["asset_type"]) == ("Index", "etf")
     sectors = dict(universe.select("ticker", "sector").rows())
-    assert {etf: sectors[etf] for etf in SECTOR_ETFS} == {
-        "XLC": "Communication Services",
-        "XLY": "Consumer Discretionary",
-        "XLP": "Consumer Staples",
-        "XLE": "Energy",
-        "XLF": "Financials",
-        "XLV": "Health Care",
-        "XLI": "Industrials",
-        "XLK": "Information Technology",
-        "XLB": "Materials",
-        "XLRE": "Real Estate",
-        "XLU": "Utilities",
-    }
-    # every sector has at least a handful of stocks besides its ETF
-    per_sector = universe.filter(pl.col("sector") != "Index").group_by("sector").len()
+    assert sectors["AAPL"] == "Information Technology" and sectors["XOM"] == "Energy"
+    stocks = universe.filter(pl.col("asset_type") == "stock")
+    classified = stocks.filter(pl.col("sector") != UNCLASSIFIED).height
+    assert classified >= 0.75 * stocks.height
+    # every GICS sector has a handful of stocks
+    per_sector = stocks.filter(pl.col("sector") != UNCLASSIFIED).group_by("sector").len()
+    assert per_sector.height == len(GICS_SECTORS)
     assert per_sector.select(pl.col("len").min()).item() >= 5
+
+
+def test_the_sector_spdrs_and_other_funds_of_the_list_are_not_stocks() -> None:
+    universe = load_universe()
+    kinds = dict(universe.select("ticker", "asset_type").rows())
+    assert {kinds[t] for t in (*SECTOR_ETFS, "TLT", "GLD", "SPY")} == {"etf"}
+    kept = stock_universe(universe)
+    assert not set(kept.members["ticker"]) & {*SECTOR_ETFS, "TLT", "GLD"}
+    assert set(kept.non_stocks_left_out) >= {*SECTOR_ETFS, "TLT", "GLD"}
+    assert "SPY" in kept.members["ticker"]  # the benchmark stays, as data
+    assert kept.members.columns == ["ticker", "name", "sector", "is_benchmark"]
+    everything = stock_universe(universe, include_etfs=True)
+    assert everything.members.height == universe.height and everything.non_stocks_left_out == []
+
+
+def test_a_ticker_the_package_knows_gets_its_gics_sector() -> None:
+    found = classify(["JNJ", "brk-b", "BRK.B", "ZZQA"]).rows()
+    assert found == [
+        ("JNJ", True, "Health Care"),
+        ("brk-b", True, "Financials"),  # share-class separators compare alike
+        ("BRK.B", True, "Financials"),
+        ("ZZQA", False, None),
+    ]
+
+
+def test_labels_decide_a_sector_by_category_name_and_a_tie_decides_nothing() -> None:
+    # GICS industry names and TRBC sector names map to their GICS sector
+    assert sector_from_labels(["Semiconductors"]) == "Information Technology"
+    assert sector_from_labels(["Healthcare", "Biotechnology"]) == "Health Care"
+    # REITs are Real Estate since GICS 2016, though older definitions filed them in Financials
+    assert sector_from_labels(["Residential REITs"]) == "Real Estate"
+    # two sector names: the one most labels point to, and a tie is no answer
+    assert sector_from_labels(["Industrials", "Information Technology", "Semiconductors"]) == (
+        "Information Technology"
+    )
+    assert sector_from_labels(["Energy", "Utilities"]) is None
+    assert sector_from_labels(["Conglomerate"]) is None
+
+
+def test_the_classification_loads_with_the_network_unreachable() -> None:
+    script = (
+        "import socket\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise OSError('network is off in this test')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from resources.market_data.sectors import classify, package_classification\n"
+        "assert package_classification().height > 1000\n"
+        "print(classify(['JNJ']).row(0)[2])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[1],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Health Care"
 
 
 def test_active_only_drops_delisted_tickers() -> None:
@@ -166,13 +225,17 @@ def test_active_only_drops_delisted_tickers() -> None:
 
 def test_user_universe_file_overrides_the_list(tmp_path: Path) -> None:
     path = tmp_path / "mine.csv"
-    path.write_text("Ticker,Name,SECTOR\nabc,Abc Corp,Energy\nXYZ,,Utilities\n")
+    path.write_text(
+        "Ticker,Name,SECTOR\nabc,Abc Corp,Energy\nXYZ,,Utilities\nJNJ,J&J,\nAAPL,Apple,Energy\n"
+    )
     universe = load_universe(str(path))
     assert universe.schema == UNIVERSE_SCHEMA
     assert universe.rows() == [
-        ("ABC", "Abc Corp", "Energy", False),
-        ("SPY", "SPDR S&P 500 ETF Trust", "Index", True),  # the benchmark is always there
-        ("XYZ", None, "Utilities", False),
+        ("AAPL", "Apple", "Energy", False, "stock"),  # the user's sector wins
+        ("ABC", "Abc Corp", "Energy", False, "stock"),
+        ("JNJ", "J&J", "Health Care", False, "stock"),  # none given: the package's
+        ("SPY", "SPDR S&P 500 ETF Trust", "Index", True, "etf"),  # always there
+        ("XYZ", None, "Utilities", False, "stock"),
     ]
 
     parquet = tmp_path / "mine.parquet"
@@ -187,11 +250,12 @@ def test_user_universe_file_overrides_the_list(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("ticker,name\nAAA,Aaa\n", r"lacks column\(s\) \['sector'\]"),
+        ("symbol,name\nAAA,Aaa\n", r"lacks column\(s\) \['ticker'\]"),
         ("ticker,name,sector\nAAA,Aaa,Energy\naaa,Again,Energy\n", r"duplicate tickers: \['AAA'\]"),
         ("ticker,name,sector\n", "no rows"),
         ("", "empty"),
-        ("ticker,name,sector\nAAA,Aaa,\n", "empty ticker or sector"),
+        ("ticker,name,sector\n,Aaa,Energy\n", "1 row\\(s\\) with no ticker"),
+        ("ticker,asset_type\nAAA,bond\n", r"unknown asset_type \['bond'\]"),
     ],
 )
 def test_bad_universe_files_fail_clearly(tmp_path: Path, content: str, message: str) -> None:
@@ -593,8 +657,8 @@ def test_files_directory_of_csv_and_parquet() -> None:
     universe = provider.universe()
     assert universe.schema == UNIVERSE_SCHEMA
     assert universe.rows() == [
-        ("SPY", "SPDR S&P 500 ETF Trust", "Index", True),
-        ("ZZZT", None, "Unknown", False),  # in the files, not in the list
+        ("SPY", "SPDR S&P 500 ETF Trust", "Index", True, "etf"),
+        ("ZZZT", None, UNCLASSIFIED, False, "stock"),  # in the files, known to no source
     ]
 
 
@@ -664,3 +728,50 @@ def test_files_bad_paths_fail_clearly(tmp_path: Path) -> None:
         FilesProvider(tmp_path / "missing")
     with pytest.raises(ProviderError, match=r"no \*\.csv or \*\.parquet files"):
         FilesProvider(tmp_path)
+
+
+# --------------------------------------------------------------------------- sectors of a real panel
+
+UNIVERSE_FIXTURES = FIXTURES / "universe"
+
+
+def test_a_files_panel_keeps_its_stocks_and_adrs_and_leaves_its_funds_out() -> None:
+    listed = FilesProvider(UNIVERSE_FIXTURES / "panel.csv").universe()
+    rows = {r["ticker"]: (r["sector"], r["asset_type"]) for r in listed.iter_rows(named=True)}
+    assert rows == {
+        "JNJ": ("Health Care", "stock"),
+        "BP": ("Energy", "stock"),  # ADRs are stocks, with their home index's sector
+        "ASML": ("Information Technology", "stock"),
+        "TLT": (UNCLASSIFIED, "etf"),
+        "GLD": (UNCLASSIFIED, "etf"),
+        "XLU": (UNCLASSIFIED, "etf"),  # a sector SPDR is a fund, not a utility
+        "SPY": ("Index", "etf"),
+        "ZZQA": (UNCLASSIFIED, "stock"),
+        "ZZQB": (UNCLASSIFIED, "stock"),
+    }
+    kept = stock_universe(listed)
+    assert sorted(kept.members["ticker"]) == ["ASML", "BP", "JNJ", "SPY", "ZZQA", "ZZQB"]
+    assert kept.non_stocks_left_out == ["GLD", "TLT", "XLU"]
+    assert kept.unclassified == ["ZZQA", "ZZQB"]
+    included = stock_universe(listed, include_etfs=True)
+    assert set(included.members["ticker"]) == set(rows) and included.non_stocks_left_out == []
+    assert included.unclassified == ["GLD", "TLT", "XLU", "ZZQA", "ZZQB"]
+
+
+def test_the_users_file_wins_and_a_fund_is_known_by_its_name() -> None:
+    provider = FilesProvider(
+        UNIVERSE_FIXTURES / "panel.csv",
+        universe_path=str(UNIVERSE_FIXTURES / "user_universe.csv"),
+    )
+    rows = {
+        r["ticker"]: (r["sector"], r["asset_type"])
+        for r in provider.universe().iter_rows(named=True)
+    }
+    assert rows["JNJ"] == ("Consumer Staples", "stock")  # the file's sector, not the package's
+    assert rows["ZZQA"] == (UNCLASSIFIED, "stock")
+    assert rows["ZZQB"] == (UNCLASSIFIED, "fund")  # "Income Fund" in its name
+    # the file does not name TLT: without the committed list, nothing says it is a fund
+    assert rows["TLT"] == (UNCLASSIFIED, "stock")
+    assert rows["BP"] == ("Energy", "stock")
+    kept = stock_universe(provider.universe())
+    assert kept.non_stocks_left_out == ["ZZQB"]

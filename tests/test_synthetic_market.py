@@ -60,8 +60,9 @@ def test_universe_has_every_ticker_in_a_sector_and_the_index(market):
     assert stocks["sector"].null_count() == 0
     assert set(stocks["sector"]) <= set(SECTORS)
     assert stocks["sector"].n_unique() == len(SECTORS)
+    assert set(stocks["asset_type"]) == {"stock"}
     index = members.filter(pl.col("is_benchmark"))
-    assert index.rows() == [(INDEX, index["name"][0], "Index", True)]
+    assert index.rows() == [(INDEX, index["name"][0], "Index", True, "index")]
 
 
 def test_universe_scales_to_thousands_of_tickers():

@@ -25,9 +25,11 @@ from quant_core.calendar import (
     session_has_closed,
     trading_sessions,
 )
+from quant_core.sectors import UNCLASSIFIED
 from resources.macro.base import MACRO_SERIES_IDS
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
+from resources.market_data.universe_list import stock_universe
 from resources.settings import data_dir
 from resources.storage import Store
 
@@ -41,18 +43,33 @@ _CONTEXT_SESSIONS = max(MAX_SPIKE_RUN + 1, VOLUME_LOOKBACK)
     # lets the CLI materialize it in the same run as a partition range of the daily assets
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def universe(store: Store, market_data: MarketData) -> dg.MaterializeResult:
+def universe(
+    context: dg.AssetExecutionContext, store: Store, market_data: MarketData
+) -> dg.MaterializeResult:
     """Tickers with their sector, the benchmark flagged: the synthetic market's own names, or
-    for real providers the committed US large-cap list (or the user's file)."""
-    members = market_data.get_provider().universe()
+    for real providers the committed US large-cap list (or the user's file), stocks only unless
+    ``QUANT_UNIVERSE_INCLUDE_ETFS=1``. Names no source classifies are counted and listed."""
+    selection = stock_universe(
+        market_data.get_provider().universe(), include_etfs=market_data.include_etfs
+    )
+    members = selection.members
     rows = store.replace_table("universe", members)
-    sectors = members.filter(~pl.col("is_benchmark")).group_by("sector").len().sort("sector")
+    holdable = members.filter(~pl.col("is_benchmark"))
+    sectors = holdable.group_by("sector").len().sort("sector")
+    context.log.info(
+        f"universe: {holdable.height} names, {len(selection.unclassified)} unclassified, "
+        f"{len(selection.non_stocks_left_out)} non-stocks left out"
+    )
     return dg.MaterializeResult(
         metadata={
             "rows": rows,
-            "tickers": members.filter(~pl.col("is_benchmark")).height,
+            "tickers": holdable.height,
             "benchmark": ", ".join(members.filter(pl.col("is_benchmark"))["ticker"].to_list()),
-            "sectors": sectors.height,
+            "sectors": sectors.filter(pl.col("sector") != UNCLASSIFIED).height,
+            "unclassified": len(selection.unclassified),
+            "unclassified_tickers": ", ".join(selection.unclassified) or "none",
+            "non_stocks_left_out": len(selection.non_stocks_left_out),
+            "non_stocks_left_out_tickers": ", ".join(selection.non_stocks_left_out) or "none",
             "provider": market_data.provider,
             "store": store.backend_name,
             "tickers_per_sector": preview(sectors, rows=20),

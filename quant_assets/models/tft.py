@@ -14,9 +14,9 @@ calls, so the sector (the static covariate) is a constructor parameter, ``sector
 ticker -> sector): ``sklearn.base.clone`` carries it to every CV split, and X stays a frame of
 float features shared with the GBDTs. ``fit`` / ``predict`` also accept ``static`` (a frame
 indexed by ticker with a ``sector`` column) which, when given, replaces the mapping for that
-call (``predict`` otherwise uses the mapping fitted with). A ticker without a sector gets the
-"unknown" category; ``sectors=None`` and no ``static`` in ``fit`` trains without the static
-covariate.
+call (``predict`` otherwise uses the mapping fitted with). A ticker without a sector, or an
+unclassified one (``quant_core.sectors``), gets the "unknown" category; ``sectors=None`` and no
+``static`` in ``fit`` trains without the static covariate.
 
 The sample layout (and why the model never looks ahead)
 -------------------------------------------------------
@@ -88,6 +88,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from quant_assets import charts
 from quant_assets.models.cross_section import NormaliseMethod, normalise_label
+from quant_core.sectors import classified_only
 
 _GROUP = "__ticker"
 _TIME = "__t"
@@ -308,7 +309,8 @@ class TemporalFusionAlpha(BaseEstimator, RegressorMixin):
         panel[feats] = panel[feats].astype(np.float32)
         panel = panel.drop(columns="__label")
         if self.has_static_:
-            lookup = pd.Series(dict(sectors or {}), dtype=object)
+            # an unclassified name's sector is missing, never a category of its own
+            lookup = pd.Series(classified_only(sectors or {}), dtype=object)
             panel[_SECTOR] = panel[_GROUP].map(lookup).fillna(_UNKNOWN_SECTOR).astype(str)
         return panel, keys
 

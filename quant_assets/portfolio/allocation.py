@@ -67,6 +67,7 @@ from sklearn.covariance import ledoit_wolf
 
 from quant_core.conventions import TRADING_DAYS
 from quant_core.metrics import ex_ante_volatility, turnover
+from quant_core.sectors import sector_groups
 
 
 def _validate_returns(returns: pd.DataFrame) -> np.ndarray:
@@ -547,7 +548,8 @@ class ConstrainedMarkowitz(Allocation):
     ``previous_weights``: yesterday's live book (None = first build from cash: costs charged
     against zero, no turnover cap); names in it that are missing from the returns are sold in
     full and that sale counts against the turnover cap. ``sectors``: pd.Series ticker ->
-    sector (None = no sector cap).
+    sector (None = no sector cap); each unclassified name is capped alone
+    (``quant_core.sectors``).
     After fit: ``expected_returns_``, ``covariance_`` (Ledoit-Wolf, daily), ``turnover_``,
     ``ex_ante_vol_`` (annualised), ``violations_`` (check_constraints on the result),
     ``stage_`` ("relaxed": one solve sufficed; "restricted": the cardinality re-solve ran).
@@ -663,7 +665,8 @@ class ConstrainedMarkowitz(Allocation):
             labels = self.sectors.reindex(tickers)
             if labels.isna().any():
                 raise ValueError("sectors must cover every ticker")
-            sector_ids = pd.factorize(labels)[0].astype(np.int64)
+            # an unclassified name is capped as a sector of its own, never pooled
+            sector_ids = pd.factorize(sector_groups(labels))[0].astype(np.int64)
         # the function, not the estimator: LedoitWolf.fit also inverts the matrix (unused here)
         covariance, _ = ledoit_wolf(x)
         self.expected_returns_ = pd.Series(mu, index=tickers)
@@ -794,7 +797,7 @@ def check_constraints(
     if sector_cap is not None:
         if sectors is None:
             raise ValueError("sector_cap needs sectors")
-        by_sector = w.groupby(sectors.reindex(w.index)).sum()
+        by_sector = w.groupby(sector_groups(sectors.reindex(w.index))).sum()
         for sector, value in by_sector[by_sector > sector_cap + tol].items():
             violations.append(f"sector cap: {sector} {value:.4f} > {sector_cap}")
     if max_turnover is not None:

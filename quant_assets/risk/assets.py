@@ -40,6 +40,7 @@ from quant_assets.risk.measures import (
 )
 from quant_assets.risk.stress import stress_table
 from quant_core.metrics import aligned_books, current_drawdown, max_drawdown, risk_increasing
+from quant_core.sectors import sector_groups
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
 
@@ -61,7 +62,8 @@ def _book_risk(
     # turnover and cost against yesterday's book include the names sold out of it
     _, now, then = aligned_books(weights, previous)
     metrics["turnover"], metrics["transaction_cost"] = rebalance_cost(then, now, policy.cost_bps)
-    sector_of = inputs.sectors.reindex(tickers).fillna("unknown").to_list()
+    # the sector groups of the cap: each unclassified name is a group of its own
+    sector_of = sector_groups(inputs.sectors.reindex(tickers)).to_list()
     sector_table = sector_weights(w, sector_of)
     metrics |= {
         "names": float(len(tickers)),

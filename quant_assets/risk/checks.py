@@ -93,7 +93,7 @@ LIMIT_DESCRIPTIONS = {
     "multiple (3x) of its rolling 5-session volatility over the last 5 sessions (position "
     "stop-loss).",
     "live_book_within_sector_cap": "Every sector's net weight in the live book is within the "
-    "sector cap (25%).",
+    "sector cap (25%); each unclassified name counts as a sector of its own.",
     "live_book_within_concentration_limits": "The live book's largest position and its ten "
     "largest together are within the concentration limits (10% and 60% of NAV).",
     "live_book_within_volatility_band": "The live book's ex-ante (Ledoit-Wolf) annualised "

@@ -15,7 +15,11 @@ import polars as pl
 from resources.storage.tables import BAR_COLUMNS, UNIVERSE
 
 BAR_SCHEMA = pl.Schema({c.name: c.dtype for c in BAR_COLUMNS})
-UNIVERSE_SCHEMA = pl.Schema({c.name: c.dtype for c in UNIVERSE.columns})
+# a provider's universe: the stored table's columns and each ticker's asset type (stock, etf,
+# ...), which decides whether it is held (see universe_list.stock_universe)
+UNIVERSE_SCHEMA = pl.Schema(
+    {**{c.name: c.dtype for c in UNIVERSE.columns}, "asset_type": pl.String()}
+)
 
 
 GICS_SECTORS: tuple[str, ...] = (

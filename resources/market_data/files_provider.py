@@ -12,9 +12,10 @@ string (``YYYY-MM-DD``, optionally followed by a time).
 Files are scanned lazily with polars, so the ticker and ``[start, end)`` filters are pushed down
 into the scan. Ticker symbols are upper-cased. A (ticker, date) that appears twice is an error.
 
-``universe()`` is the committed list (or the user's universe file) restricted to the tickers
-present in the files; tickers present in the files but absent from the list get sector
-``"Unknown"`` (and no name), so every ticker in the files is in the universe.
+``universe()`` is every ticker present in the files, with the name, sector and asset type the
+committed list (or the user's universe file) gives it; a ticker the list does not name is
+classified like any other (the packaged sector classification, else ``Unclassified``; see
+``universe_list``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ ALIASES = {
     "adjusted_close": "adj_close",
     "adj_close": "adj_close",
 }
-UNKNOWN_SECTOR = "Unknown"
 NEW_YORK = "America/New_York"
 
 
@@ -53,19 +53,11 @@ class FilesProvider:
         self._files = _list_files(self.path)
 
     def universe(self) -> pl.DataFrame:
-        present = self._scan().select("ticker").unique().collect()["ticker"].drop_nulls().sort()
-        listed = load_universe(self.universe_path, benchmark=self.benchmark_ticker)
-        known = listed.filter(pl.col("ticker").is_in(present.implode()))
-        unknown = pl.DataFrame({"ticker": present}).filter(
-            ~pl.col("ticker").is_in(listed["ticker"].implode())
+        present = self._scan().select("ticker").unique().collect()["ticker"].drop_nulls()
+        listed = load_universe(
+            self.universe_path, benchmark=self.benchmark_ticker, unlisted=present.to_list()
         )
-        extra = unknown.select(
-            "ticker",
-            pl.lit(None, dtype=pl.String).alias("name"),
-            pl.lit(UNKNOWN_SECTOR).alias("sector"),
-            (pl.col("ticker") == self.benchmark_ticker).alias("is_benchmark"),
-        )
-        return pl.concat([known, extra.cast(known.schema)]).sort("ticker")
+        return listed.filter(pl.col("ticker").is_in(present.implode()))
 
     def fetch_bars(self, tickers: Sequence[str], start: date, end: date) -> pl.DataFrame:
         wanted = normalize_tickers(tickers)

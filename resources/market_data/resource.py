@@ -28,7 +28,13 @@ class MarketData(dg.ConfigurableResource):
     files_path: str | None = Field(default=None, description="files: CSV/Parquet file or dir")
     universe_path: str | None = Field(
         default=None,
-        description="real providers: CSV/Parquet (ticker,name,sector) replacing the committed list",
+        description="real providers: CSV/Parquet (ticker, optional name, sector, asset_type, "
+        "active) replacing the committed list",
+    )
+    include_etfs: bool = Field(
+        default=False,
+        description="keep ETFs and other non-stocks in the universe as holdable names "
+        "(QUANT_UNIVERSE_INCLUDE_ETFS=1); by default only stocks (ADRs included) and the benchmark",
     )
     alpaca_api_key: str | None = Field(default=None, description="alpaca: ALPACA_API_KEY")
     alpaca_secret_key: str | None = Field(default=None, description="alpaca: ALPACA_SECRET_KEY")

@@ -395,6 +395,7 @@ class SyntheticMarket:
             pl.format("{}{} {}", "stem", "ending", "kind").alias("name"),
             "sector",
             pl.lit(False).alias("is_benchmark"),
+            pl.lit("stock").alias("asset_type"),
         )
         index = pl.DataFrame(
             {
@@ -402,6 +403,7 @@ class SyntheticMarket:
                 "name": ["Synthetic Cap-Weighted Index"],
                 "sector": ["Index"],
                 "is_benchmark": [True],
+                "asset_type": ["index"],
             }
         )
         return pl.concat([members, index]).select(
