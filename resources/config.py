@@ -24,11 +24,12 @@ def _secret(name: str) -> Any:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def store_from_env() -> Store:
+def store_from_env(reader: bool = False) -> Store:
+    """The configured store; ``reader`` for the API and the dashboard (``Store.reader``)."""
     # a PostgreSQL URL carries a password: keep it out of the run config
     if os.environ.get("QUANT_STORE_URL", "").startswith(("postgresql://", "postgres://")):
-        return Store(url=dg.EnvVar("QUANT_STORE_URL"))
-    return Store(url=default_store_url())
+        return Store(url=dg.EnvVar("QUANT_STORE_URL"), reader=reader)
+    return Store(url=default_store_url(), reader=reader)
 
 
 def market_data_from_env() -> MarketData:

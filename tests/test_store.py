@@ -551,3 +551,105 @@ def test_duckdb_file_is_released_after_a_dagster_run(tmp_path: Path) -> None:
 
     assert dg.materialize([written], resources={"store": Store(url=str(path))}).success
     assert _other_process_can_open(path)
+
+
+def test_a_reader_store_cannot_write(store_url: str) -> None:
+    writer = Store(url=store_url)
+    writer.write_partition("raw_bars", bars(D[:1]), D[0], D[1])
+    writer.close()
+    reader = Store(url=store_url, reader=True)
+    assert reader.count("raw_bars") == len(TICKERS)
+    for write in (
+        lambda: reader.write_partition("raw_bars", bars(D[:1]), D[0], D[1]),
+        lambda: reader.replace_table("universe", universe(TICKERS)),
+        lambda: reader.upsert("order_journal", pl.DataFrame(schema=ORDER_JOURNAL.polars_schema)),
+    ):
+        with pytest.raises(PermissionError, match="reader"):
+            write()
+    assert writer.count("raw_bars") == len(TICKERS)
+
+
+def test_a_duckdb_reader_reads_the_published_snapshot_while_a_run_holds_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "busy.duckdb"
+    writer = Store(url=str(path))
+    writer.write_partition("raw_bars", bars(D[:1]), D[0], D[1])
+    writer.close()  # the end of a step: publishes the snapshot
+    # a run holds the pipeline's file for 20 s (the lock a reader used to wait for)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+            "print('locked', flush=True); time.sleep(20); con.close()",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        read = Store(url=str(path), reader=True).read("raw_bars")
+        waited = time.monotonic() - started
+        assert not _other_process_can_open(path)  # the run still holds it
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert_frame_equal(read, bars(D[:1]))
+    assert waited < 5.0  # did not wait for the run
+
+
+def test_a_duckdb_writer_never_waits_for_readers_and_readers_see_each_published_write(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared.duckdb"
+    writer = Store(url=str(path))
+    writer.write_partition("raw_bars", bars(D[:1]), D[0], D[1])
+    writer.close()
+    # a reader process keeps the snapshot open and reads it in a loop
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from resources.storage import Store\n"
+            "store = Store(url=sys.argv[1], reader=True)\n"
+            "print(store.count('raw_bars'), flush=True)\n"
+            "end = time.monotonic() + 20\n"
+            "while time.monotonic() < end: store.read('raw_bars')\n",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == str(len(TICKERS))
+        started = time.monotonic()
+        writer.write_partition("raw_bars", bars(D[1:2]), D[1], D[2])
+        writer.close()
+        wrote = time.monotonic() - started
+        assert reader.poll() is None  # the reader is still reading
+    finally:
+        reader.kill()
+        reader.wait(timeout=30)
+    assert wrote < 5.0
+    # a new reader object, or the same one, sees the second write once it is published
+    assert Store(url=str(path), reader=True).count("raw_bars") == 2 * len(TICKERS)
+
+
+def test_a_reader_before_any_snapshot_publishes_one_and_sees_missing_tables_as_empty(
+    tmp_path: Path,
+) -> None:
+    from resources.storage.duckdb_backend import snapshot_path
+
+    path = tmp_path / "old.duckdb"
+    writer = Store(url=str(path))
+    writer.write_partition("raw_bars", bars(D[:2]), D[0], D[2])
+    writer.close()
+    snapshot_path(path).unlink()  # a store written before snapshots existed
+    reader = Store(url=str(path), reader=True)
+    assert reader.count("raw_bars") == 2 * len(TICKERS)
+    assert reader.read("order_journal").is_empty() and reader.date_bounds("nav") is None

@@ -5,6 +5,14 @@ the database closes once unused for ``IDLE_CLOSE_S`` (1 s), at the end of every 
 (``Store.teardown_after_execution``) and at exit, and opening it waits (with backoff, up to
 ``LOCK_TIMEOUT_S``) while another process holds it. So a Dagster UI process and a CLI run take
 turns instead of failing or deadlocking.
+
+Readers never take that turn. A writer that changed the file publishes a consistent copy of it
+(``quant.duckdb.snapshot`` beside it: checkpointed, copied and renamed into place while the
+writer still holds the file) when it closes the file at the end of a step or at exit, and on an
+idle close at most every ``SNAPSHOT_INTERVAL_S``. A reader store (``Store(reader=True)``:
+the API and the dashboard) opens that copy read-only, many processes at once, and reopens it
+when a newer one has been renamed into place; it never opens the pipeline's file, so a
+pipeline write never waits for a reader and a reader never waits for a run.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,6 +56,27 @@ LOCK_TIMEOUT_S = 300.0
 IDLE_CLOSE_S = 1.0
 """The database closes (releasing the file to other processes) after this long unused;
 0 closes it after every operation."""
+
+SNAPSHOT_INTERVAL_S = 30.0
+"""An idle close publishes the readers' snapshot at most this often (an explicit close, at the
+end of a step or at exit, always publishes what changed)."""
+
+
+def snapshot_path(path: Path) -> Path:
+    """Where the readers' copy of the database ``path`` lives."""
+    return path.with_name(path.name + ".snapshot")
+
+
+def _publish(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Checkpoint the open database ``path`` and copy it into place for readers; the caller
+    holds the file, so nothing writes it meanwhile, and the rename makes the copy atomic."""
+    started = time.perf_counter()
+    con.execute("CHECKPOINT")
+    target = snapshot_path(path)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    shutil.copyfile(path, partial)
+    os.replace(partial, target)
+    logger.debug("store: snapshot of %s in %.3f s", path, time.perf_counter() - started)
 
 
 def _q(name: str) -> str:
@@ -100,6 +130,8 @@ class _SharedFile:
         self.con: duckdb.DuckDBPyConnection | None = None
         self.active = 0
         self.generation = 0  # bumped at every use, so a stale idle timer does nothing
+        self.dirty = False  # written since the last snapshot
+        self.published = time.monotonic()
 
     @contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -118,7 +150,7 @@ class _SharedFile:
                 self.generation += 1
                 if self.active == 0:
                     if IDLE_CLOSE_S <= 0:
-                        self._close()
+                        self._close(publish=False)
                     else:
                         timer = threading.Timer(
                             IDLE_CLOSE_S, self._close_if_idle, [self.generation]
@@ -129,18 +161,77 @@ class _SharedFile:
     def _close_if_idle(self, generation: int) -> None:
         with self.lock:
             if self.active == 0 and self.generation == generation:
-                self._close()
+                due = time.monotonic() - self.published >= SNAPSHOT_INTERVAL_S
+                self._close(publish=due)
 
-    def _close(self) -> None:
+    def _close(self, publish: bool) -> None:
+        if publish and self.dirty:
+            if self.con is None:
+                self.con = _open(self.path)
+            _publish(self.con, self.path)
+            self.dirty, self.published = False, time.monotonic()
         if self.con is not None:
             self.con.close()
             self.con = None
 
     def close(self) -> None:
-        """Close now if idle (else the last operation's idle timer does)."""
+        """Close now if idle (else the last operation's idle timer does), publishing the
+        readers' snapshot first when something was written."""
         with self.lock:
             if self.active == 0:
-                self._close()
+                self._close(publish=True)
+
+
+class _Snapshot:
+    """A reader's read-only connection to the snapshot of ``path``, reopened when a newer
+    snapshot has been renamed into place (readers of the old one keep reading it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.identity: tuple[int, int] | None = None
+        self.users: dict[int, int] = {}  # cursors in use per open connection
+
+    def _current(self) -> tuple[int, int]:
+        target = snapshot_path(self.path)
+        if not target.exists():
+            # nothing published yet (a store written before snapshots, or never written)
+            shared = _shared(self.path)
+            with shared.lock:
+                shared.dirty = True
+                shared._close(publish=True)
+        stat = target.stat()
+        return stat.st_ino, stat.st_mtime_ns
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.lock:
+            identity = self._current()
+            if self.con is None or identity != self.identity:
+                self._retire()
+                self.con = duckdb.connect(str(snapshot_path(self.path)), read_only=True)
+                self.identity = identity
+            con = self.con
+            self.users[id(con)] = self.users.get(id(con), 0) + 1
+            cursor = con.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            with self.lock:
+                self.users[id(con)] -= 1
+                if con is not self.con and self.users[id(con)] == 0:
+                    del self.users[id(con)]
+                    con.close()  # the last reader of an older snapshot is done
+
+    def _retire(self) -> None:
+        """Stop handing out the current connection; closed now if nobody reads through it."""
+        if self.con is not None and self.users.get(id(self.con), 0) == 0:
+            self.users.pop(id(self.con), None)
+            self.con.close()
+        self.con = None
 
 
 _FILES: dict[Path, _SharedFile] = {}
@@ -155,6 +246,17 @@ def _shared(path: Path) -> _SharedFile:
         return shared
 
 
+_SNAPSHOTS: dict[Path, _Snapshot] = {}
+
+
+def _snapshot(path: Path) -> _Snapshot:
+    with _FILES_LOCK:
+        snapshot = _SNAPSHOTS.get(path)
+        if snapshot is None or snapshot.pid != os.getpid():
+            snapshot = _SNAPSHOTS[path] = _Snapshot(path)
+        return snapshot
+
+
 @atexit.register
 def close_all() -> None:
     """Close every idle DuckDB database this process holds open."""
@@ -167,7 +269,7 @@ def close_all() -> None:
 class DuckDBBackend:
     name = "duckdb"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, reads_snapshot: bool = False) -> None:
         if path.strip() in ("", ":memory:") or path.startswith(":memory:"):
             raise ValueError(
                 "an in-memory DuckDB store is not supported (the database is closed when idle); "
@@ -175,17 +277,22 @@ class DuckDBBackend:
             )
         self.path = Path(path).expanduser().resolve()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.reads_snapshot = reads_snapshot
         self._ready: set[str] = set()  # tables created or checked against their schema
-        logger.info("store: DuckDB file %s", self.path)
+        self._absent: set[str] = set()  # tables a snapshot does not hold (yet)
+        logger.info("store: DuckDB file %s%s", self.path, " (snapshot reader)" * reads_snapshot)
 
     # --- connections ---
 
     def _connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        if self.reads_snapshot:
+            return _snapshot(self.path).cursor()
         return _shared(self.path).cursor()
 
     def close(self) -> None:
         """Release the file now if no operation is running (other processes may then open it)."""
-        _shared(self.path).close()
+        if not self.reads_snapshot:
+            _shared(self.path).close()
 
     def _ensure(self, con: duckdb.DuckDBPyConnection, schema: TableSchema) -> None:
         if schema.name in self._ready:
@@ -196,6 +303,9 @@ class DuckDBBackend:
             "AND table_name = ? ORDER BY ordinal_position",
             [schema.name],
         ).fetchall()
+        if not existing and self.reads_snapshot:
+            self._absent.add(schema.name)  # a later snapshot may hold it: asked again then
+            return
         if not existing:
             con.execute(create_table_sql(schema))
         else:
@@ -205,6 +315,7 @@ class DuckDBBackend:
                 for c in schema.columns
             }
             check_columns(schema, found, expected)
+        self._absent.discard(schema.name)
         self._ready.add(schema.name)
 
     # --- writes ---
@@ -241,6 +352,7 @@ class DuckDBBackend:
             except BaseException:
                 con.rollback()
                 raise
+            _shared(self.path).dirty = True  # before the operation ends, so any close publishes
 
     def replace_window(
         self, schema: TableSchema, frame: pl.DataFrame, start: date, end: date
@@ -295,6 +407,8 @@ class DuckDBBackend:
         )
         with self._connect() as con:
             self._ensure(con, schema)
+            if schema.name in self._absent:
+                return pl.DataFrame(schema={c: schema.polars_schema[c] for c in columns})
             return con.sql(query, params=params).pl()
 
     def date_bounds(self, schema: TableSchema) -> tuple[date, date] | None:
@@ -302,6 +416,8 @@ class DuckDBBackend:
         t = _q(schema.time_column)
         with self._connect() as con:
             self._ensure(con, schema)
+            if schema.name in self._absent:
+                return None
             row = con.execute(f"SELECT min({t}), max({t}) FROM {_q(schema.name)}").fetchone()
         if row is None or row[0] is None:
             return None
@@ -311,5 +427,7 @@ class DuckDBBackend:
         clause, params = self._where(schema, start, end)
         with self._connect() as con:
             self._ensure(con, schema)
+            if schema.name in self._absent:
+                return 0
             row = con.execute(f"SELECT count(*) FROM {_q(schema.name)}{clause}", params).fetchone()
         return int(row[0]) if row else 0

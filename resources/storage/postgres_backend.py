@@ -29,6 +29,7 @@ import polars as pl
 import psycopg
 import pyarrow as pa
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from resources.storage.store import SchemaError, check_columns, redact_url, storage_key
 from resources.storage.tables import TableSchema
@@ -57,6 +58,8 @@ MAX_BINARY_LAYOUTS = 64
 with more distinct layouts than this goes as CSV instead."""
 
 _SETUP_LOCK = threading.Lock()
+# connections a reader store (API, dashboard) keeps open at most
+POOL_SIZE = 8
 
 # --- COPY encoders --------------------------------------------------------------------------------
 
@@ -194,10 +197,23 @@ def create_table_sql(schema: TableSchema) -> sql.Composed:
 
 
 class PostgresBackend:
-    def __init__(self, url: str) -> None:
+    """``pooled``: a reader store (API, dashboard) keeps its own small connection pool, so a
+    burst of requests reuses connections instead of opening one each; the pipeline's steps
+    open a connection per operation. PostgreSQL's MVCC means neither waits for the other."""
+
+    def __init__(self, url: str, pooled: bool = False) -> None:
         self.url = url
         self.timescale: bool | None = None  # decided on the first connection
         self._ready: set[str] = set()  # tables created or checked against their schema
+        self._pool: ConnectionPool | None = None
+        if pooled:
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=POOL_SIZE,
+                kwargs={"autocommit": True, "application_name": "quant-reader"},
+                open=True,
+            )
 
     @property
     def name(self) -> str:
@@ -209,10 +225,21 @@ class PostgresBackend:
     # --- connections ---
 
     def close(self) -> None:
-        """Nothing to release: connections live for one operation."""
+        """Nothing to release: a writer's connections live for one operation, a reader's pool
+        lives as long as the reader (``close_pool``)."""
+
+    def close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
 
     @contextmanager
     def _connect(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._pool is not None:
+            with self._pool.connection() as pooled:
+                if self.timescale is None:
+                    self._setup(pooled)
+                yield pooled
+            return
         conn = psycopg.connect(self.url, autocommit=True, application_name="quant-store")
         try:
             if self.timescale is None:

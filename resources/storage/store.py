@@ -231,15 +231,16 @@ def _resolve_url(url: Any) -> str:
     return str(url)
 
 
-def open_backend(url: str) -> Backend:
-    """The backend a URL names (imports the driver only when needed)."""
+def open_backend(url: str, reader: bool = False) -> Backend:
+    """The backend a URL names (imports the driver only when needed); ``reader``: a reader's
+    backend (DuckDB: the published snapshot; PostgreSQL: a connection pool of its own)."""
     if url.startswith(POSTGRES_SCHEMES):
         from resources.storage.postgres_backend import PostgresBackend
 
-        return PostgresBackend(url)
+        return PostgresBackend(url, pooled=reader)
     from resources.storage.duckdb_backend import DuckDBBackend
 
-    return DuckDBBackend(url)
+    return DuckDBBackend(url, reads_snapshot=reader)
 
 
 class Store(dg.ConfigurableResource):
@@ -253,12 +254,19 @@ class Store(dg.ConfigurableResource):
         "Defaults to QUANT_STORE_URL or <data dir>/quant.duckdb.",
     )
 
+    reader: bool = Field(
+        default=False,
+        description="A reader (the API, the dashboard): it never blocks or waits for the "
+        "pipeline (DuckDB: it reads the snapshot the pipeline publishes; PostgreSQL: through "
+        "its own connection pool) and it cannot write.",
+    )
+
     _backend: Any = PrivateAttr(default=None)
 
     @classmethod
-    def from_env(cls) -> Store:
+    def from_env(cls, reader: bool = False) -> Store:
         """A store at ``QUANT_STORE_URL`` or the default DuckDB file."""
-        return cls(url=default_store_url())
+        return cls(url=default_store_url(), reader=reader)
 
     # --- internals ---
 
@@ -267,7 +275,7 @@ class Store(dg.ConfigurableResource):
         if backend is None:
             with _BACKEND_LOCK:
                 if self._backend is None:
-                    self._backend = open_backend(_resolve_url(self.url))
+                    self._backend = open_backend(_resolve_url(self.url), self.reader)
                 backend = self._backend
         return backend
 
@@ -280,6 +288,13 @@ class Store(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.close()
 
+    def _refuse_reader(self, table: str) -> None:
+        if self.reader:
+            raise PermissionError(
+                f"{table}: this store is a reader (API, dashboard); tables are written by the "
+                "pipeline"
+            )
+
     @property
     def backend_name(self) -> str:
         """``duckdb``, ``postgresql`` or ``timescaledb``."""
@@ -290,6 +305,7 @@ class Store(dg.ConfigurableResource):
     def write_partition(self, table: str, frame: pl.DataFrame, start: date, end: date) -> int:
         """Replace the rows of ``table`` with ``start <= time_column < end`` by ``frame``, in one
         transaction; returns the number of rows written. An empty frame clears the window."""
+        self._refuse_reader(table)
         schema = table_schema(table)
         if schema.time_column is None:
             raise SchemaError(
@@ -302,6 +318,7 @@ class Store(dg.ConfigurableResource):
 
     def replace_table(self, table: str, frame: pl.DataFrame) -> int:
         """Replace every row of ``table`` by ``frame`` in one transaction; returns rows written."""
+        self._refuse_reader(table)
         schema = table_schema(table)
         rows = conform(schema, frame)
         self._get_backend().replace_all(schema, rows)
@@ -311,6 +328,7 @@ class Store(dg.ConfigurableResource):
         """Insert the rows of ``frame``, replacing the stored rows with the same key, in one
         transaction (for tables keyed by one column, such as the order journal: a row is
         written, then updated in place as its state changes); returns rows written."""
+        self._refuse_reader(table)
         schema = table_schema(table)
         if len(schema.key) != 1:
             raise SchemaError(f"{table} is keyed by {schema.key}: upsert needs a one-column key")
