@@ -1,10 +1,11 @@
 """The dashboard app: ``create_app(store)`` and the ``quant-dashboard`` command (``main``).
 
-One callback fills every panel. It runs when the page loads and then on each tick of a
-``dcc.Interval`` (every ``refresh_seconds``, 60 by default), re-reading the store each time, so
-a pipeline run shows up without reloading the page; changing the VaR estimator re-renders too.
-A store that cannot be read (e.g. the DuckDB file held by a writer) keeps the charts as they
-were and says so in the header.
+Each page load reads the store and serves the page with every chart drawn (no callback before
+the first render). Then one callback re-reads the store on each tick of a ``dcc.Interval``
+(every ``refresh_seconds``, 60 by default), so a pipeline run shows up without reloading the
+page; changing the VaR estimator re-renders too. A store that cannot be read (e.g. the DuckDB
+file held by a writer) keeps the charts as they were and says so in the header; on a page load
+the charts say it.
 
     quant-dashboard                      # http://127.0.0.1:8050, the store of QUANT_STORE_URL
     quant-dashboard --host 0.0.0.0 --port 8080 --refresh-seconds 30
@@ -22,7 +23,7 @@ from typing import Any
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output
+from dash import Input, Output, html
 
 from apps.dashboard import figures
 from apps.dashboard import layout as page
@@ -47,48 +48,75 @@ def build_figures(data: DashboardData, tail_method: str = "historical") -> dict[
         "drawdown": figures.drawdown_figure(data.nav),
         "tail-risk": figures.tail_risk_figure(data.tail_risk, tail_method),
         "backtest-sharpe": figures.backtest_sharpe_figure(data.backtest),
+        "backtest-equity": figures.backtest_equity_figure(data.backtest_equity),
         "drift-severity": figures.drift_severity_figure(data.drift_severity),
         "drifted-features": figures.top_drifted_features(data.feature_drift),
     }
 
 
-def refresh(store: Store, tail_method: str | None) -> tuple[Any, ...]:
-    """The callback's outputs: the figures (in ``layout.GRAPH_IDS`` order), the key figures,
-    the backtest table, the drift badges, the status line and its class."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    try:
-        data = load_dashboard_data(store)
-    except Exception as exc:  # the page stays up; the header says what went wrong
-        log.exception("dashboard refresh failed")
-        message = f"store not readable at {now}: {type(exc).__name__}: {exc}"[:300]
-        keep = (dash.no_update,) * (len(page.GRAPH_IDS) + 3)
-        return (*keep, message, "status error")
-    built = build_figures(data, tail_method or "historical")
-    status = f"refreshed {now}" + (f" · data as of {data.as_of}" if data.as_of else "")
-    return (
-        *(built[graph_id] for graph_id in page.GRAPH_IDS),
-        page.kpi_cards(data),
-        page.backtest_table(data.backtest),
-        page.drift_badges(data),
-        status,
-        "status",
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def read_content(store: Store, tail_method: str | None) -> page.Content:
+    """The page's content from the store now (raises when the store cannot be read)."""
+    data = load_dashboard_data(store)
+    status = f"refreshed {_now()}" + (f" · data as of {data.as_of}" if data.as_of else "")
+    return page.Content(
+        figures=build_figures(data, tail_method or "historical"),
+        kpis=page.kpi_cards(data),
+        backtest_note=page.backtest_note(data.backtest),
+        backtest_table=page.backtest_table(data.backtest),
+        drift_badges=page.drift_badges(data),
+        status=status,
     )
+
+
+def _unreadable(exc: Exception) -> str:
+    log.exception("reading the store failed")
+    return f"store not readable at {_now()}: {type(exc).__name__}: {exc}"[:300]
+
+
+def refresh(store: Store, tail_method: str | None) -> tuple[Any, ...]:
+    """The refresh callback's outputs (``layout.OUTPUTS``); when the store cannot be read,
+    everything stays as it was and the status line says why."""
+    try:
+        return read_content(store, tail_method).values()
+    except Exception as exc:  # the page stays up; the header says what went wrong
+        return (*(dash.no_update,) * (len(page.OUTPUTS) - 2), _unreadable(exc), "status error")
+
+
+def first_content(store: Store) -> page.Content:
+    """The content a page load is served with; when the store cannot be read, every chart and
+    the status line say so."""
+    try:
+        return read_content(store, None)
+    except Exception as exc:
+        message = _unreadable(exc)
+        unreadable = figures.empty_figure("", "the store could not be read (see the header)")
+        return page.Content(
+            figures=dict.fromkeys(page.GRAPH_IDS, unreadable),
+            kpis=[],
+            backtest_note=html.Div(),
+            backtest_table=html.Div(),
+            drift_badges=[],
+            status=message,
+            status_class="status error",
+        )
 
 
 def create_app(store: Store, refresh_seconds: int = DEFAULT_REFRESH_SECONDS) -> dash.Dash:
     """The Dash app over ``store``; ``app.run(...)`` serves it (``app.server`` is the WSGI app)."""
     app = dash.Dash(__name__, title="Quant dashboard", update_title="")
-    app.layout = page.layout(refresh_seconds)
+    # a function: each page load reads the store and is served with every chart drawn
+    app.layout = lambda: page.layout(refresh_seconds, first_content(store))
 
     @app.callback(
-        *(Output(graph_id, "figure") for graph_id in page.GRAPH_IDS),
-        Output(page.KPIS, "children"),
-        Output(page.BACKTEST_TABLE, "children"),
-        Output(page.DRIFT_BADGES, "children"),
-        Output(page.STATUS, "children"),
-        Output(page.STATUS, "className"),
+        *(Output(component, prop) for component, prop in page.OUTPUTS),
         Input(page.INTERVAL, "n_intervals"),
         Input(page.TAIL_METHOD, "value"),
+        # the page load already drew everything
+        prevent_initial_call=True,
     )
     def _refresh(_ticks: int | None, tail_method: str | None) -> tuple[Any, ...]:
         return refresh(store, tail_method)
@@ -130,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.refresh_seconds < 1:
         raise SystemExit("--refresh-seconds must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(store_from_env(), refresh_seconds=args.refresh_seconds)
+    app = create_app(store_from_env(reader=True), refresh_seconds=args.refresh_seconds)
     log.info("serving the dashboard on http://%s:%d", args.host, args.port)
     app.run(host=args.host, port=args.port, debug=args.debug)
 
