@@ -163,3 +163,19 @@ def test_a_backtest_without_stored_labels_fails_at_once_naming_what_is_missing(t
     error = str(result.get_step_failure_events()[0].event_specific_data.error)
     assert "no labels stored for 2024-03-01..2024-03-28" in error
     assert "materialize labels first" in error
+
+
+def test_a_session_without_a_benchmark_bar_is_no_decision_day_and_the_run_goes_on(market):
+    gap = market["days"][-SCORED + 10]  # would be a decision day: every session is one here
+    bars = market["bars"].filter(~((pl.col("ticker") == BENCHMARK) & (pl.col("date") == gap)))
+    history = Market(market["y"], bars, market["sectors"], BENCHMARK)
+    policy = PortfolioPolicy(methods=["hrp"], live_method="hrp", max_turnover=2.0, max_names=10)
+    spec = BacktestSpec(reoptimise_every=1, lookback_sessions=60, min_calibration_dates=20)
+    result = backtest_from_scores(
+        _scores(market["next_day"], market["days"]), history, policy, spec, log=lambda _: None
+    )
+    # the gap and the session after it (whose return spans the gap) decide nothing
+    decided = set(result.rebalance_days)
+    after = market["days"][market["days"].index(gap) + 1]
+    assert gap not in decided and after not in decided
+    assert len(decided) == SCORED - 2

@@ -245,14 +245,22 @@ def _targets(books: dict[date, pd.Series], days: list[date]) -> pd.DataFrame:
 
 
 def run_backtest(
-    X: pd.DataFrame, market: Market, policy: PortfolioPolicy, spec: BacktestSpec, log: Log = print
+    X: pd.DataFrame,
+    market: Market,
+    policy: PortfolioPolicy,
+    spec: BacktestSpec,
+    log: Log = print,
+    scores: pd.DataFrame | None = None,
 ) -> BacktestResult:
     """Everything in the module docstring. ``X``: Alpha158 on a (date, ticker) index (dates as
-    datetime64) over the stored history, the index of ``market.labels``."""
+    datetime64) over the stored history, the index of ``market.labels``. ``scores``: step 1's
+    output when the caller has already computed it with this ``spec`` (:func:`model_scores`:
+    the research command evaluates them before backtesting them), so it is not trained twice."""
     seconds: dict[str, float] = {}
-    with _timed(seconds, "walk_forward_training"):
-        scores = model_scores(X, market.labels, market.sectors, spec)
-    log(f"walk-forward scores: {seconds['walk_forward_training']:.1f} s")
+    if scores is None:
+        with _timed(seconds, "walk_forward_training"):
+            scores = model_scores(X, market.labels, market.sectors, spec)
+        log(f"walk-forward scores: {seconds['walk_forward_training']:.1f} s")
     result = backtest_from_scores(scores, market, policy, spec, log)
     with _timed(seconds, "cpcv"):
         result.cpcv_sharpes = _cpcv_sharpes(X, scores, market, spec)
@@ -275,7 +283,10 @@ def backtest_from_scores(
     seconds: dict[str, float] = {}
     first_scored = pd.Timestamp(scores.dropna(how="all").index.get_level_values("date").min())
     test_days = [d for d in market.sessions if pd.Timestamp(d) >= first_scored]
-    rebalance_days = test_days[:: spec.reoptimise_every]
+    # a session without a benchmark return cannot be a decision day (books._market_window):
+    # known before any allocation runs, so it is skipped rather than failing the run there
+    priced = set(market.panel.filter(pl.col(market.benchmark).is_not_null())["date"].to_list())
+    rebalance_days = [d for d in test_days if d in priced][:: spec.reoptimise_every]
     policy = _reoptimisation_policy(policy, spec)
     with _timed(seconds, "allocation"):
         books, status = _allocate(scores, market, policy, spec, rebalance_days)
