@@ -109,3 +109,37 @@ def last_completed_trading_day(now: datetime | None = None) -> date:
     cutoff = int((now - close_delay()).timestamp())
     i = int(np.searchsorted(session_closes(), cutoff, side="right")) - 1
     return date.fromordinal(int(session_ordinals()[max(i, 0)]))
+
+
+def closure_reason(day: date) -> str | None:
+    """Why ``day`` is not an NYSE session, as one line, or None when it is one: a weekend, a
+    named holiday, an unscheduled closure, or outside the calendar (whose horizon is about a
+    year out: a later weekday is unknown, not closed)."""
+    cal = nyse_calendar()
+    first, last = cal.first_session.date(), cal.last_session.date()
+    if day.weekday() >= 5:
+        return f"{day} is not an NYSE session: a weekend ({day:%A})"
+    if day > last:
+        return f"{day} is beyond the NYSE calendar's last session {last}"
+    if day < first:
+        return f"{day} is before the NYSE calendar's first session {first}"
+    if is_trading_day(day):
+        return None
+    named = cal.regular_holidays.holidays(day, day, return_name=True)
+    if len(named):
+        return f"{day} is not an NYSE session: a holiday ({named.iloc[0]})"
+    return f"{day} is not an NYSE session: an unscheduled market closure"
+
+
+def partition_problem(day: date, now: datetime | None = None) -> str | None:
+    """Why ``day`` cannot be a daily partition, as one line, or None when it can: it must be an
+    NYSE session (``closure_reason``) from ``start_date()`` whose close has passed."""
+    if day < start_date():
+        return f"{day} is before the first partition {start_date()} (QUANT_START_DATE)"
+    reason = closure_reason(day)
+    if reason is not None:
+        return reason
+    last = last_completed_trading_day(now)
+    if day > last:
+        return f"{day} has not closed yet: the last completed session is {last}"
+    return None

@@ -1,12 +1,18 @@
-"""The REST API (apps/api) through FastAPI's TestClient: the key, the common response
-schema, input validation, a real in-process run of a tiny selection, the PDF download, the order
-journal, the GraphQL path against a fake client, and a schemathesis run of the OpenAPI schema."""
+"""The REST API (apps/api) through FastAPI's TestClient and, where the wire matters (a body never
+read, a body cut off at the limit, a server error), a real uvicorn server on 127.0.0.1: the key,
+the body limit, the common response schema, input validation, no server path in any message, a
+real in-process run of a tiny selection, the PDF download, the order journal, the GraphQL path
+against a fake client, and a schemathesis run of the OpenAPI schema."""
 
 from __future__ import annotations
 
+import json
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,9 +36,10 @@ from schemathesis.checks import (
 
 from apps.api import app as api_app
 from apps.api.app import create_app
-from apps.api.runs import GraphQLRuns, RunInfo, RunNotFound
+from apps.api.runs import Backend, GraphQLRuns, RunInfo, RunNotFound
 from apps.api.settings import INSECURE_DEV_KEY, ApiSettings, ConfigurationError
-from quant_assets.partitions import last_completed_trading_day
+from quant_assets.partitions import last_completed_trading_day, next_trading_day
+from quant_core.calendar import nyse_calendar
 from resources.storage import Store
 from resources.storage.tables import ORDER_JOURNAL
 
@@ -52,7 +59,7 @@ def assert_common_schema(body: dict[str, Any], status: str) -> None:
 class StubRuns:
     """Records submissions instead of running anything."""
 
-    backend: str = "in_process"
+    backend: Backend = "in_process"
     submitted: list[date] = field(default_factory=list)
 
     def submit(self, partition: date) -> RunInfo:
@@ -195,17 +202,199 @@ def test_main_refuses_to_start_without_a_key(
     assert served == [("127.0.0.1", 8000), ("0.0.0.0", 8123)]
 
 
+# --- on the wire: the key before the body, the body limit --------------------------------------
+
+LIMIT = 1024  # a small limit keeps the streamed bodies short
+ANSWER_WITHIN_S = 5.0
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[int]:
+    """``app`` on a real uvicorn server on 127.0.0.1 at a free port; yields the port."""
+    import uvicorn
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+    text: str
+
+
+def exchange(port: int, headers: dict[str, str], *sent: bytes) -> Answer:
+    """POST /api/v1/run with ``headers``, then the byte strings ``sent`` (often less than the
+    headers promise), and the server's answer. A server waiting for the rest of a body never
+    answers: the read times out and the test fails."""
+    import http.client
+
+    lines = [
+        "POST /api/v1/run HTTP/1.1",
+        "Host: 127.0.0.1",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    with socket.create_connection(("127.0.0.1", port), timeout=ANSWER_WITHIN_S) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        for part in sent:
+            conn.sendall(part)
+        try:
+            response = http.client.HTTPResponse(conn)
+            response.begin()
+            text = response.read().decode()
+        except TimeoutError:
+            raise AssertionError(
+                f"no answer in {ANSWER_WITHIN_S} s: the server awaits the body"
+            ) from None
+    return Answer(response.status, json.loads(text), text)
+
+
+def chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+@pytest.fixture
+def wire(env: Path) -> Iterator[tuple[int, StubRuns]]:
+    runs = StubRuns()
+    settings = ApiSettings(api_key=KEY, reports_dir=env / "data" / "reports", max_body_bytes=LIMIT)
+    with serving(create_app(settings, runner=runs)) as port:
+        yield port, runs
+
+
+@pytest.mark.parametrize("key", [None, KEY[:-1] + "X"])
+def test_an_unauthenticated_body_is_never_read(wire: tuple[int, StubRuns], key: str | None) -> None:
+    """Headers that promise 100 MB, and no body: the 401 comes from the headers alone. Were the
+    body read first (as FastAPI does before a route's dependencies), no answer would come."""
+    port, runs = wire
+    keyed = {"X-API-Key": key} if key else {}
+    promised = {**keyed, "Content-Type": "application/json", "Content-Length": str(100 * 2**20)}
+    answer = exchange(port, promised)
+    assert answer.status == 401
+    assert_common_schema(answer.body, "error")
+    assert answer.body["summary"] == (
+        "invalid API key" if key else "missing API key: send it in the X-API-Key header"
+    )
+    # a chunked body, of which only the first chunk ever comes
+    streamed = {**keyed, "Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    assert exchange(port, streamed, chunk(b'{"partition": ')).status == 401
+    assert runs.submitted == []
+
+
+def test_a_body_over_the_limit_is_refused_from_its_declared_length(
+    wire: tuple[int, StubRuns],
+) -> None:
+    port, runs = wire
+    headers = {**AUTH, "Content-Type": "application/json"}
+    answer = exchange(port, {**headers, "Content-Length": str(LIMIT + 1)})  # no body sent
+    assert answer.status == 413
+    assert_common_schema(answer.body, "error")
+    assert answer.body["summary"] == (
+        f"request body too large: {LIMIT + 1} bytes, the limit is {LIMIT} bytes "
+        "(QUANT_API_MAX_BODY_BYTES)"
+    )
+    # the limit itself is allowed: JSON padded with blanks to exactly LIMIT bytes
+    body = json.dumps({"partition": SESSION}).ljust(LIMIT).encode()
+    answer = exchange(port, {**headers, "Content-Length": str(len(body))}, body)
+    assert answer.status == 202, answer.text
+    assert runs.submitted == [date.fromisoformat(SESSION)]
+
+
+def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(wire: tuple[int, StubRuns]) -> None:
+    """No Content-Length to go by: the server counts the bytes as they come and answers 413 at
+    the first byte over the limit, without waiting for the end of the body (never sent)."""
+    port, runs = wire
+    headers = {**AUTH, "Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    answer = exchange(port, headers, chunk(b" " * LIMIT), chunk(b"{"))
+    assert answer.status == 413, answer.text
+    assert_common_schema(answer.body, "error")
+    assert answer.body["summary"] == (
+        f"request body too large: over {LIMIT} bytes, the limit is {LIMIT} bytes "
+        "(QUANT_API_MAX_BODY_BYTES)"
+    )
+    # a whole chunked body within the limit is taken
+    body = json.dumps({"partition": SESSION}).encode()
+    answer = exchange(port, headers, chunk(body[:10]), chunk(body[10:]), b"0\r\n\r\n")
+    assert answer.status == 202, answer.text
+    assert runs.submitted == [date.fromisoformat(SESSION)]
+
+
+def test_the_body_limit_is_configured_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QUANT_API_KEY", KEY)
+    monkeypatch.delenv("QUANT_API_MAX_BODY_BYTES", raising=False)
+    assert ApiSettings.from_env().max_body_bytes == 64 * 1024
+    monkeypatch.setenv("QUANT_API_MAX_BODY_BYTES", "4096")
+    assert ApiSettings.from_env().max_body_bytes == 4096
+    for bad in ("64k", "0"):
+        monkeypatch.setenv("QUANT_API_MAX_BODY_BYTES", bad)
+        with pytest.raises(ConfigurationError, match="QUANT_API_MAX_BODY_BYTES must be"):
+            ApiSettings.from_env()
+
+
+def test_no_error_names_a_server_path(env: Path) -> None:
+    """Every kind of error, a server error included (the store's file is not a database), on a
+    real server: no message holds the server's directories."""
+    import httpx
+
+    broken = env / "data" / "quant.duckdb"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a database" * 100)
+    store = Store(url=str(broken))
+    with pytest.raises(Exception) as failure:  # the library's own error names the file
+        store.read("order_journal")
+    assert str(env) in str(failure.value)
+    settings = ApiSettings(api_key=KEY, reports_dir=env / "data" / "reports", max_body_bytes=LIMIT)
+    app = create_app(settings, runner=StubRuns(), store=store)
+    cases: list[tuple[str, str, dict[str, Any], int]] = [
+        ("GET", "/api/v1/orders", {"headers": {}}, 401),
+        ("GET", "/api/v1/report", {}, 404),
+        ("GET", "/api/v1/report?date=2024-03-06", {}, 404),
+        ("GET", "/api/v1/runs/no-such-run", {}, 404),
+        ("GET", "/api/v1/no-such-route", {}, 404),
+        ("DELETE", "/api/v1/run", {}, 405),
+        ("POST", "/api/v1/run", {"content": b"x" * (LIMIT + 1)}, 413),
+        ("POST", "/api/v1/run", {"content": b"null"}, 422),
+        ("POST", "/api/v1/run", {"json": {"partition": "2024-03-09"}}, 422),
+        ("GET", "/api/v1/orders", {}, 500),
+    ]
+    with serving(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+        for method, path, kwargs, code in cases:
+            kwargs = {"headers": {**AUTH, "Content-Type": "application/json"}, **kwargs}
+            answer = http.request(method, path, **kwargs)
+            assert answer.status_code == code, (method, path, answer.text)
+            assert_common_schema(answer.json(), "error")
+            assert str(env) not in answer.text, (method, path, answer.text)
+            assert "/tmp" not in answer.text and "/work" not in answer.text, answer.text
+
+
 # --- validation ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"partition": "2024-03-09"}, "2024-03-09 is not an NYSE session"),  # a Saturday
-        ({"partition": "2024-12-25"}, "2024-12-25 is not an NYSE session"),  # Christmas
+        ({"partition": "2024-03-09"}, "partition 2024-03-09 is not an NYSE session: a weekend"),
+        ({"partition": "2024-12-25"}, "2024-12-25 is not an NYSE session: a holiday (Christmas)"),
+        ({"partition": "2026-11-26"}, "not an NYSE session: a holiday (Thanksgiving)"),
+        ({"partition": "2012-10-29"}, "not an NYSE session: an unscheduled market closure"),
         ({"partition": "2024-02-30"}, "'2024-02-30' is not a valid date"),
         ({"partition": "05/03/2024"}, "partition: String should match pattern"),
-        ({"partition": "2004-12-31"}, "before the first partition"),
+        ({"partition": "2004-12-31"}, "before the first partition 2005-01-03"),
         ({"partition": "2024-03-05", "assets": "all"}, "Extra inputs are not permitted"),
     ],
 )
@@ -220,23 +409,46 @@ def test_run_rejects_bad_partitions(
     assert runs.submitted == []
 
 
-def test_run_rejects_a_session_that_has_not_closed(
+def test_a_date_after_the_calendar_or_not_yet_closed_is_named_as_such(
     stub_client: tuple[TestClient, StubRuns],
 ) -> None:
-    client, _ = stub_client
-    answer = client.post("/api/v1/run", json={"partition": "2099-01-02"}, headers=AUTH)
+    client, runs = stub_client
+    last_known = nyse_calendar().last_session.date()
+    beyond = next_trading_day(last_known)  # a weekday the calendar does not know yet
+    answer = client.post("/api/v1/run", json={"partition": str(beyond)}, headers=AUTH)
     assert answer.status_code == 422
-    answer = client.post("/api/v1/run", content=b"not json", headers=AUTH)
+    summary = answer.json()["summary"]
+    assert summary == f"partition {beyond} is beyond the NYSE calendar's last session {last_known}"
+    tomorrow = next_trading_day(last_completed_trading_day())
+    answer = client.post("/api/v1/run", json={"partition": str(tomorrow)}, headers=AUTH)
     assert answer.status_code == 422
+    assert answer.json()["summary"] == (
+        f"partition {tomorrow} has not closed yet: the last completed session is "
+        f"{last_completed_trading_day()}"
+    )
+    assert runs.submitted == []
+
+
+@pytest.mark.parametrize("body", [b"null", b"[]", b'"2024-03-05"', b"not json"])
+def test_a_body_that_is_not_a_json_object_starts_no_run(
+    stub_client: tuple[TestClient, StubRuns], body: bytes
+) -> None:
+    client, runs = stub_client
+    headers = {**AUTH, "Content-Type": "application/json"}
+    answer = client.post("/api/v1/run", content=body, headers=headers)
+    assert answer.status_code == 422, answer.text
     assert_common_schema(answer.json(), "error")
+    assert answer.json()["summary"].startswith("invalid request: body")
+    assert runs.submitted == []
 
 
 def test_run_without_a_partition_takes_the_last_completed_session(
     stub_client: tuple[TestClient, StubRuns],
 ) -> None:
     client, runs = stub_client
-    for kwargs in ({}, {"json": {}}):
-        answer = client.post("/api/v1/run", headers=AUTH, **kwargs)  # type: ignore[arg-type]
+    bodies: list[dict[str, Any]] = [{}, {"json": {}}]
+    for kwargs in bodies:
+        answer = client.post("/api/v1/run", headers=AUTH, **kwargs)
         assert answer.status_code == 202, answer.text
         assert_common_schema(answer.json(), "ok")
     assert runs.submitted == [last_completed_trading_day()] * 2
@@ -307,6 +519,46 @@ def test_triggered_in_process_run_reaches_success(
     run = wait_for_run(client, failed.json()["data"]["run_id"])
     assert run["status"] == "FAILURE", run
     assert run["message"].startswith("universe: ") and "no-such-provider" in run["message"]
+
+    # a failure naming a file of the server names it from the data directory, not where it is
+    monkeypatch.setenv("QUANT_MARKET_DATA_PROVIDER", "files")
+    monkeypatch.setenv("QUANT_FILES_PATH", str(env / "data" / "no-such-panel"))
+    failed = client.post("/api/v1/run", json={"partition": "2024-03-07"}, headers=AUTH)
+    run = wait_for_run(client, failed.json()["data"]["run_id"])
+    assert run["status"] == "FAILURE", run
+    assert "$QUANT_DATA_DIR/no-such-panel" in run["message"], run["message"]
+    assert str(env) not in run["message"]
+
+
+def test_a_range_run_reports_its_range(client: TestClient) -> None:
+    """A run over a range of partitions (as ``quant-daily`` and backfills make them) on the
+    instance the API reads: its partition is the range, not null."""
+    from apps.cli import dagster_home
+    from quant_assets.ingest.assets import raw_bars, universe
+    from resources.config import resources_from_env
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home()))
+    try:
+        result = dg.materialize(
+            [universe, raw_bars],
+            instance=instance,
+            resources=resources_from_env(),
+            tags={
+                "dagster/asset_partition_range_start": "2024-03-04",
+                "dagster/asset_partition_range_end": "2024-03-06",
+            },
+        )
+    finally:
+        instance.dispose()
+    assert result.success
+    answer = client.get(f"/api/v1/runs/{result.run_id}", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    run = answer.json()["data"]
+    assert run["partition"] == "2024-03-04...2024-03-06"
+    assert run["partition_range"] == {"start": "2024-03-04", "end": "2024-03-06"}
+    assert answer.json()["summary"] == (
+        f"run {result.run_id} for 2024-03-04...2024-03-06 is SUCCESS"
+    )
 
 
 # --- the report ---------------------------------------------------------------------------------

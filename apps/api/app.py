@@ -22,10 +22,12 @@ from fastapi_offline import FastAPIOffline
 
 from apps.api import errors
 from apps.api.auth import API_KEY_HEADER
+from apps.api.guard import RequestGuard
 from apps.api.routes import router
 from apps.api.runs import GraphQLRuns, InProcessRuns, RunLauncher
 from apps.api.settings import (
     INSECURE_DEV_KEY,
+    MAX_BODY_ENV,
     ApiSettings,
     ConfigurationError,
     is_loopback,
@@ -36,13 +38,20 @@ from resources.storage import Store
 PREFIX = "/api/v1"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DOCS_URL = f"{PREFIX}/docs"
+STATIC_DOCS_URL = f"{PREFIX}/static-docs"
+OPENAPI_URL = f"{PREFIX}/openapi.json"
 
 DESCRIPTION = f"""\
 Trigger the daily pipeline, follow its runs, download the daily PDF report and read the paper
 orders.
 
 **Authentication.** Every route but these docs needs the `{API_KEY_HEADER}` header carrying the
-server's key (`QUANT_API_KEY`); a missing or wrong key is a 401.
+server's key (`QUANT_API_KEY`); a missing or wrong key is a 401, answered from the headers before
+any body is read.
+
+**Body size.** A request body over `{MAX_BODY_ENV}` bytes (default 65536) is a 413, from its
+`Content-Length` or, sent without one, as soon as that many bytes have arrived.
 
 **Responses.** Every JSON body, errors included, is one schema, `ApiResponse`:
 `{{"status": "ok" | "error", "timestamp": "<UTC ISO 8601>", "summary": "<one line>",
@@ -67,7 +76,7 @@ def create_app(
     """The API. ``runner`` (default: from ``settings``, GraphQL or in-process) and ``store``
     (default: ``store_from_env()``) can be injected."""
     launcher = runner or make_runner(settings)
-    journal = store or store_from_env()
+    journal = store or store_from_env(reader=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,16 +89,22 @@ def create_app(
         title="Quant platform API",
         version="1",
         description=DESCRIPTION,
-        docs_url=f"{PREFIX}/docs",
+        docs_url=DOCS_URL,
         redoc_url=None,
-        static_url=f"{PREFIX}/static-docs",
-        openapi_url=f"{PREFIX}/openapi.json",
+        static_url=STATIC_DOCS_URL,
+        openapi_url=OPENAPI_URL,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.runner = launcher
     app.state.store = journal
     errors.install(app)
+    app.add_middleware(
+        RequestGuard,
+        api_key=settings.api_key,
+        max_body_bytes=settings.max_body_bytes,
+        open_paths=(DOCS_URL, STATIC_DOCS_URL, OPENAPI_URL),
+    )
     app.include_router(router, prefix=PREFIX)
     return app
 

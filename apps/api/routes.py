@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 from apps.api.auth import require_api_key
 from apps.api.runs import RunBackendError, RunLauncher, RunNotFound
 from apps.api.schemas import DATE_PATTERN, ApiResponse, RunRequest, ok
-from quant_assets.partitions import is_trading_day, last_completed_trading_day, start_date
+from quant_core.calendar import last_completed_trading_day, partition_problem
 
 REPORT_NAME = re.compile(r"^report_(\d{8})\.pdf$")
 MAX_ORDERS = 1000
@@ -51,20 +51,14 @@ def parse_day(value: str, what: str) -> date:
 
 
 def run_partition(value: str | None) -> date:
-    """The requested partition, checked: an NYSE session from QUANT_START_DATE whose close has
-    passed; None means the last completed session."""
-    last = last_completed_trading_day()
+    """The requested partition, checked (``partition_problem``: an NYSE session from
+    QUANT_START_DATE whose close has passed); None means the last completed session."""
     if value is None:
-        return last
+        return last_completed_trading_day()
     day = parse_day(value, "partition")
-    if not is_trading_day(day):
-        raise _unprocessable(f"partition {day} is not an NYSE session (weekend or holiday)")
-    if day < start_date():
-        raise _unprocessable(f"partition {day} is before the first partition {start_date()}")
-    if day > last:
-        raise _unprocessable(
-            f"partition {day} has not closed yet: the last completed session is {last}"
-        )
+    problem = partition_problem(day)
+    if problem is not None:
+        raise _unprocessable(f"partition {problem}")
     return day
 
 
@@ -79,15 +73,19 @@ def _runner(request: Request) -> RunLauncher:
     response_model=ApiResponse,
     responses={
         400: _answer("a body that is not JSON"),
+        413: _answer("a body over QUANT_API_MAX_BODY_BYTES (default 65536)"),
         502: _answer("the Dagster webserver refused or did not answer"),
     },
     summary="Trigger the daily pipeline for a partition",
 )
-def trigger_run(request: Request, body: Annotated[RunRequest | None, Body()] = None) -> ApiResponse:
+def trigger_run(
+    request: Request, body: Annotated[RunRequest, Body(default_factory=RunRequest)]
+) -> ApiResponse:
     """Starts the daily job (the daily schedule's assets) for one NYSE session: the body's
-    ``partition``, or the last completed session when the body is empty. Answers at once with the
-    run id in ``data.run_id``; follow it with ``GET /runs/{run_id}``."""
-    partition = run_partition(body.partition if body else None)
+    ``partition``, or the last completed session when the body is empty (or ``{}``; a JSON
+    ``null`` is refused). Answers at once with the run id in ``data.run_id``; follow it with
+    ``GET /runs/{run_id}``."""
+    partition = run_partition(body.partition)
     try:
         info = _runner(request).submit(partition)
     except RunBackendError as exc:
@@ -106,7 +104,8 @@ def trigger_run(request: Request, body: Annotated[RunRequest | None, Body()] = N
 )
 def get_run(request: Request, run_id: str) -> ApiResponse:
     """The run's Dagster status (QUEUED, STARTING, STARTED, SUCCESS, FAILURE, CANCELED, ...),
-    partition and times, in ``data``."""
+    partition and times, in ``data``. A run over a range of partitions (``quant-daily``, a
+    backfill) has ``partition`` "FIRST...LAST" and ``partition_range`` {"start", "end"}."""
     try:
         info = _runner(request).get(run_id)
     except RunNotFound:
@@ -169,8 +168,8 @@ def get_report(
         what = f"for {wanted}" if wanted else "at all"
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
-            detail=f"no daily report {what} in {reports_dir} (the daily_report asset writes "
-            "report_YYYYMMDD.pdf there)",
+            detail=f"no daily report {what}: the daily_report asset writes "
+            "reports/report_YYYYMMDD.pdf in the data directory",
         )
     return FileResponse(path, media_type="application/pdf", filename=path.name)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
@@ -18,9 +18,13 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
+from apps.api.errors import redact_paths
+
 logger = logging.getLogger("quant.api")
 
 PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 TRIGGER_TAG = "quant/triggered_by"
 
 Backend = Literal["in_process", "graphql"]
@@ -36,11 +40,15 @@ class RunBackendError(RuntimeError):
 
 @dataclass(frozen=True)
 class RunInfo:
+    """A run as the API shows it. ``partition``: its partition key, or "FIRST...LAST" for a
+    run over a range (then ``partition_range`` holds {"start", "end"}); None when unknown."""
+
     run_id: str
     status: str
     backend: Backend
     job_name: str
     partition: str | None = None
+    partition_range: dict[str, str] | None = None
     asset_selection: tuple[str, ...] | None = None
     start_time: str | None = None
     end_time: str | None = None
@@ -50,7 +58,18 @@ class RunInfo:
         out = asdict(self)
         if self.asset_selection is not None:
             out["asset_selection"] = list(self.asset_selection)
+        if self.message is not None:
+            out["message"] = redact_paths(self.message)
         return out
+
+
+def partition_of(tags: Mapping[str, str]) -> tuple[str | None, dict[str, str] | None]:
+    """A run's partition and range from its tags: one partition, or a range run's
+    (``dagster asset materialize --partition-range``, a single-run backfill) "FIRST...LAST"."""
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if start and end:
+        return f"{start}...{end}", {"start": start, "end": end}
+    return tags.get(PARTITION_TAG), None
 
 
 class RunLauncher(Protocol):
@@ -174,12 +193,14 @@ class InProcessRuns:
             return pending
         run = record.dagster_run
         selection = run.asset_selection
+        partition, partition_range = partition_of(run.tags)
         return RunInfo(
             run_id=run.run_id,
             status=run.status.value,
             backend=self.backend,
             job_name=run.job_name,
-            partition=run.tags.get(PARTITION_TAG),
+            partition=partition,
+            partition_range=partition_range,
             asset_selection=tuple(sorted(k.to_user_string() for k in selection))
             if selection
             else None,

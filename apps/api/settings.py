@@ -15,6 +15,9 @@ logger = logging.getLogger("quant.api")
 
 API_KEY_ENV = "QUANT_API_KEY"
 DAGSTER_URL_ENV = "QUANT_DAGSTER_URL"
+MAX_BODY_ENV = "QUANT_API_MAX_BODY_BYTES"
+# the largest body a route takes is POST /run's {"partition": "YYYY-MM-DD"}: 64 KiB is far above
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # the key `quant-api --insecure-dev-key` accepts when QUANT_API_KEY is unset: public, so it is
 # only ever served on a loopback address
 INSECURE_DEV_KEY = "insecure-dev-key"
@@ -30,17 +33,23 @@ class ApiSettings:
     """``api_key``: the X-API-Key every request must carry (never empty). ``dagster_url``: a
     Dagster webserver to submit runs to over GraphQL (None: run in-process against the instance at
     DAGSTER_HOME). ``asset_selection``: the asset keys a triggered run materializes (None: the
-    daily job's ``DAILY_ASSETS``). ``reports_dir``: where ``report_YYYYMMDD.pdf`` files are."""
+    daily job's ``DAILY_ASSETS``). ``reports_dir``: where ``report_YYYYMMDD.pdf`` files are.
+    ``max_body_bytes``: the largest request body read; a larger one is a 413."""
 
     api_key: str
     dagster_url: str | None = None
     asset_selection: Sequence[str] | None = None
     job_name: str = "daily_pipeline"
     reports_dir: Path = field(default_factory=lambda: data_dir() / "reports")
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
         if not self.api_key:
             raise ConfigurationError("the API key is empty: every request would be refused")
+        if self.max_body_bytes < 1:
+            raise ConfigurationError(
+                f"{MAX_BODY_ENV} must be a positive number of bytes, not {self.max_body_bytes}"
+            )
 
     @classmethod
     def from_env(cls, insecure_dev_key: bool = False) -> ApiSettings:
@@ -63,7 +72,21 @@ class ApiSettings:
             )
         elif len(key) < MIN_KEY_LENGTH:
             logger.warning("%s is shorter than %d characters", API_KEY_ENV, MIN_KEY_LENGTH)
-        return cls(api_key=key, dagster_url=os.environ.get(DAGSTER_URL_ENV) or None)
+        return cls(
+            api_key=key,
+            dagster_url=os.environ.get(DAGSTER_URL_ENV) or None,
+            max_body_bytes=max_body_from_env(),
+        )
+
+
+def max_body_from_env() -> int:
+    value = os.environ.get(MAX_BODY_ENV) or str(DEFAULT_MAX_BODY_BYTES)
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{MAX_BODY_ENV} must be a whole number of bytes, not {value!r}"
+        ) from None
 
 
 def is_loopback(host: str) -> bool:
