@@ -11,24 +11,32 @@ import os
 import sqlite3
 import subprocess
 import sys
+import warnings
 from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
-from quant_assets.features.assets import labels
-from quant_assets.models.assets import alpha_model
-from quant_assets.models.windows import model_week_for, week_start
-from quant_assets.partitions import (
+# Dagster's notices that the code location uses beta features (backfill_policy, the MLflow hook)
+# are for its developers: printed when the assets are imported, they would bury a user's
+# one-line error under eighteen lines
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from quant_assets.features.assets import labels  # noqa: E402
+from quant_assets.models.assets import alpha_model  # noqa: E402
+from quant_assets.models.windows import model_week_for, week_start  # noqa: E402
+from quant_assets.partitions import (  # noqa: E402
     last_completed_trading_day,
+    previous_trading_day,
     shift_sessions,
     start_date,
     trading_sessions,
 )
-from quant_core.conventions import LABEL_HORIZON_SESSIONS
-from resources.settings import PROJECT_ROOT
-from schedules import INGEST_ASSETS, PORTFOLIO_ASSETS, keys_of
+from quant_core.calendar import partition_problem  # noqa: E402
+from quant_core.conventions import LABEL_HORIZON_SESSIONS  # noqa: E402
+from resources.settings import PROJECT_ROOT  # noqa: E402
+from schedules import INGEST_ASSETS, PORTFOLIO_ASSETS, keys_of  # noqa: E402
 
 
 def selection_of(*assets: dg.AssetsDefinition) -> str:
@@ -98,6 +106,46 @@ def dagster_home() -> Path:
         with closing(sqlite3.connect(database)) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
     return home
+
+
+class UsageError(ValueError):
+    """A bad argument: one line saying what was wrong, with an example of a valid value."""
+
+
+def nearest_partition(day: date) -> date:
+    """The latest daily partition on or before ``day`` (the first one when ``day`` is before
+    it): the example an error about ``day`` offers."""
+    last = last_completed_trading_day()
+    if day >= last:
+        return last
+    return max(previous_trading_day(day + timedelta(days=1)), shift_sessions(start_date(), 0))
+
+
+def end_session(value: str | None) -> date:
+    """``--end`` as a daily partition (``partition_problem``: an NYSE session from
+    QUANT_START_DATE whose close has passed); None: the last completed session."""
+    if value is None:
+        return last_completed_trading_day()
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        example = last_completed_trading_day()
+        raise UsageError(
+            f"--end {value!r} is not a date: use YYYY-MM-DD, e.g. --end {example}"
+        ) from None
+    problem = partition_problem(day)
+    if problem is not None:
+        raise UsageError(f"--end {problem}; e.g. --end {nearest_partition(day)}")
+    return day
+
+
+def session_count(value: int) -> int:
+    if value < 1:
+        raise UsageError(
+            f"--sessions {value} is not a positive number of sessions, e.g. --sessions "
+            f"{DEFAULT_SESSIONS}"
+        )
+    return value
 
 
 def session_range(end: date, sessions: int) -> tuple[date, date]:
@@ -171,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quant-daily", description=__doc__)
     parser.add_argument(
         "--end",
-        type=date.fromisoformat,
         default=None,
-        help="last session (default: the last completed NYSE session)",
+        help="last session, YYYY-MM-DD: an NYSE session whose close has passed (default: the "
+        "last completed one)",
     )
     parser.add_argument(
         "--sessions",
@@ -188,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         help="only bars, macro series and features: no labels, training or predictions",
     )
     args = parser.parse_args(argv)
-
-    first, last = session_range(args.end or last_completed_trading_day(), args.sessions)
+    try:
+        first, last = session_range(end_session(args.end), session_count(args.sessions))
+    except UsageError as exc:
+        print(f"quant-daily: {exc}", file=sys.stderr)
+        return 2
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home()), **FAST_BACKFILL_ENV}
     print(f"quant-daily: {first}...{last} (DAGSTER_HOME={env['DAGSTER_HOME']})")
     for selection, target, extra in pipeline_steps(first, last, not args.ingest_only):

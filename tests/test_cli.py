@@ -1,9 +1,16 @@
-"""The main job's plan: which runs quant-daily makes, over which partitions."""
+"""The main job's plan: which runs quant-daily makes, over which partitions; its answer to a
+bad argument."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
+
+import pytest
 
 from apps.cli import (
     DAILY_SELECTION,
@@ -11,12 +18,14 @@ from apps.cli import (
     LABELS_SELECTION,
     PORTFOLIO_SELECTION,
     TRAINING_SELECTION,
+    main,
     pipeline_steps,
     session_range,
 )
 from quant_assets.features.alpha158 import LOOKBACK_ROWS
 from quant_assets.models.windows import training_window
-from quant_assets.partitions import trading_sessions
+from quant_assets.partitions import last_completed_trading_day, next_trading_day, trading_sessions
+from quant_core.calendar import nyse_calendar
 
 
 def test_the_main_job_ingests_labels_trains_the_last_week_and_scores_this_week():
@@ -63,3 +72,81 @@ def test_the_main_job_covers_every_asset_of_the_daily_schedule():
     # a multi-asset is planned with every table it writes
     assert {"raw_bars", "raw_bars_quarantine"} <= set(DAILY_SELECTION.split(","))
     assert {"paper_orders", "order_journal", "simulated_broker_orders"} <= planned
+
+
+# --- bad arguments: one line, what was wrong and a valid example, exit code 2 ------------------
+
+
+def _beyond_the_calendar() -> tuple[str, str]:
+    last_known = nyse_calendar().last_session.date()
+    return (
+        str(next_trading_day(last_known)),
+        f"is beyond the NYSE calendar's last session {last_known}; e.g. --end "
+        f"{last_completed_trading_day()}",
+    )
+
+
+def _not_closed_yet() -> tuple[str, str]:
+    last = last_completed_trading_day()
+    return str(next_trading_day(last)), f"has not closed yet: the last completed session is {last}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--end", "2026-11-26"],
+            "--end 2026-11-26 is not an NYSE session: a holiday (Thanksgiving); "
+            "e.g. --end 2026-11-25",
+        ),
+        (
+            ["--end", "2024-03-09"],
+            "--end 2024-03-09 is not an NYSE session: a weekend (Saturday); e.g. --end 2024-03-08",
+        ),
+        (
+            ["--end", "2012-10-29"],
+            "not an NYSE session: an unscheduled market closure; e.g. --end 2012-10-26",
+        ),
+        (
+            ["--end", "2004-12-31"],
+            "--end 2004-12-31 is before the first partition 2005-01-03 (QUANT_START_DATE); "
+            "e.g. --end 2005-01-03",
+        ),
+        (["--end", "05/03/2024"], "--end '05/03/2024' is not a date: use YYYY-MM-DD, e.g. --end "),
+        (["--end", _beyond_the_calendar()[0]], _beyond_the_calendar()[1]),
+        (["--end", _not_closed_yet()[0]], _not_closed_yet()[1]),
+        (["--sessions", "0"], "--sessions 0 is not a positive number of sessions, e.g. --sessions"),
+    ],
+)
+def test_a_bad_argument_is_one_line_naming_the_reason_and_a_valid_example(
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.delenv("QUANT_START_DATE", raising=False)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("quant-daily: ") and message in line, line
+    assert not (tmp_path / "dagster_home").exists()  # nothing was run
+
+
+def test_the_installed_command_answers_a_holiday_without_a_traceback(tmp_path: Path) -> None:
+    """``quant-daily`` as a user runs it: stderr is the one line, nothing Dagster prints when
+    the code location is imported."""
+    command = Path(sys.executable).parent / "quant-daily"
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    env.pop("QUANT_START_DATE", None)
+    done = subprocess.run(
+        [str(command), "--end", "2026-11-26"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "quant-daily: --end 2026-11-26 is not an NYSE session: a holiday (Thanksgiving); "
+        "e.g. --end 2026-11-25"
+    ]
