@@ -25,7 +25,7 @@ from pydantic import Field
 
 from quant_assets import charts
 from quant_assets.metadata import date_range_metadata, preview
-from quant_assets.models.training import TrainingSpec
+from quant_assets.models.training import ENSEMBLE, TrainingSpec
 from quant_assets.queries import sectors_and_benchmark
 from quant_assets.research.backtest import summarise_sharpe_distribution
 from quant_assets.research.walk_forward import (
@@ -80,7 +80,11 @@ class BacktestConfig(_BacktestSizes):  # type: ignore[misc, valid-type]
     and defaults) plus the ones below. ``start`` and ``end`` bound the stored history used (ISO
     dates, default all of it); ``methods`` overrides the policy's methods (empty = the
     policy's); the ``*_n_estimators`` / ``*_iterations`` / ``*_max_epochs`` sizes go to the
-    models (None keeps the estimator's default), ``random_state`` seeds them all."""
+    models (None keeps the estimator's default), ``random_state`` seeds them all.
+    ``scores_path``: a parquet of the walk-forward's out-of-sample scores computed with this
+    very config (``date``, ``ticker``, one column per model and ``ensemble``:
+    :func:`~quant_assets.research.walk_forward.model_scores`), backtested as given instead of
+    retrained; ``quant-research`` passes the scores whose IC it has just measured."""
 
     start: str | None = None
     end: str | None = None
@@ -90,6 +94,7 @@ class BacktestConfig(_BacktestSizes):  # type: ignore[misc, valid-type]
     catboost_iterations: int | None = None
     tft_max_epochs: int | None = None
     random_state: int = 0
+    scores_path: str | None = None
 
     def spec(self) -> BacktestSpec:
         def given(**params: int | None) -> dict[str, int]:
@@ -117,7 +122,7 @@ class BacktestConfig(_BacktestSizes):  # type: ignore[misc, valid-type]
         return policy
 
 
-def _history(store: Store, config: BacktestConfig) -> tuple[pd.DataFrame, Market]:
+def stored_history(store: Store, config: BacktestConfig) -> tuple[pd.DataFrame, Market]:
     """Alpha158 on a (date, ticker) index and the market (labels, bars, sectors, benchmark) of
     the stored history in the config's range."""
     start = date.fromisoformat(config.start) if config.start else None
@@ -143,6 +148,19 @@ def _history(store: Store, config: BacktestConfig) -> tuple[pd.DataFrame, Market
     )
     sectors, benchmark = sectors_and_benchmark(store)
     return panel[list(ALPHA158_NAMES)], Market(panel["label"], bars, sectors, benchmark)
+
+
+def _given_scores(config: BacktestConfig, index: pd.Index) -> pd.DataFrame | None:
+    """The config's ``scores_path`` on ``index`` (the backtest's panel), checked; None without
+    one."""
+    if not config.scores_path:
+        return None
+    frame = pl.read_parquet(config.scores_path).to_pandas().set_index(["date", "ticker"])
+    expected = [*config.models, ENSEMBLE]
+    missing = [name for name in expected if name not in frame.columns]
+    if missing:
+        raise dg.Failure(f"{config.scores_path} holds no scores of {missing}")
+    return frame[expected].reindex(index)
 
 
 def _check_long_enough(X: pd.DataFrame, spec: BacktestSpec) -> None:
@@ -282,10 +300,11 @@ def backtest(
     ``backtest_*`` tables and go to MLflow with the plots."""
     store: Store = context.resources.store
     policy = config.policy(context.resources.portfolio_policy)
-    X, market = _history(store, config)
+    X, market = stored_history(store, config)
     spec = config.spec()
     _check_long_enough(X, spec)
-    result = run_backtest(X, market, policy, spec, context.log.info)
+    scores = _given_scores(config, X.index)
+    result = run_backtest(X, market, policy, spec, context.log.info, scores)
     metrics, returns = strategy_tables(result)
     cpcv = _cpcv_table(result)
     store.replace_table("backtest_metrics", metrics)
