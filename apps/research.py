@@ -403,9 +403,12 @@ def materialize_backtest(
 
 
 def failure_of(result: dg.ExecuteInProcessResult) -> str:
-    """The first failed step's error, its first line without the exception's class."""
+    """The first failed step's root error (Dagster wraps it), its first line without the
+    exception's class."""
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
         if error is not None:
             return re.sub(r"^[\w.]+: ", "", error.message.strip().splitlines()[0])
     return "the run failed"

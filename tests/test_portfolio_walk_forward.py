@@ -179,3 +179,24 @@ def test_a_session_without_a_benchmark_bar_is_no_decision_day_and_the_run_goes_o
     after = market["days"][market["days"].index(gap) + 1]
     assert gap not in decided and after not in decided
     assert len(decided) == SCORED - 2
+
+
+def test_the_index_book_carries_the_benchmark_through_its_gap_and_its_returns_can_be_stored(market):
+    from quant_assets.research.walk_forward import strategy_tables
+    from resources.storage.store import conform, table_schema
+
+    gap = market["days"][-SCORED + 10]
+    bars = market["bars"].filter(~((pl.col("ticker") == BENCHMARK) & (pl.col("date") == gap)))
+    history = Market(market["y"], bars, market["sectors"], BENCHMARK)
+    policy = PortfolioPolicy(methods=["hrp"], live_method="hrp", max_turnover=2.0, max_names=10)
+    spec = BacktestSpec(reoptimise_every=20, lookback_sessions=60, min_calibration_dates=20)
+    result = backtest_from_scores(
+        _scores(market["next_day"], market["days"]), history, policy, spec, log=lambda _: None
+    )
+    index = result.books[INDEX]["net_return"]
+    after = market["days"][market["days"].index(gap) + 1]
+    # the gap and the session whose return spans it earn 0, as a held name's missing return
+    assert index[pd.Timestamp(gap)] == 0.0 and index[pd.Timestamp(after)] == 0.0
+    assert index.notna().all()
+    _, returns = strategy_tables(result)
+    conform(table_schema("backtest_returns"), returns)  # the store takes it: no null return

@@ -286,3 +286,12 @@ def test_quant_research_and_make_research_are_declared():
     assert project["project"]["scripts"]["quant-research"] == "apps.research:main"
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     assert "research: bootstrap\n\t$(UV) run quant-research $(ARGS)" in makefile
+
+
+def test_a_failed_backtest_run_is_reported_by_its_root_error_in_one_line():
+    @dg.asset
+    def broken() -> None:
+        raise ValueError("2011-02-17: benchmark SPY has no return this session\nsecond line")
+
+    result = dg.materialize([broken], raise_on_error=False)
+    assert research.failure_of(result) == "2011-02-17: benchmark SPY has no return this session"

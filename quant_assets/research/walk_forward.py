@@ -398,9 +398,12 @@ def _keep(
 
 
 def _index_book(market: Market, first_day: date) -> pd.DataFrame:
-    """The index benchmark as a simulated book: bought and held from ``first_day``, no cost."""
+    """The index benchmark as a simulated book: bought and held from ``first_day``, no cost. A
+    session without a benchmark return counts as 0, as a held name's in every book
+    (:func:`simulate_book`: the price is carried)."""
     returns = market.returns
-    index_returns = returns.loc[returns.index >= pd.Timestamp(first_day), market.benchmark].iloc[1:]
+    held = returns.loc[returns.index >= pd.Timestamp(first_day), market.benchmark].iloc[1:]
+    index_returns = held.fillna(0.0)
     return pd.DataFrame(
         {
             "gross_return": index_returns,
