@@ -1,9 +1,25 @@
-"""Metadata every asset shows the same way: a markdown preview and the date range of a frame."""
+"""Metadata every asset and check shows the same way: a markdown preview, the date range of a
+frame, and the result of a check that could not measure."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 import polars as pl
+
+# the word every surface (check metadata, PDF, dashboard) shows for what could not be measured
+NOT_EVALUATED = "NOT EVALUATED"
+
+
+def not_evaluated(reason: str, **metadata: Any) -> dg.AssetCheckResult:
+    """A check that could not measure: failed at WARN (which never blocks), saying so and why;
+    never a pass."""
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"status": NOT_EVALUATED, "reason": reason, **metadata},
+    )
 
 
 def preview(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:

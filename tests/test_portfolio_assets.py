@@ -20,6 +20,7 @@ from quant_assets.partitions import next_trading_day, trading_sessions
 from quant_assets.portfolio.allocation import check_constraints
 from quant_assets.portfolio.assets import target_weights
 from quant_assets.portfolio.books import allocate_day, day_inputs, returns_panel, risk_reducing
+from quant_assets.reporting.assets import limits_table
 from quant_assets.risk import checks
 from quant_assets.risk.assets import risk_metrics
 from quant_assets.risk.measures import current_drawdown
@@ -330,3 +331,24 @@ def test_a_name_past_its_stop_loss_is_left_out_of_every_book():
     assert (books.status["stopped"] == 1).all()
     # without the limit B is a candidate like the others
     assert day_inputs(days[-1], panel, "X", sectors, None, {}, 60).stopped == ()
+
+
+def test_a_limit_whose_figure_cannot_be_measured_is_not_evaluated_and_does_not_block(books):
+    store, _ = books
+    day = DAYS[0]  # the live book's first session: no realised history, no drawdown yet
+    result = dg.materialize(
+        [risk_metrics, order_probe, checks.live_book_only_reduces_risk_beyond_max_drawdown],
+        resources=_resources(store),
+        partition_key=day.isoformat(),
+    )
+    stored = store.read("risk_metrics", day, next_trading_day(day), where={"is_live": [True]})
+    drawdown = stored.filter(pl.col("metric") == "realised_drawdown")["value"]
+    assert drawdown.is_null().all() or drawdown.is_nan().all()
+    evaluation = result.get_asset_check_evaluations()[0]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["status"].value == "NOT EVALUATED"
+    assert result.asset_materializations_for_node("order_probe")  # a WARN does not block
+    status = dict(limits_table(stored, [], PortfolioPolicy()).select("limit", "status").iter_rows())
+    assert status["Max drawdown (risk-reducing only)"] == "NOT EVALUATED"
+    # the volatility band is judged on the ex-ante figure alone
+    assert status["Volatility band (ex-ante)"] in ("OK", "BREACHED")

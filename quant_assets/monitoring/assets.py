@@ -37,11 +37,10 @@ import pydantic
 from pydantic import Field
 
 from quant_assets.features.assets import alpha158
-from quant_assets.metadata import date_range_metadata, preview
+from quant_assets.metadata import NOT_EVALUATED, date_range_metadata, preview
 from quant_assets.models.assets import predictions
 from quant_assets.models.windows import model_week_for
 from quant_assets.monitoring.drift import (
-    NOT_EVALUATED,
     DriftResult,
     DriftThresholds,
     Severity,

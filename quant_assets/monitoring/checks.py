@@ -14,7 +14,8 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from quant_assets.monitoring.drift import NOT_EVALUATED, Severity, severity_name
+from quant_assets.metadata import NOT_EVALUATED, not_evaluated
+from quant_assets.monitoring.drift import Severity, severity_name
 from quant_assets.queries import rows_of_run
 from resources.storage import Store
 
@@ -24,15 +25,6 @@ _CHECK_SEVERITY = {
     Severity.WARN: dg.AssetCheckSeverity.WARN,
     Severity.ERROR: dg.AssetCheckSeverity.ERROR,
 }
-
-
-def not_evaluated(reason: str, **metadata: Any) -> dg.AssetCheckResult:
-    """A check that could not measure: failed at WARN, saying so (never OK)."""
-    return dg.AssetCheckResult(
-        passed=False,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"status": NOT_EVALUATED, "reason": reason, **metadata},
-    )
 
 
 def _severity_check(

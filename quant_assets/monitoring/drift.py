@@ -50,6 +50,8 @@ import pandas as pd
 import polars as pl
 from numpy.typing import ArrayLike
 
+from quant_assets.metadata import NOT_EVALUATED
+
 # the stored column -> Evidently's stattest name
 DRIFT_METHODS: dict[str, str] = {
     "psi": "psi",
@@ -65,9 +67,6 @@ class Severity(enum.IntEnum):
     OK = 0
     WARN = 1
     ERROR = 2
-
-
-NOT_EVALUATED = "NOT EVALUATED"
 
 
 def severity_name(value: float | None) -> str:

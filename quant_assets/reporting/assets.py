@@ -33,7 +33,8 @@ import dagster as dg
 import polars as pl
 
 from quant_assets.execution.assets import nav, paper_orders, positions
-from quant_assets.monitoring.drift import NOT_EVALUATED, DriftThresholds, severity_name
+from quant_assets.metadata import NOT_EVALUATED
+from quant_assets.monitoring.drift import DriftThresholds, severity_name
 from quant_assets.partitions import (
     daily_partitions,
     next_trading_day,
@@ -133,6 +134,10 @@ def _figure(metric: str, value: float | None) -> str:
     return number(value, 0) if metric in COUNT_METRICS else pct(value)
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def _threshold(name: str, value: float) -> str:
     if name == "vol_multiple":
         return f"{value:g}x vol"
@@ -148,7 +153,7 @@ def limits_table(risk: pl.DataFrame, breached: list[str], policy: PortfolioPolic
     for name, rule in limit_rules(policy).items():
         live = live_metrics(risk, rule.metrics)
         values = live.row(0, named=True) if live.height else {}
-        measured = all(m in values for m in rule.metrics)
+        measured = all(_finite(values.get(m)) for m in rule.required)
         figures = ", ".join(
             f"{m.replace('_', ' ')} {_figure(m, values.get(m))}" for m in rule.metrics
         )

@@ -11,6 +11,7 @@ the optimiser was given. The metadata names the offending days and values.
 import dagster as dg
 import polars as pl
 
+from quant_assets.metadata import not_evaluated
 from quant_assets.queries import rows_of_run
 from quant_assets.risk.limits import limit_rules, live_metrics
 from resources.portfolio_policy import PortfolioPolicy
@@ -36,12 +37,21 @@ def _live_limit_check(
             metadata={"reason": f"live book metrics missing: {absent or list(rule.metrics)}"},
         )
     bad = live.filter(rule.breached)
+    unmeasured = live.filter(rule.unmeasured())
     latest = live.tail(1).to_dicts()[0]
+    # the run's last day is the one the report shows: unmeasured there, the check cannot pass
+    if bad.is_empty() and unmeasured.height and unmeasured["date"][-1] == latest["date"]:
+        return not_evaluated(
+            f"{', '.join(rule.required)} not measured on {latest['date']}",
+            days_not_evaluated=unmeasured.height,
+            **{f"limit_{k}": v for k, v in rule.limits.items()},
+        )
     return dg.AssetCheckResult(
         passed=bad.is_empty(),
         metadata={
             "days_checked": live.height,
             "days_breached": bad.height,
+            "days_not_evaluated": unmeasured.height,
             **{f"limit_{k}": v for k, v in rule.limits.items()},
             **{
                 f"latest_{m}": float(latest[m]) if latest[m] is not None else "not evaluated"

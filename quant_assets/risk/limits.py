@@ -15,11 +15,22 @@ from resources.storage import Store
 
 @dataclass(frozen=True)
 class LimitRule:
-    """``breached`` is evaluated on one row per day with a column per metric of ``metrics``."""
+    """``breached`` is evaluated on one row per day with a column per metric of ``metrics``;
+    a day where one of ``required`` (default: all of them) is missing cannot be judged: the
+    check and the report say NOT EVALUATED for it, never OK."""
 
     metrics: tuple[str, ...]
     breached: pl.Expr
     limits: dict[str, float]
+    required: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.required:
+            object.__setattr__(self, "required", self.metrics)
+
+    def unmeasured(self) -> pl.Expr:
+        """True on a day one of the ``required`` figures is missing (null or NaN)."""
+        return pl.any_horizontal([pl.col(m).is_null() | pl.col(m).is_nan() for m in self.required])
 
 
 def limit_rules(policy: PortfolioPolicy) -> dict[str, LimitRule]:
@@ -33,6 +44,7 @@ def limit_rules(policy: PortfolioPolicy) -> dict[str, LimitRule]:
             ("realised_drawdown", "realised_sessions", "risk_increasing_names"),
             de_risking & (pl.col("risk_increasing_names") > 0),
             {"max_drawdown": policy.max_drawdown},
+            required=("realised_drawdown", "risk_increasing_names"),
         ),
         "live_positions_within_stop_loss": LimitRule(
             ("stop_loss_breaches",),
@@ -56,6 +68,8 @@ def limit_rules(policy: PortfolioPolicy) -> dict[str, LimitRule]:
             ("ex_ante_vol", "realised_drawdown"),
             ((pl.col("ex_ante_vol") < low) & ~de_risking) | (pl.col("ex_ante_vol") > high),
             {"vol_band_low": low, "vol_band_high": high},
+            # the drawdown only relaxes the band's floor: the band is judged without it
+            required=("ex_ante_vol",),
         ),
     }
 
