@@ -7,9 +7,15 @@ are skipped without it locally and fail when ``CI`` is set, like the PostgreSQL 
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import fcntl
+import itertools
+import json
 import math
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -21,16 +27,25 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 import pytest
+from dash import dcc
 
 from apps.dashboard import figures
 from apps.dashboard.app import build_figures, create_app, refresh
 from apps.dashboard.data import load_dashboard_data, sharpe_from_nav
-from apps.dashboard.layout import GRAPH_IDS, PANEL_TITLES
+from apps.dashboard.layout import (
+    BACKTEST_COMMAND,
+    BACKTEST_KEYS,
+    GRAPH_HEIGHTS,
+    GRAPH_IDS,
+    OUTPUTS,
+    PANEL_TITLES,
+)
 from resources.storage import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,9 +92,9 @@ TAIL = {  # the live book's tail metrics on day k: base + 0.001 k
 }
 
 
-def populate(store: Store) -> None:
-    """A small store with every table the dashboard reads, and a second, non-live method
-    whose rows must never show up."""
+def populate(store: Store, backtest: bool = True) -> None:
+    """A small store with every table the dashboard reads (the backtest's tables unless
+    ``backtest`` is false), and a second, non-live method whose rows must never show up."""
     store.replace_table(
         "universe",
         pl.DataFrame(
@@ -153,31 +168,8 @@ def populate(store: Store) -> None:
         pl.lit(5).alias("names"),
     )
     store.write_partition("nav", nav, NAV_DAYS[0], end)
-    store.replace_table(
-        "backtest_metrics",
-        pl.DataFrame(
-            {
-                "strategy": ["benchmark/index", "hrp", "ensemble/black_litterman", "min_cvar"],
-                "model": ["", "", "ensemble", ""],
-                "method": ["index", "hrp", "black_litterman", "min_cvar"],
-                "cagr": [0.22, 0.07, 0.01, -0.02],
-                "volatility": [0.195, 0.16, 0.178, 0.127],
-                "sharpe": [1.117, 0.514, 0.133, -0.094],
-                "sortino": [1.689, 0.732, 0.191, -0.13],
-                "max_drawdown": [0.304, 0.302, 0.253, 0.259],
-                "calmar": [0.722, 0.238, 0.031, -0.077],
-                "hit_rate": [0.55, 0.52, 0.5, 0.49],
-                "mean_turnover": [0.0, 0.022, 0.055, 0.047],
-                "psr": [0.9, 0.8, 0.6, 0.4],
-                "dsr": [0.819, 0.452, 0.219, 0.121],
-                "n_obs": [748] * 4,
-                "n_trials": [4] * 4,
-                "mean_ic": [None, None, 0.036, None],
-                "first_date": [date(2022, 1, 3)] * 4,
-                "last_date": [date(2024, 12, 31)] * 4,
-            }
-        ),
-    )
+    if backtest:
+        _populate_backtest(store)
     summary = []
     for k, day in enumerate(DAYS):
         summary += [
@@ -210,6 +202,57 @@ def populate(store: Store) -> None:
     )
     older = features.with_columns(pl.lit(DAYS[0]).alias("date"), pl.lit(9.9).alias("psi"))
     store.write_partition("feature_drift", pl.concat([older, features]), DAYS[0], end)
+
+
+BACKTEST_DAYS = _weekdays(date(2024, 12, 31), 30)
+BACKTEST_STRATEGIES = ("benchmark/index", "hrp", "ensemble/black_litterman", "min_cvar")
+
+
+def backtest_net_return(strategy_index: int, day_index: int) -> float:
+    """The stored backtest's daily net return of strategy ``strategy_index`` on day ``k``."""
+    return 0.001 * (strategy_index - 1) + 0.004 * math.sin(day_index + strategy_index)
+
+
+def _populate_backtest(store: Store) -> None:
+    store.replace_table(
+        "backtest_metrics",
+        pl.DataFrame(
+            {
+                "strategy": list(BACKTEST_STRATEGIES),
+                "model": ["", "", "ensemble", ""],
+                "method": ["index", "hrp", "black_litterman", "min_cvar"],
+                "cagr": [0.22, 0.07, 0.01, -0.02],
+                "volatility": [0.195, 0.16, 0.178, 0.127],
+                "sharpe": [1.117, 0.514, 0.133, -0.094],
+                "sortino": [1.689, 0.732, 0.191, -0.13],
+                "max_drawdown": [0.304, 0.302, 0.253, 0.259],
+                "calmar": [0.722, 0.238, 0.031, -0.077],
+                "hit_rate": [0.55, 0.52, 0.5, 0.49],
+                "mean_turnover": [0.0, 0.022, 0.055, 0.047],
+                "psr": [0.9, 0.8, 0.6, 0.4],
+                "dsr": [0.819, 0.452, 0.219, 0.121],
+                "n_obs": [len(BACKTEST_DAYS)] * 4,
+                "n_trials": [4] * 4,
+                "mean_ic": [None, None, 0.036, None],
+                "first_date": [BACKTEST_DAYS[0]] * 4,
+                "last_date": [BACKTEST_DAYS[-1]] * 4,
+            }
+        ),
+    )
+    returns = [
+        (strategy, day, backtest_net_return(i, k))
+        for i, strategy in enumerate(BACKTEST_STRATEGIES)
+        for k, day in enumerate(BACKTEST_DAYS)
+    ]
+    store.replace_table(
+        "backtest_returns",
+        pl.DataFrame(returns, schema=["strategy", "date", "net_return"], orient="row").with_columns(
+            (pl.col("net_return") + 0.0005).alias("gross_return"),
+            pl.lit(0.0005).alias("cost"),
+            pl.lit(0.05).alias("turnover"),
+            pl.lit(1.0).alias("gross_exposure"),
+        ),
+    )
 
 
 # --- figures from a small store ---------------------------------------------------------------
@@ -299,6 +342,19 @@ def test_figures_show_the_live_book_from_the_store(store: Store) -> None:
     ]
     assert list(_trace(bt, "ML").x) == ["ensemble/black_litterman"]
     assert list(_trace(bt, "risk-based").y) == pytest.approx([0.514, -0.094])
+    # and the value of $1 in the best strategies by Sharpe, then the benchmark, net of costs
+    equity = figs["backtest-equity"]
+    assert [t.name for t in equity.data] == [
+        "hrp",
+        "ensemble/black_litterman",
+        "min_cvar",
+        "benchmark/index",
+    ]
+    hrp = _trace(equity, "hrp")
+    assert list(hrp.x) == BACKTEST_DAYS
+    grown = np.cumprod([1.0 + backtest_net_return(1, k) for k in range(len(BACKTEST_DAYS))])
+    assert np.allclose(np.array(hrp.y, dtype=float), grown)
+    assert equity.layout.yaxis.tickprefix == "$"
 
     # drift: severities per family and day, the latest report's most drifted features
     (heat,) = figs["drift-severity"].data
@@ -308,26 +364,90 @@ def test_figures_show_the_live_book_from_the_store(store: Store) -> None:
     assert list(bars.y)[::-1] == [f"F{i:02d}" for i in range(19, 4, -1)]
     assert list(bars.x)[-1] == pytest.approx(0.19)  # the older day's 9.9 is not shown
     assert list(bars.marker.color).count(figures.NEGATIVE) == 5
+    # the page sizes the charts (layout.GRAPH_HEIGHTS), never the figures
+    assert all(fig.layout.height is None for fig in figs.values())
 
 
-def test_outputs_of_the_refresh_callback(tmp_path: Path) -> None:
+def test_outputs_of_the_refresh_callback_carry_their_units(tmp_path: Path) -> None:
     store = Store(url=str(tmp_path / "quant.duckdb"))
     populate(store)
     outputs = refresh(store, "historical")
-    assert len(outputs) == len(GRAPH_IDS) + 5
-    kpis, table, badges, status, status_class = outputs[len(GRAPH_IDS) :]
+    assert len(outputs) == len(OUTPUTS)
+    kpis, note, table, badges, status, status_class = outputs[len(GRAPH_IDS) :]
     text = str(kpis)
-    assert "2024-03-08" in text and "constrained markowitz" in text and "1.60%" in text  # VaR 95
+    nav = NAV_VALUES[-1]
+    assert "2024-03-08" in text and "constrained markowitz" in text
+    assert "NAV (USD)" in text and f"${nav:,.0f}" in text
+    assert f"+${nav - 1_000_000:,.0f}" in text  # cumulative P&L, signed
+    assert f"1.60% · ${0.016 * nav:,.0f}" in text  # VaR 95 in % of NAV and in dollars
     assert str(table).count("Tr(") == 5  # header + 4 strategies
+    assert "2.2%" in str(table)  # hrp's turnover per day, a percentage
+    assert f"Stored backtest: {BACKTEST_DAYS[0]} to {BACKTEST_DAYS[-1]}" in str(note)
     assert "SEVERE" in str(badges) or "WARN" in str(badges)
     assert status.startswith("refreshed") and status_class == "status"
+
+
+def test_money_is_written_in_dollars() -> None:
+    assert figures.usd(1_234_567.4) == "$1,234,567"
+    assert figures.usd(-1_234.5, signed=True) == "-$1,234"  # rounds half to even
+    assert figures.usd(99.6, signed=True) == "+$100"
+
+
+def _graphs(component: object) -> dict[str, Any]:
+    """Every dcc.Graph under ``component`` by id."""
+    if isinstance(component, dcc.Graph):
+        return {str(getattr(component, "id", "")): component}
+    found: dict[str, Any] = {}
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children]:
+        if child is not None and not isinstance(child, str):
+            found.update(_graphs(child))
+    return found
+
+
+def test_a_page_load_is_served_with_every_chart_drawn_in_a_sized_container(
+    tmp_path: Path,
+) -> None:
+    store = Store(url=str(tmp_path / "quant.duckdb"))
+    populate(store)
+    page = create_app(store).layout()  # what one page load is served
+    graphs = _graphs(page)
+    assert list(graphs) == list(GRAPH_IDS)
+    for graph_id, graph in graphs.items():
+        assert not figures.is_empty_figure(graph.figure), graph_id
+        assert graph.figure.data, graph_id
+        assert graph.style == {"height": f"{GRAPH_HEIGHTS[graph_id]}px"}
+        assert graph.responsive is True
+    assert "refreshed" in str(page)
+
+
+def test_a_page_load_on_an_unreadable_store_says_so_in_every_chart(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the store's folder should be")
+    page = create_app(Store(url=str(blocker / "quant.duckdb"))).layout()
+    graphs = _graphs(page)
+    assert list(graphs) == list(GRAPH_IDS)
+    for graph in graphs.values():
+        assert "could not be read" in graph.figure.layout.annotations[0].text
+    assert "store not readable" in str(page) and "status error" in str(page)
+
+
+def test_the_backtest_command_selects_the_whole_backtest_multi_asset() -> None:
+    from quant_assets.definitions import defs
+
+    backtest = defs.resolve_assets_def("backtest")
+    assert {key.to_user_string() for key in backtest.keys} == set(BACKTEST_KEYS)
+    assert not backtest.can_subset  # a selection of fewer keys is refused
+    assert "-m quant_assets.definitions" in BACKTEST_COMMAND
+    assert f"--select {','.join(BACKTEST_KEYS)}" in BACKTEST_COMMAND
 
 
 def test_each_refresh_rereads_the_store(tmp_path: Path) -> None:
     store = Store(url=str(tmp_path / "quant.duckdb"))
     populate(store)
     app = create_app(store, refresh_seconds=7)
-    (interval,) = [c for c in app.layout.children if getattr(c, "id", None) == "refresh-interval"]
+    page = app.layout()
+    (interval,) = [c for c in page.children if getattr(c, "id", None) == "refresh-interval"]
     assert interval.interval == 7_000
     before = refresh(store, "historical")
     # the pipeline stores the next session: the next tick shows it without a reload
@@ -372,8 +492,8 @@ def test_an_empty_store_renders_empty_states(tmp_path: Path) -> None:
         assert "No data yet" in fig.layout.annotations[0].text
     outputs = refresh(store, None)
     assert "no data" in str(outputs[len(GRAPH_IDS)])
-    assert "backtest_metrics is empty" in str(outputs[len(GRAPH_IDS) + 1])
-    assert "drift_summary is empty" in str(outputs[len(GRAPH_IDS) + 2])
+    assert BACKTEST_COMMAND in str(outputs[len(GRAPH_IDS) + 1])  # how to fill the panel
+    assert "drift_summary is empty" in str(outputs[len(GRAPH_IDS) + 3])
     # and the app builds with its layout and callback
     app = create_app(store, refresh_seconds=5)
     assert app.layout is not None
@@ -460,18 +580,21 @@ def _chromium(chromium: str, profile: Path, *args: str, timeout: float = 120) ->
     return result.stdout
 
 
-@pytest.fixture
-def dashboard_url(tmp_path: Path) -> Iterator[str]:
-    """``quant-dashboard`` (``main``) serving a populated DuckDB store on a free port."""
-    store_path = tmp_path / "store" / "quant.duckdb"
+@contextlib.contextmanager
+def serve_dashboard(folder: Path, backtest: bool = True) -> Iterator[tuple[str, Path, Path]]:
+    """``quant-dashboard`` (``main``) serving a populated DuckDB store on a free port: yields its
+    URL, its log and the store's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    store_path = folder / "store" / "quant.duckdb"
     store = Store(url=str(store_path))
-    populate(store)
+    populate(store, backtest=backtest)
     store.close()  # release the file for the server process
     port = _free_port()
     env = {**os.environ, "QUANT_STORE_URL": str(store_path), "QUANT_DASHBOARD_PORT": str(port)}
-    log = (tmp_path / "dashboard.log").open("wb")
+    log_path = folder / "dashboard.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.dashboard.app", "--refresh-seconds", "60"],
+        [sys.executable, "-m", "apps.dashboard.app", "--refresh-seconds", str(REFRESH_SECONDS)],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -481,56 +604,280 @@ def dashboard_url(tmp_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_for_http(url, proc, timeout=90)
-        yield url
+        yield url, log_path, store_path
     finally:
         _stop(proc)
         log.close()
 
 
-def test_dashboard_renders_in_headless_chromium(
-    chromium: str, dashboard_url: str, tmp_path: Path
-) -> None:
-    dom = _chromium(
-        chromium,
-        tmp_path / "profile-dom",
-        "--virtual-time-budget=15000",
-        "--window-size=1400,2000",
-        "--dump-dom",
-        dashboard_url,
-    )
-    # every chart was drawn by plotly.js after the refresh callback filled it
-    assert len(re.findall(r'class="[^"]*\bjs-plotly-plot\b', dom)) == len(GRAPH_IDS), dom[-3000:]
-    assert dom.count('class="main-svg"') >= 2 * len(GRAPH_IDS)
-    for title in PANEL_TITLES:
-        assert f">{title}<" in dom
-    # the charts' own titles and data (rendered SVG text), the key figures and the table
-    for text in (
-        "Live book by sector and ticker",
-        "Top 15 tickers by risk contribution",
-        "Rolling Sharpe ratio",
-        "Drawdown of the paper account",
-        "VaR 95%",
-        "ensemble/black_litterman",
-        "constrained markowitz",
-        "refreshed",
-    ):
-        assert text in dom, text
-    assert "No data yet" not in dom
+def _above_4(fd: int) -> int:
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return moved
 
-    shot = tmp_path / "dashboard.png"
-    _chromium(
-        chromium,
-        tmp_path / "profile-shot",
-        "--virtual-time-budget=15000",
-        "--window-size=1400,2000",
-        f"--screenshot={shot}",
-        dashboard_url,
+
+class DevTools:
+    """One page of headless Chromium driven over the DevTools protocol on a pipe (Chromium
+    reads commands on its fd 3 and answers on its fd 4): the page is laid out at the given
+    viewport as a person's browser lays it out, and measured with JavaScript."""
+
+    def __init__(self, chromium: str, profile: Path, width: int, height: int) -> None:
+        to_browser, self._commands = os.pipe()
+        self._replies, from_browser = os.pipe()
+        # bash puts the two pipes on fds 3 and 4, then becomes Chromium; they are moved
+        # above 4 first, so that neither redirection overwrites the other
+        to_browser, from_browser = _above_4(to_browser), _above_4(from_browser)
+        self._log_path = profile.with_suffix(".log")
+        self._log = self._log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                "bash",  # dash's redirections take one-digit fds only
+                "-c",
+                f'exec "$0" "$@" 3<&{to_browser} 4>&{from_browser}',
+                chromium,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            pass_fds=(to_browser, from_browser),
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        os.close(to_browser)
+        os.close(from_browser)
+        self._buffer = b""
+        self._last_id = 0
+        self._session: str | None = None
+        self.exceptions: list[str] = []  # uncaught JavaScript errors of the page
+        target = self.call("Target.createTarget", {"url": "about:blank"})
+        attached = self.call(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+        )
+        self._session = attached["sessionId"]
+        self.call("Runtime.enable")
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._last_id += 1
+        message: dict[str, Any] = {"id": self._last_id, "method": method, "params": params or {}}
+        if self._session:
+            message["sessionId"] = self._session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + 60
+        while True:
+            reply = self._next_message(deadline)
+            if reply.get("method") == "Runtime.exceptionThrown":
+                details = reply["params"]["exceptionDetails"]
+                self.exceptions.append(
+                    str(details.get("exception", {}).get("description", details))
+                )
+            elif reply.get("id") == self._last_id:
+                if "error" in reply:
+                    raise AssertionError(f"{method}: {reply['error']}")
+                result: dict[str, Any] = reply["result"]
+                return result
+
+    def _next_message(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._replies], [], [], left)[0]:
+                raise AssertionError("Chromium did not answer within 60 s")
+            chunk = os.read(self._replies, 1 << 20)
+            if not chunk:
+                log = self._log_path.read_text(errors="replace")[-2000:]
+                raise AssertionError(f"Chromium closed its DevTools pipe: {log}")
+            self._buffer += chunk
+        raw, self._buffer = self._buffer.split(b"\0", 1)
+        message: dict[str, Any] = json.loads(raw)
+        return message
+
+    def evaluate(self, expression: str) -> Any:
+        answer = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        if "exceptionDetails" in answer:
+            raise AssertionError(f"the page could not evaluate: {answer['exceptionDetails']}")
+        return answer["result"].get("value")
+
+    def close(self) -> None:
+        os.close(self._commands)
+        os.close(self._replies)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=20)
+        self._log.close()
+
+
+@contextlib.contextmanager
+def devtools(chromium: str, profile: Path, width: int, height: int) -> Iterator[DevTools]:
+    browser = DevTools(chromium, profile, width, height)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+REFRESH_SECONDS = 60
+VIEWPORTS = ((1600, 1200), (1024, 768))
+BLOCK_IDS = ("kpis", "backtest-note", "backtest-table", "drift-badges")
+# every chart's box, the box of its drawn SVG and its text; the other blocks' boxes; null
+# until every chart has been drawn
+MEASURE = """(() => {
+  const graphs = __GRAPHS__.map(id => [id, document.getElementById(id)]);
+  if (graphs.some(([, g]) => !g || !g.querySelector('.main-svg'))) return null;
+  const box = e => {
+    const r = e.getBoundingClientRect();
+    return {top: r.top + scrollY, left: r.left + scrollX, width: r.width, height: r.height};
+  };
+  return {
+    charts: Object.fromEntries(graphs.map(([id, g]) => [id, box(g)])),
+    svgs: Object.fromEntries(graphs.map(([id, g]) => [id, box(g.querySelector('.main-svg'))])),
+    chart_text: Object.fromEntries(graphs.map(([id, g]) => [id, g.textContent])),
+    blocks: Object.fromEntries(__BLOCKS__.map(id => [id, box(document.getElementById(id))])),
+    pending: document.querySelectorAll('.dash-graph--pending').length,
+    text: document.body.innerText,
+    width: document.documentElement.clientWidth,
+  };
+})()""".replace("__GRAPHS__", json.dumps(GRAPH_IDS)).replace("__BLOCKS__", json.dumps(BLOCK_IDS))
+
+
+def _load(browser: DevTools, url: str) -> tuple[dict[str, Any], float]:
+    """Navigate to ``url``; the page measured at the first moment every chart is drawn, and
+    the seconds that took."""
+    start = time.monotonic()
+    browser.call("Page.navigate", {"url": url})
+    while time.monotonic() - start < REFRESH_SECONDS:
+        snapshot = browser.evaluate(MEASURE)
+        if snapshot:
+            return snapshot, time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"the charts were not drawn within {REFRESH_SECONDS} s")
+
+
+def _settled(browser: DevTools) -> dict[str, Any]:
+    """The page once Plotly has no pending redraw and its resize timers (100 ms) have run."""
+    deadline = time.monotonic() + 30
+    while browser.evaluate(MEASURE)["pending"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    snapshot: dict[str, Any] = browser.evaluate(MEASURE)
+    return snapshot
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> float:
+    width = min(a["left"] + a["width"], b["left"] + b["width"]) - max(a["left"], b["left"])
+    height = min(a["top"] + a["height"], b["top"] + b["height"]) - max(a["top"], b["top"])
+    return max(width, 0.0) * max(height, 0.0)
+
+
+def assert_laid_out(snapshot: dict[str, Any], when: str) -> None:
+    """Every chart at its height and inside the page's width, drawn inside its box; no two
+    charts or blocks overlapping."""
+    for graph_id, box in snapshot["charts"].items():
+        svg = snapshot["svgs"][graph_id]
+        assert box["height"] == pytest.approx(GRAPH_HEIGHTS[graph_id], abs=1), (when, graph_id, box)
+        assert svg["height"] == pytest.approx(box["height"], abs=1), (when, graph_id, svg, box)
+        assert svg["width"] == pytest.approx(box["width"], abs=1), (when, graph_id, svg, box)
+        assert svg["top"] == pytest.approx(box["top"], abs=1), (when, graph_id, svg, box)
+        assert box["left"] >= 0 and box["left"] + box["width"] <= snapshot["width"] + 1, (
+            when,
+            graph_id,
+            box,
+        )
+    boxes = {**snapshot["charts"], **snapshot["blocks"]}
+    for (name_a, a), (name_b, b) in itertools.combinations(boxes.items(), 2):
+        assert _overlap(a, b) < 1, f"{when}: {name_a} {a} overlaps {name_b} {b}"
+
+
+def _posts(log: Path, offset: int) -> int:
+    """Dash callback requests in the server's log after ``offset`` bytes."""
+    return log.read_bytes()[offset:].count(b"POST /_dash-update-component")
+
+
+@pytest.fixture(scope="module")
+def served_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    with serve_dashboard(tmp_path_factory.mktemp("dashboard")) as (url, log, _):
+        yield url, log
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS, ids=lambda size: str(size))
+def test_every_chart_has_its_size_on_the_first_render(
+    chromium: str, served_dashboard: tuple[str, Path], tmp_path: Path, width: int, height: int
+) -> None:
+    url, log = served_dashboard
+    offset = log.stat().st_size
+    with devtools(chromium, tmp_path / "profile", width, height) as browser:
+        first, seconds = _load(browser, url)
+        # drawn from the page load itself: no refresh (callback) had run
+        assert _posts(log, offset) == 0
+        assert b"GET /_dash-layout" in log.read_bytes()[offset:]  # the log does record requests
+        print(f"first render at {width}x{height}: {seconds:.2f} s")
+        assert_laid_out(first, "first render")
+        settled = _settled(browser)
+        assert_laid_out(settled, "settled")
+        assert settled["charts"] == first["charts"]
+        assert not browser.exceptions
+        shot = browser.call("Page.captureScreenshot", {"captureBeyondViewport": True})
+    png = base64.b64decode(shot["data"])
+    (tmp_path / f"dashboard_{width}x{height}.png").write_bytes(png)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 100_000  # charts and colour
+
+    text = settled["text"]
+    for title in PANEL_TITLES:
+        assert title in text
+    nav = NAV_VALUES[-1]
+    assert f"NAV (USD)\n${nav:,.0f}" in text
+    assert f"+${nav - 1_000_000:,.0f}" in text
+    assert f"1.60% · ${0.016 * nav:,.0f}" in text
+    # the stored backtest: what it covers, its table with units, its equity curves in dollars
+    assert f"Stored backtest: {BACKTEST_DAYS[0]} to {BACKTEST_DAYS[-1]}" in text
+    assert "ensemble/black_litterman\t0.13\t1.0%\t17.8%" in text
+    assert BACKTEST_COMMAND not in text
+    charts = settled["chart_text"]
+    assert (
+        "value of $1 invested" in charts["backtest-equity"] and "hrp" in charts["backtest-equity"]
     )
-    png = shot.read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert (width, height) == (1400, 2000)
-    assert len(png) > 100_000  # charts and colour, not a blank page
+    assert re.search(r"\$1\.0\d", charts["backtest-equity"])  # dollar ticks
+    assert "% below the NAV peak" in charts["drawdown"]
+    assert "one-day loss, % of NAV" in charts["tail-risk"]
+    assert "Live book by sector and ticker" in charts["weights-treemap"]
+    assert "No data yet" not in " ".join(charts.values())
+
+
+def test_the_backtest_panel_says_how_to_fill_it_then_shows_the_stored_result(
+    chromium: str, tmp_path: Path
+) -> None:
+    with (
+        serve_dashboard(tmp_path / "served", backtest=False) as (url, _, store_path),
+        devtools(chromium, tmp_path / "profile", *VIEWPORTS[1]) as browser,
+    ):
+        before, _ = _load(browser, url)
+        assert_laid_out(before, "no backtest")
+        assert "No backtest stored yet." in before["text"]
+        assert BACKTEST_COMMAND in before["text"]
+        assert "No data yet" in before["chart_text"]["backtest-equity"]
+        assert "Stored backtest" not in before["text"]
+
+        # the backtest run stores its tables; the next page load shows them
+        store = Store(url=str(store_path))
+        _populate_backtest(store)
+        store.close()
+        after, _ = _load(browser, url)
+        assert_laid_out(after, "backtest stored")
+        assert BACKTEST_COMMAND not in after["text"]
+        assert f"Stored backtest: {BACKTEST_DAYS[0]} to {BACKTEST_DAYS[-1]}" in after["text"]
+        assert "benchmark/index\t1.12\t22.0%" in after["text"]
+        assert "min_cvar" in after["chart_text"]["backtest-equity"]
+        assert not browser.exceptions
 
 
 def _graphql(url: str, query: str) -> dict[str, object]:
@@ -558,7 +905,7 @@ def _wait_for_code_location(base: str, proc: subprocess.Popen[bytes], timeout: f
         try:
             payload = _graphql(base + "/graphql", query)
             workspace = payload["data"]["workspaceOrError"]  # type: ignore[index]
-            status = [e["loadStatus"] for e in workspace["locationEntries"]]  # type: ignore[index]
+            status = [e["loadStatus"] for e in workspace["locationEntries"]]
             if status == ["LOADED"]:
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError, KeyError, TypeError):

@@ -22,6 +22,8 @@ SEVERITY_METRICS = ("feature_severity", "prediction_severity", "explanation_seve
 # var95_historical, cvar99_monte_carlo, ...: the one-day tail losses of risk_metrics
 _TAIL_METRIC = re.compile(r"^(c?var)(\d+)_(.+)$")
 TAIL_METHODS = ("historical", "normal", "cornish_fisher", "monte_carlo")
+# the best strategies of the backtest drawn in its equity curves, besides the benchmarks
+BACKTEST_PLOTTED = 5
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class DashboardData:
     tail_risk: pl.DataFrame
     # backtest_metrics as stored plus 'category' (benchmark | ML | risk-based), by Sharpe desc
     backtest: pl.DataFrame
+    # strategy, date, equity (value of 1 invested, net of costs): the plotted strategies
+    backtest_equity: pl.DataFrame
     # date plus one column per severity metric (0 ok, 1 warn, 2 severe) and sharpe_below_floor
     drift_severity: pl.DataFrame
     # feature, psi, ks_pvalue, js_distance, drifted: the latest drift day, by PSI desc
@@ -183,6 +187,29 @@ def backtest_table(metrics: pl.DataFrame) -> pl.DataFrame:
     ).sort("sharpe", descending=True, nulls_last=True)
 
 
+def read_backtest_equity(store: Store, metrics: pl.DataFrame, best: int) -> pl.DataFrame:
+    """The growth of 1 invested in the ``best`` strategies by Sharpe and in the benchmarks of
+    the stored backtest (``metrics`` as ``backtest_table`` returns it), in that order."""
+    ranked = metrics.filter(pl.col("category") != "benchmark")["strategy"].head(best)
+    benchmarks = metrics.filter(pl.col("category") == "benchmark")["strategy"]
+    chosen = [*ranked.to_list(), *benchmarks.to_list()]
+    if not chosen:
+        return pl.DataFrame(schema={"strategy": pl.String, "date": pl.Date, "equity": pl.Float64})
+    returns = store.read(
+        "backtest_returns", columns=["strategy", "date", "net_return"], where={"strategy": chosen}
+    )
+    order = pl.DataFrame({"strategy": chosen, "rank": list(range(len(chosen)))})
+    return (
+        returns.join(order, on="strategy")
+        .sort("rank", "date")
+        .select(
+            "strategy",
+            "date",
+            (1.0 + pl.col("net_return").fill_null(0.0)).cum_prod().over("strategy").alias("equity"),
+        )
+    )
+
+
 def drift_severity(summary: pl.DataFrame) -> pl.DataFrame:
     """``date`` and one column per severity metric (wide), oldest first."""
     wanted = [*SEVERITY_METRICS, "sharpe_below_floor"]
@@ -228,6 +255,7 @@ def load_dashboard_data(store: Store) -> DashboardData:
             source = "nav" if not sharpe.is_empty() else ""
         tail = read_tail_risk(store)
         backtest = backtest_table(store.read("backtest_metrics"))
+        equity = read_backtest_equity(store, backtest, BACKTEST_PLOTTED)
         severity = drift_severity(summary)
         features = latest_feature_drift(store)
     finally:
@@ -249,6 +277,7 @@ def load_dashboard_data(store: Store) -> DashboardData:
         sharpe_source=source,
         tail_risk=tail,
         backtest=backtest,
+        backtest_equity=equity,
         drift_severity=severity,
         feature_drift=features,
         drift_latest=drift_latest,

@@ -2,8 +2,11 @@
 
 Every function takes Polars frames and returns a ``go.Figure``; an empty frame gives an empty
 state (no axes, a sentence saying which table is empty and which asset fills it), never an
-error. Colours: one palette for sectors (the treemap, the stacked bars and the sector risk use
-the same colour per sector), one for strategy categories, one for severities.
+error. Figures carry no height: the page gives each chart's container its height
+(``layout.GRAPH_HEIGHTS``) and Plotly fills it. Money is in the account's currency (USD, "$"),
+fractions are shown as percentages. Colours: one palette for sectors (the treemap, the stacked
+bars and the sector risk use the same colour per sector), one for strategy categories, one for
+severities.
 """
 
 from __future__ import annotations
@@ -51,7 +54,15 @@ TAIL_COLOURS = {
     ("CVaR", 99): "#6d28d9",
 }
 EMPTY_TEXT = "No data yet"
-HEIGHT = 360
+# the paper account's currency: every money figure of the page is in it
+CURRENCY = "USD"
+MONEY_HOVER = "$,.0f"  # d3 format of a money amount in a hover label
+
+
+def usd(value: float, signed: bool = False) -> str:
+    """A money amount in whole dollars: ``$1,234,567``, ``+$1,234`` / ``-$1,234`` when signed."""
+    sign = "-" if value < 0 else "+" if signed else ""
+    return f"{sign}${abs(value):,.0f}"
 
 
 def sector_colours(sectors: Sequence[str]) -> dict[str, str]:
@@ -60,7 +71,7 @@ def sector_colours(sectors: Sequence[str]) -> dict[str, str]:
     return {s: SECTOR_PALETTE[i % len(SECTOR_PALETTE)] for i, s in enumerate(names)}
 
 
-def _style(fig: go.Figure, title: str, height: int = HEIGHT, **layout: Any) -> go.Figure:
+def _style(fig: go.Figure, title: str, **layout: Any) -> go.Figure:
     base: dict[str, Any] = {
         "title": {
             "text": title,
@@ -70,7 +81,6 @@ def _style(fig: go.Figure, title: str, height: int = HEIGHT, **layout: Any) -> g
         },
         "template": "plotly_white",
         "font": {"family": FONT, "size": 12, "color": INK},
-        "height": height,
         "margin": {"l": 56, "r": 20, "t": 52, "b": 44},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
@@ -90,10 +100,10 @@ def _daily_ticks(fig: go.Figure, dates: Sequence[date]) -> go.Figure:
     return fig
 
 
-def empty_figure(title: str, message: str, height: int = HEIGHT) -> go.Figure:
+def empty_figure(title: str, message: str) -> go.Figure:
     """A figure with no axes and ``message`` in the middle: the empty state of a panel."""
     fig = go.Figure()
-    _style(fig, title, height)
+    _style(fig, title)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.add_annotation(
@@ -180,7 +190,7 @@ def weights_over_time(weights: pl.DataFrame) -> go.Figure:
         title,
         barmode="stack",
         bargap=0.05,
-        yaxis={"tickformat": ".0%", "title": "weight"},
+        yaxis={"tickformat": ".0%", "title": "weight, % of NAV"},
         legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1.0, "yanchor": "top"},
     )
 
@@ -221,7 +231,7 @@ def risk_by_sector(contributions: pl.DataFrame) -> go.Figure:
         customdata=rows["risk_contribution"].to_list(),
         hovertemplate="%{x}<br>risk %{y:.1%} (%{customdata:.2%} vol)<extra></extra>",
     )
-    return _style(fig, title, barmode="group", yaxis={"tickformat": ".0%"})
+    return _style(fig, title, barmode="group", yaxis={"tickformat": ".0%", "title": "% of total"})
 
 
 def risk_by_ticker(contributions: pl.DataFrame, top: int = 15) -> go.Figure:
@@ -249,7 +259,13 @@ def risk_by_ticker(contributions: pl.DataFrame, top: int = 15) -> go.Figure:
         customdata=rows["risk_contribution"].to_list(),
         hovertemplate="%{y}<br>risk %{x:.2%} (%{customdata:.2%} vol)<extra></extra>",
     )
-    return _style(fig, title, barmode="group", xaxis={"tickformat": ".0%"}, bargap=0.25)
+    return _style(
+        fig,
+        title,
+        barmode="group",
+        xaxis={"tickformat": ".0%", "title": "% of total"},
+        bargap=0.25,
+    )
 
 
 # --- performance ----------------------------------------------------------------------------
@@ -272,7 +288,7 @@ def rolling_sharpe_figure(sharpe: pl.DataFrame, source: str) -> go.Figure:
         )
     fig.add_hline(y=0, line={"color": MUTED, "width": 1, "dash": "dot"})
     label = {"drift_summary": "from drift_report", "nav": "from the NAV"}.get(source, source)
-    _style(fig, f"{title} · {label}", yaxis={"title": "Sharpe"})
+    _style(fig, f"{title} · {label}", yaxis={"title": "Sharpe (annualised)"})
     return _daily_ticks(fig, sharpe["date"].to_list())
 
 
@@ -292,13 +308,15 @@ def drawdown_figure(nav: pl.DataFrame) -> go.Figure:
             line={"color": NEGATIVE, "width": 1.5},
             fillcolor="rgba(220,38,38,0.15)",
             customdata=nav["nav"].to_list(),
-            hovertemplate="%{x}<br>drawdown %{y:.2%}<br>NAV %{customdata:,.0f}<extra></extra>",
+            hovertemplate=(
+                f"%{{x}}<br>drawdown %{{y:.2%}}<br>NAV %{{customdata:{MONEY_HOVER}}}<extra></extra>"
+            ),
         )
     )
     _style(
         fig,
         f"{title} · max {worst:.1%}",
-        yaxis={"tickformat": ".1%", "title": "from peak", "rangemode": "tozero"},
+        yaxis={"tickformat": ".1%", "title": "% below the NAV peak", "rangemode": "tozero"},
         showlegend=False,
     )
     return _daily_ticks(fig, nav["date"].to_list())
@@ -327,18 +345,20 @@ def tail_risk_figure(tail: pl.DataFrame, method: str = "historical") -> go.Figur
             },
             hovertemplate=f"{measure} {level}%<br>%{{x}}: %{{y:.2%}}<extra></extra>",
         )
-    _style(fig, title, yaxis={"tickformat": ".1%", "title": "loss, fraction of NAV"})
+    _style(fig, title, yaxis={"tickformat": ".1%", "title": "one-day loss, % of NAV"})
     return _daily_ticks(fig, rows["date"].to_list())
 
 
 # --- backtest -------------------------------------------------------------------------------
+
+BACKTEST_EMPTY = "no backtest stored: the note above says how to run it"
 
 
 def backtest_sharpe_figure(backtest: pl.DataFrame) -> go.Figure:
     """Sharpe ratio of every strategy of the last backtest, best first."""
     title = "Backtest: Sharpe ratio per strategy"
     if backtest.is_empty():
-        return empty_figure(title, "backtest_metrics is empty (materialize backtest)")
+        return empty_figure(title, BACKTEST_EMPTY)
     rows = backtest.filter(pl.col("sharpe").is_not_null())
     fig = go.Figure()
     for category, colour in CATEGORY_COLOURS.items():
@@ -361,10 +381,36 @@ def backtest_sharpe_figure(backtest: pl.DataFrame) -> go.Figure:
         fig,
         title,
         xaxis={"categoryorder": "array", "categoryarray": order, "tickangle": -35},
-        yaxis={"title": "Sharpe"},
+        yaxis={"title": "Sharpe (annualised)"},
         margin={"l": 56, "r": 20, "t": 52, "b": 120},
-        height=HEIGHT + 60,
     )
+
+
+def backtest_equity_figure(equity: pl.DataFrame) -> go.Figure:
+    """Value of one dollar invested in each plotted strategy of the last backtest, net of
+    costs (``data.BACKTEST_PLOTTED`` best by Sharpe, then the benchmarks)."""
+    title = "Backtest: value of $1 invested, net of costs"
+    if equity.is_empty():
+        return empty_figure(title, BACKTEST_EMPTY)
+    fig = go.Figure()
+    for (strategy,), rows in equity.group_by("strategy", maintain_order=True):
+        benchmark = str(strategy).startswith("benchmark")
+        fig.add_scatter(
+            x=rows["date"].to_list(),
+            y=rows["equity"].to_list(),
+            mode="lines",
+            name=str(strategy),
+            line={"width": 1.5, "dash": "dot" if benchmark else "solid"},
+            hovertemplate=f"{strategy}<br>%{{x}}: %{{y:$.3f}}<extra></extra>",
+        )
+    _style(
+        fig,
+        title,
+        yaxis={"tickprefix": "$", "tickformat": ".2f", "title": "USD"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0.0, "xanchor": "left"},
+        margin={"l": 56, "r": 20, "t": 52, "b": 90},
+    )
+    return _daily_ticks(fig, equity["date"].to_list())
 
 
 # --- drift ----------------------------------------------------------------------------------
@@ -406,7 +452,7 @@ def drift_severity_figure(severity: pl.DataFrame, sessions: int = 60) -> go.Figu
             hovertemplate="%{y} on %{x}: %{text}<extra></extra>",
         )
     )
-    return _style(fig, title, height=240, xaxis={"type": "category", "nticks": 8})
+    return _style(fig, title, xaxis={"type": "category", "nticks": 8})
 
 
 def top_drifted_features(features: pl.DataFrame, top: int = 15) -> go.Figure:

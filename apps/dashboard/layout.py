@@ -1,5 +1,11 @@
 """The page: a header, a row of key figures and six titled panels of charts (``layout``), and
-the HTML pieces the refresh callback fills in (key figures, the backtest table, drift badges).
+the HTML pieces each refresh fills in (key figures, the backtest note and table, drift badges).
+
+The page is built with its content (``Content``): every chart is drawn on the first render,
+before any refresh. Every chart's container has a fixed height (``GRAPH_HEIGHTS``) and Plotly
+fills it (``responsive``): a responsive graph whose container takes its height from the graph
+collapses to 0 px when Plotly autosizes (the charts then pile on each other until a refresh
+re-plots them).
 
 Styling lives in ``assets/dashboard.css`` (served by Dash from the package's assets folder).
 """
@@ -7,37 +13,59 @@ Styling lives in ``assets/dashboard.css`` (served by Dash from the package's ass
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import plotly.graph_objects as go
 import polars as pl
 from dash import dcc, html
 
 from apps.dashboard.data import SEVERITY_METRICS, TAIL_METHODS, DashboardData
-from apps.dashboard.figures import SEVERITY_NAMES
+from apps.dashboard.figures import CURRENCY, SEVERITY_NAMES, usd
 
 TITLE = "Quant platform · portfolio, risk and drift"
 
-# ids of the components the refresh callback writes
-GRAPH_IDS = (
-    "weights-treemap",
-    "weights-over-time",
-    "risk-by-sector",
-    "risk-by-ticker",
-    "rolling-sharpe",
-    "drawdown",
-    "tail-risk",
-    "backtest-sharpe",
-    "drift-severity",
-    "drifted-features",
-)
+# the charts by component id, with the height of each one's container in px
+GRAPH_HEIGHTS = {
+    "weights-treemap": 360,
+    "weights-over-time": 360,
+    "risk-by-sector": 360,
+    "risk-by-ticker": 360,
+    "rolling-sharpe": 360,
+    "drawdown": 360,
+    "tail-risk": 360,
+    "backtest-sharpe": 420,
+    "backtest-equity": 420,
+    "drift-severity": 240,
+    "drifted-features": 360,
+}
+GRAPH_IDS = tuple(GRAPH_HEIGHTS)
 KPIS = "kpis"
+BACKTEST_NOTE = "backtest-note"
 BACKTEST_TABLE = "backtest-table"
 DRIFT_BADGES = "drift-badges"
 STATUS = "refresh-status"
 INTERVAL = "refresh-interval"
 TAIL_METHOD = "tail-method"
+# every (component id, property) a refresh writes, in the order of ``Content.values``
+OUTPUTS = (
+    *((graph_id, "figure") for graph_id in GRAPH_IDS),
+    (KPIS, "children"),
+    (BACKTEST_NOTE, "children"),
+    (BACKTEST_TABLE, "children"),
+    (DRIFT_BADGES, "children"),
+    (STATUS, "children"),
+    (STATUS, "className"),
+)
 
-# the panels: (title, subtitle, [children ids or components])
+# the backtest is its own run (not part of the daily job); its four keys are one multi-asset,
+# which Dagster materializes only whole
+BACKTEST_KEYS = ("backtest", "backtest_metrics", "backtest_returns", "backtest_cpcv")
+BACKTEST_COMMAND = "uv run dagster asset materialize -m quant_assets.definitions --select " + (
+    ",".join(BACKTEST_KEYS)
+)
+
 PANEL_TITLES = (
     "Portfolio weights",
     "Risk decomposition",
@@ -48,17 +76,46 @@ PANEL_TITLES = (
 )
 
 
-def _graph(graph_id: str) -> dcc.Graph:
+@dataclass(frozen=True)
+class Content:
+    """What the page shows at one refresh: every chart by id and the HTML pieces."""
+
+    figures: Mapping[str, go.Figure]
+    kpis: list[html.Div]
+    backtest_note: html.Div
+    backtest_table: html.Div | html.Table
+    drift_badges: list[html.Div]
+    status: str
+    status_class: str = "status"
+
+    def values(self) -> tuple[Any, ...]:
+        """The values of ``OUTPUTS``, in its order."""
+        return (
+            *(self.figures[graph_id] for graph_id in GRAPH_IDS),
+            self.kpis,
+            self.backtest_note,
+            self.backtest_table,
+            self.drift_badges,
+            self.status,
+            self.status_class,
+        )
+
+
+def _graph(graph_id: str, figure: go.Figure) -> dcc.Graph:
     return dcc.Graph(
         id=graph_id,
+        figure=figure,
         className="chart",
-        config={"displaylogo": False, "displayModeBar": False, "responsive": True},
+        # Plotly fills the container's fixed height and follows its width
+        responsive=True,
+        style={"height": f"{GRAPH_HEIGHTS[graph_id]}px"},
+        config={"displaylogo": False, "displayModeBar": False},
     )
 
 
-def _panel(title: str, subtitle: str, *children: Any, wide: bool = False) -> html.Section:
+def _panel(title: str, subtitle: str, *children: Any) -> html.Section:
     return html.Section(
-        className="panel panel-wide" if wide else "panel",
+        className="panel",
         children=[
             html.Div(
                 className="panel-head",
@@ -69,8 +126,71 @@ def _panel(title: str, subtitle: str, *children: Any, wide: bool = False) -> htm
     )
 
 
-def layout(refresh_seconds: int) -> html.Div:
-    """The whole page; every chart is empty until the first refresh (on page load)."""
+def _row(*children: Any) -> html.Div:
+    return html.Div(className="row", children=list(children))
+
+
+def _tail_controls() -> html.Div:
+    return html.Div(
+        className="controls",
+        children=[
+            html.Label("Estimator", htmlFor=TAIL_METHOD),
+            dcc.Dropdown(
+                id=TAIL_METHOD,
+                options=[{"label": m.replace("_", " "), "value": m} for m in TAIL_METHODS],
+                value="historical",
+                clearable=False,
+                className="dropdown",
+            ),
+        ],
+    )
+
+
+def _panels(content: Content) -> list[html.Section]:
+    graph = {graph_id: _graph(graph_id, content.figures[graph_id]) for graph_id in GRAPH_IDS}
+    return [
+        _panel(
+            PANEL_TITLES[0],
+            "Weights of the live book: its latest day by sector and ticker, and by sector over "
+            "time (the rest is cash).",
+            _row(graph["weights-treemap"], graph["weights-over-time"]),
+        ),
+        _panel(
+            PANEL_TITLES[1],
+            "Share of capital vs share of volatility (Euler contributions), latest day of the "
+            "live book.",
+            _row(graph["risk-by-sector"], graph["risk-by-ticker"]),
+        ),
+        _panel(
+            PANEL_TITLES[2],
+            f"Rolling Sharpe ratio of the live book and drawdown of the paper account ({CURRENCY}).",
+            _row(graph["rolling-sharpe"], graph["drawdown"]),
+        ),
+        _panel(
+            PANEL_TITLES[3],
+            "One-day Value at Risk and Conditional VaR of the live book, in % of NAV.",
+            _tail_controls(),
+            graph["tail-risk"],
+        ),
+        _panel(
+            PANEL_TITLES[4],
+            "Every strategy of the last walk-forward backtest (after costs).",
+            html.Div(id=BACKTEST_NOTE, children=content.backtest_note),
+            _row(graph["backtest-sharpe"], graph["backtest-equity"]),
+            html.Div(id=BACKTEST_TABLE, className="table-wrap", children=content.backtest_table),
+        ),
+        _panel(
+            PANEL_TITLES[5],
+            "Severity of the latest drift report, its history, and the most drifted Alpha158 "
+            "features.",
+            html.Div(id=DRIFT_BADGES, className="badges", children=content.drift_badges),
+            _row(graph["drift-severity"], graph["drifted-features"]),
+        ),
+    ]
+
+
+def layout(refresh_seconds: int, content: Content) -> html.Div:
+    """The whole page, drawn with ``content``."""
     return html.Div(
         className="page",
         children=[
@@ -82,91 +202,17 @@ def layout(refresh_seconds: int) -> html.Div:
                             html.H1(TITLE),
                             html.P(
                                 "The live paper book, its risk, the last backtest and the drift "
-                                "of the model in use, read from the platform's store.",
+                                "of the model in use, read from the platform's store. Money in "
+                                f"{CURRENCY}.",
                                 className="header-sub",
                             ),
                         ]
                     ),
-                    html.Div(id=STATUS, className="status", children="loading…"),
+                    html.Div(id=STATUS, className=content.status_class, children=content.status),
                 ],
             ),
-            html.Div(id=KPIS, className="kpis"),
-            html.Main(
-                className="grid",
-                children=[
-                    _panel(
-                        PANEL_TITLES[0],
-                        "Weights of the live book: its latest day by sector and ticker, and by "
-                        "sector over time (the rest is cash).",
-                        html.Div(
-                            className="row", children=[_graph(GRAPH_IDS[0]), _graph(GRAPH_IDS[1])]
-                        ),
-                        wide=True,
-                    ),
-                    _panel(
-                        PANEL_TITLES[1],
-                        "Share of capital vs share of volatility (Euler contributions), "
-                        "latest day of the live book.",
-                        html.Div(
-                            className="row", children=[_graph(GRAPH_IDS[2]), _graph(GRAPH_IDS[3])]
-                        ),
-                        wide=True,
-                    ),
-                    _panel(
-                        PANEL_TITLES[2],
-                        "Rolling Sharpe ratio of the live book and drawdown of the paper account.",
-                        html.Div(
-                            className="row", children=[_graph(GRAPH_IDS[4]), _graph(GRAPH_IDS[5])]
-                        ),
-                        wide=True,
-                    ),
-                    _panel(
-                        PANEL_TITLES[3],
-                        "One-day Value at Risk and Conditional VaR of the live book, as a "
-                        "fraction of NAV.",
-                        html.Div(
-                            className="controls",
-                            children=[
-                                html.Label("Estimator", htmlFor=TAIL_METHOD),
-                                dcc.Dropdown(
-                                    id=TAIL_METHOD,
-                                    options=[
-                                        {"label": m.replace("_", " "), "value": m}
-                                        for m in TAIL_METHODS
-                                    ],
-                                    value="historical",
-                                    clearable=False,
-                                    className="dropdown",
-                                ),
-                            ],
-                        ),
-                        _graph(GRAPH_IDS[6]),
-                        wide=True,
-                    ),
-                    _panel(
-                        PANEL_TITLES[4],
-                        "Every strategy of the last walk-forward backtest (after costs).",
-                        html.Div(
-                            className="row row-table",
-                            children=[
-                                _graph(GRAPH_IDS[7]),
-                                html.Div(id=BACKTEST_TABLE, className="table-wrap"),
-                            ],
-                        ),
-                        wide=True,
-                    ),
-                    _panel(
-                        PANEL_TITLES[5],
-                        "Severity of the latest drift report, its history, and the most "
-                        "drifted Alpha158 features.",
-                        html.Div(id=DRIFT_BADGES, className="badges"),
-                        html.Div(
-                            className="row", children=[_graph(GRAPH_IDS[8]), _graph(GRAPH_IDS[9])]
-                        ),
-                        wide=True,
-                    ),
-                ],
-            ),
+            html.Div(id=KPIS, className="kpis", children=content.kpis),
+            html.Main(className="grid", children=_panels(content)),
             html.Footer(
                 className="footer",
                 children=f"Re-reads the store every {refresh_seconds} s.",
@@ -176,7 +222,7 @@ def layout(refresh_seconds: int) -> html.Div:
     )
 
 
-# --- the pieces the callback fills ---------------------------------------------------------
+# --- the pieces each refresh fills ---------------------------------------------------------
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -192,8 +238,15 @@ def _card(label: str, value: str, tone: str = "") -> html.Div:
     )
 
 
+def _money(value: float | None, signed: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return usd(value, signed)
+
+
 def kpi_cards(data: DashboardData) -> list[html.Div]:
-    """As of, NAV, cumulative P&L, drawdown, live method, VaR 95, worst drift severity."""
+    """As of, NAV, cumulative P&L, drawdown, live method, VaR 95 (in % of NAV and in money),
+    worst drift severity."""
     nav = data.nav
     last = nav.row(-1, named=True) if nav.height else {}
     var95 = data.tail_risk.filter(
@@ -205,17 +258,22 @@ def kpi_cards(data: DashboardData) -> list[html.Div]:
     )
     pnl = last.get("cumulative_pnl")
     drawdown = last.get("drawdown")
+    nav_value = last.get("nav")
+    var = var95["value"][-1] if var95.height else None
+    var_text = _fmt(var, ".2%")
+    if var is not None and nav_value is not None and _finite(var) and _finite(nav_value):
+        var_text += f" · {_money(var * nav_value)}"
     return [
         _card("As of", str(data.as_of) if data.as_of else "no data"),
-        _card("NAV", _fmt(last.get("nav"), ",.0f")),
+        _card(f"NAV ({CURRENCY})", _money(nav_value)),
         _card(
-            "Cumulative P&L",
-            _fmt(pnl, "+,.0f"),
+            f"Cumulative P&L ({CURRENCY})",
+            _money(pnl, signed=True),
             "good" if pnl and pnl > 0 else "bad" if pnl and pnl < 0 else "",
         ),
         _card("Drawdown", _fmt(drawdown, ".1%"), "bad" if drawdown and drawdown < -0.05 else ""),
         _card("Live method", (data.live_method or "—").replace("_", " ")),
-        _card("VaR 95% (1d, hist.)", _fmt(var95["value"][-1] if var95.height else None, ".2%")),
+        _card("VaR 95% (1d, hist.)", var_text),
         _card(
             "Drift",
             SEVERITY_NAMES[worst] if worst is not None else "—",
@@ -230,25 +288,60 @@ def _finite(value: float | None) -> bool:
 
 BACKTEST_COLUMNS = (
     ("strategy", "strategy", ""),
-    ("sharpe", "Sharpe", ".2f"),
+    ("sharpe", "Sharpe (ann.)", ".2f"),
     ("cagr", "CAGR", ".1%"),
-    ("volatility", "vol", ".1%"),
+    ("volatility", "vol (ann.)", ".1%"),
     ("sortino", "Sortino", ".2f"),
     ("max_drawdown", "max DD", ".1%"),
     ("calmar", "Calmar", ".2f"),
-    ("mean_turnover", "turnover/day", ".3f"),
+    ("mean_turnover", "turnover/day", ".1%"),
     ("dsr", "DSR", ".2f"),
     ("mean_ic", "mean Rank IC", ".3f"),
 )
 
 
-def backtest_table(backtest: pl.DataFrame) -> html.Div | html.Table:
-    """The backtest metrics as an HTML table, best Sharpe first."""
+def backtest_note(backtest: pl.DataFrame) -> html.Div:
+    """What the stored backtest covers, or how to run one when none is stored."""
     if backtest.is_empty():
         return html.Div(
-            "No backtest yet: backtest_metrics is empty (materialize backtest).",
-            className="empty-note",
+            className="empty-note backtest-howto",
+            children=[
+                html.P(
+                    [
+                        html.B("No backtest stored yet. "),
+                        "The backtest is a run of its own, not part of the daily job: it walks "
+                        "forward over the stored history (alpha158, labels and raw_bars must be "
+                        "stored) and writes the backtest_metrics, backtest_returns and "
+                        "backtest_cpcv tables. Run it from the project folder, with this "
+                        "dashboard's QUANT_STORE_URL:",
+                    ]
+                ),
+                html.Pre(html.Code(BACKTEST_COMMAND), className="command"),
+                html.P(
+                    "Select all four keys: they are one multi-asset, which Dagster only "
+                    "materializes whole. With DAGSTER_HOME=$PWD/.dagster_home (the instance "
+                    "make run creates) the run also shows in the Dagster UI (make ui), where "
+                    "Assets, backtest, Materialize starts the same run. This panel shows the "
+                    "result at its next refresh."
+                ),
+            ],
         )
+    first = backtest.row(0, named=True)
+    return html.Div(
+        className="backtest-meta",
+        children=(
+            f"Stored backtest: {first['first_date']} to {first['last_date']}, "
+            f"{first['n_obs']} sessions out of sample, {backtest.height} strategies "
+            f"(the DSR's {first['n_trials']} trials); returns net of costs."
+        ),
+    )
+
+
+def backtest_table(backtest: pl.DataFrame) -> html.Div | html.Table:
+    """The backtest metrics as an HTML table, best Sharpe first (nothing when none is stored:
+    ``backtest_note`` says how to run one)."""
+    if backtest.is_empty():
+        return html.Div()
     header = html.Thead(html.Tr([html.Th(label) for _, label, _ in BACKTEST_COLUMNS]))
     rows = []
     for record in backtest.iter_rows(named=True):
