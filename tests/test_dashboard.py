@@ -46,6 +46,7 @@ from apps.dashboard.layout import (
     OUTPUTS,
     PANEL_TITLES,
 )
+from quant_assets.monitoring.drift import severity_name
 from resources.storage import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -969,3 +970,27 @@ def test_dagster_ui_lists_every_asset(chromium: str, tmp_path: Path) -> None:
     finally:
         _stop(proc)
         log.close()
+
+
+def test_drift_badges_use_the_words_of_the_checks_and_the_pdf(tmp_path: Path) -> None:
+    store = Store(url=str(tmp_path / "quant.duckdb"))
+    populate(store)
+    last = DAYS[-1]
+    summary = pl.DataFrame(
+        [
+            (last, "feature_severity", 2.0),
+            (last, "prediction_severity", None),
+            (last, "explanation_severity", 1.0),
+            (last, "sharpe_below_floor", None),
+        ],
+        schema=["date", "metric", "value"],
+        orient="row",
+    )
+    store.write_partition("drift_summary", summary, last, last + timedelta(days=1))
+    badges = str(refresh(store, "historical")[len(GRAPH_IDS) + 3])
+    words = [severity_name(2.0), severity_name(None), severity_name(1.0)]
+    assert words == ["ERROR", "NOT EVALUATED", "WARN"]
+    for word in words:
+        assert word in badges, word
+    assert badges.count("NOT EVALUATED") == 2  # predictions and the Sharpe floor
+    assert "SEVERE" not in badges and "n/a" not in badges

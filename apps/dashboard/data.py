@@ -16,6 +16,7 @@ from typing import cast
 import polars as pl
 
 from quant_core.metrics import SHARPE_WINDOWS, nav_drawdown, rolling_sharpe_expr
+from quant_core.sectors import sector_group_expr
 from resources.storage import Store
 
 SEVERITY_METRICS = ("feature_severity", "prediction_severity", "explanation_severity")
@@ -61,13 +62,14 @@ def _sectors(store: Store) -> pl.DataFrame:
 
 
 def read_live_weights(store: Store) -> pl.DataFrame:
-    """``date, ticker, sector, weight`` of the live book (sector 'Unknown' when unlisted)."""
+    """``date, ticker, sector, weight`` of the live book; each unclassified name is its own
+    group (``Unclassified (XYZ)``), as under the sector cap."""
     weights = store.read(
         "target_weights", columns=["date", "ticker", "weight"], where={"is_live": [True]}
     )
     return (
         weights.join(_sectors(store), on="ticker", how="left")
-        .with_columns(pl.col("sector").fill_null("Unknown"))
+        .with_columns(sector_group_expr())
         .select("date", "ticker", "sector", "weight")
         .sort("date", "ticker")
     )

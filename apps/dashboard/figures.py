@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from apps.dashboard.data import SEVERITY_METRICS
+from quant_assets.monitoring.drift import Severity, severity_name
 
 FONT = "Inter, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 INK = "#1f2a37"
@@ -28,7 +29,7 @@ ACCENT = "#2563eb"
 NEGATIVE = "#dc2626"
 POSITIVE = "#059669"
 WARN = "#d97706"
-# a qualitative palette wide enough for the 11 GICS sectors plus 'Unknown'
+# a qualitative palette wide enough for the 11 GICS sectors plus unclassified names
 SECTOR_PALETTE = (
     "#2563eb",
     "#059669",
@@ -45,7 +46,8 @@ SECTOR_PALETTE = (
 )
 CATEGORY_COLOURS = {"benchmark": "#9ca3af", "ML": ACCENT, "risk-based": "#0d9488"}
 SEVERITY_COLOURS = {0: POSITIVE, 1: WARN, 2: NEGATIVE}
-SEVERITY_NAMES = {0: "OK", 1: "WARN", 2: "SEVERE"}
+# the words the checks and the PDF use (quant_assets.monitoring.drift.severity_name)
+SEVERITY_NAMES = {int(s): severity_name(float(s)) for s in Severity}
 WINDOW_COLOURS = {30: "#93c5fd", 60: ACCENT, 90: "#1e3a8a"}
 TAIL_COLOURS = {
     ("VaR", 95): "#fb923c",
@@ -417,7 +419,8 @@ def backtest_equity_figure(equity: pl.DataFrame) -> go.Figure:
 
 
 def drift_severity_figure(severity: pl.DataFrame, sessions: int = 60) -> go.Figure:
-    """Severity (OK / WARN / SEVERE) of each drift family over the last ``sessions`` days."""
+    """Severity (OK / WARN / ERROR; blank: not evaluated) of each drift family over the last
+    ``sessions`` days."""
     title = "Drift severity by day"
     if severity.is_empty():
         return empty_figure(title, "drift_summary is empty (materialize drift_report)")

@@ -23,6 +23,8 @@ from dash import dcc, html
 
 from apps.dashboard.data import SEVERITY_METRICS, TAIL_METHODS, DashboardData
 from apps.dashboard.figures import CURRENCY, SEVERITY_NAMES, usd
+from quant_assets.metadata import NOT_EVALUATED
+from quant_assets.monitoring.drift import severity_name
 
 TITLE = "Quant platform · portfolio, risk and drift"
 
@@ -355,7 +357,8 @@ def backtest_table(backtest: pl.DataFrame) -> html.Div | html.Table:
 
 
 def drift_badges(data: DashboardData) -> list[html.Div]:
-    """One badge per drift family of the latest report (OK / WARN / SEVERE) and the Sharpe
+    """One badge per drift family of the latest report (OK / WARN / ERROR / NOT EVALUATED, the
+    words of the checks and the PDF) and the Sharpe
     floor; an explanatory note when there is no report yet."""
     latest = data.drift_latest
     if not latest:
@@ -382,7 +385,7 @@ def drift_badges(data: DashboardData) -> list[html.Div]:
                 children=[
                     html.Div(label, className="badge-label"),
                     html.Div(
-                        SEVERITY_NAMES.get(level, "n/a") if level is not None else "n/a",
+                        severity_name(value),
                         className="badge-value",
                     ),
                     html.Div(
@@ -400,7 +403,7 @@ def drift_badges(data: DashboardData) -> list[html.Div]:
             children=[
                 html.Div("Sharpe floor", className="badge-label"),
                 html.Div(
-                    "BREACHED" if breached else "OK" if _finite(floor) else "n/a",
+                    "BREACHED" if breached else "OK" if _finite(floor) else NOT_EVALUATED,
                     className="badge-value",
                 ),
                 html.Div(
