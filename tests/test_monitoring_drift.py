@@ -28,13 +28,13 @@ from quant_assets.monitoring.drift import (
     DriftThresholds,
     Severity,
     explanation_drift,
-    severity_name,
     feature_drift,
     prediction_drift,
+    severity_name,
 )
 from quant_assets.monitoring.sensors import latest_complete_week, retraining_trigger
-from quant_assets.reporting.assets import drift_table
 from quant_assets.partitions import next_trading_day, shift_sessions, trading_sessions
+from quant_assets.reporting.assets import drift_table
 from quant_core.metrics import trailing_sharpe
 from resources.market_data.resource import MarketData
 from resources.mlflow import mlflow_resource
