@@ -290,10 +290,15 @@ def test_the_whole_daily_graph_runs_for_two_consecutive_sessions(pipeline: Pipel
         result = dg.materialize(graph, resources=resources, partition_key=day.isoformat())
         assert result.success
         # the risk limits and the reconciliation pass (freshness warns: the bars are of 2024;
-        # drift may be flagged on 12 names)
-        evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        # drift may be flagged on 12 names); on the live book's first session its realised
+        # drawdown cannot be measured yet: that limit says so, and blocks nothing
+        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
         guards = [c for c in evaluations if c.startswith("live_") or c.startswith("positions_")]
-        assert len(guards) == 7 and all(evaluations[c] for c in guards), evaluations
+        assert len(guards) == 7
+        failed = {c: evaluations[c].metadata.get("status") for c in guards}
+        failed = {c: s.value if s else None for c, s in failed.items() if not evaluations[c].passed}
+        unmeasured = {"live_book_only_reduces_risk_beyond_max_drawdown": "NOT EVALUATED"}
+        assert failed == (unmeasured if day == days[0] else {}), failed
         for asset in (
             "predictions",
             "target_weights",
