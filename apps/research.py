@@ -50,6 +50,7 @@ from quant_assets.research.assets import (
     backtest,
     stored_history,
 )
+from quant_assets.research.performance import costs_paid, yearly_returns
 from quant_assets.research.walk_forward import BacktestSpec, Market, model_scores
 from quant_core.calendar import shift_sessions, trading_sessions
 from quant_core.conventions import LABEL_HORIZON_SESSIONS, TRADING_DAYS
@@ -426,6 +427,14 @@ def run_backtest_step(
     return metrics.sort("sharpe", descending=True, nulls_last=True)
 
 
+def backtest_years(store: Store, order: list[str]) -> pl.DataFrame:
+    """The stored backtest's net return by calendar year and its costs, in ``order``."""
+    returns = store.read("backtest_returns")
+    by_year = yearly_returns(returns).join(costs_paid(returns), on="strategy")
+    rank = pl.DataFrame({"strategy": order, "rank": range(len(order))})
+    return by_year.join(rank, on="strategy", how="left").sort("rank").drop("rank")
+
+
 def report(evaluation: Evaluation, table: pd.DataFrame, yearly: pd.DataFrame) -> str:
     weights = ", ".join(f"{m} {w:.3f}" for m, w in evaluation.weights.items())
     first, last = evaluation.weights_period
@@ -479,6 +488,11 @@ def research(args: argparse.Namespace) -> None:
             metrics.write_csv(folder / "backtest_metrics.csv")
             rows = metrics.select("strategy", *SHOWN_METRICS).to_pandas().set_index("strategy")
             print(f"backtest (backtest_metrics):\n{shown(rows)}")
+            by_year = backtest_years(store, metrics["strategy"].to_list())
+            by_year.write_csv(folder / "backtest_yearly_returns.csv")
+            print(
+                f"net return by calendar year, and costs paid:\n{shown(by_year.to_pandas().set_index('strategy'))}"
+            )
         mlflow.log_artifacts(str(folder))
         print(f"MLflow run {run.info.run_id} (experiment {args.experiment}); files in {folder}")
 

@@ -149,3 +149,29 @@ def test_summary_on_a_random_signal_has_sharpe_near_zero() -> None:
     assert s.n_obs == 2520
     assert math.isnan(s.mean_turnover)
     assert set(s.as_dict()) >= {"cagr", "sharpe", "dsr", "max_drawdown"}
+
+
+def test_yearly_returns_compound_each_calendar_year_and_costs_add_up() -> None:
+    from datetime import date
+
+    rows = {
+        "strategy": ["a", "a", "a", "b", "b"],
+        "date": [
+            *(date(2011, 12, 29), date(2011, 12, 30), date(2012, 1, 3)),
+            *(date(2012, 1, 3), date(2012, 1, 4)),
+        ],
+        "gross_return": [0.011, -0.019, 0.031, 0.001, 0.002],
+        "cost": [0.001, 0.001, 0.001, 0.0005, 0.0],
+    }
+    returns = pl.DataFrame(rows).with_columns(
+        (pl.col("gross_return") - pl.col("cost")).alias("net_return")
+    )
+    table = perf.yearly_returns(returns)
+    assert table.columns == ["strategy", "2011", "2012"]
+    a, b = table.row(0, named=True), table.row(1, named=True)
+    assert a["2011"] == pytest.approx(1.01 * 0.98 - 1)
+    assert a["2012"] == pytest.approx(0.03)
+    assert b["2011"] is None  # not run that year
+    assert b["2012"] == pytest.approx(1.0005 * 1.002 - 1)
+    costs = dict(perf.costs_paid(returns).iter_rows())
+    assert costs == pytest.approx({"a": 0.003, "b": 0.0005})

@@ -221,6 +221,17 @@ def test_the_backtest_trades_those_scores_and_prints_the_stored_metrics(run: Run
     assert child.data.tags["mlflow.parentRunId"] == run.folder.name
     hrp = metrics.filter(pl.col("strategy") == "hrp")["sharpe"].item()
     assert child.data.metrics["hrp.sharpe"] == pytest.approx(hrp, rel=1e-12)
+    # each calendar year's net return, compounded by hand from the stored daily returns
+    years = printed_table(run.stdout, "net return by calendar year", strategies)
+    daily = run.store.read("backtest_returns")
+    for strategy, printed in years.items():
+        rows = daily.filter(pl.col("strategy") == strategy)
+        by_year = [
+            float(np.prod(1.0 + group["net_return"].to_numpy()) - 1.0)
+            for _, group in rows.group_by(pl.col("date").dt.year(), maintain_order=True)
+        ]
+        costs = float(rows["cost"].sum())
+        assert printed == pytest.approx([*by_year, costs], abs=5.1e-5), strategy
 
 
 def _main(argv: list[str], monkeypatch, env: dict[str, str], capsys) -> tuple[int, list[str]]:

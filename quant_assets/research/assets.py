@@ -28,6 +28,7 @@ from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models.training import ENSEMBLE, TrainingSpec
 from quant_assets.queries import sectors_and_benchmark
 from quant_assets.research.backtest import summarise_sharpe_distribution
+from quant_assets.research.performance import costs_paid, yearly_returns
 from quant_assets.research.walk_forward import (
     EQUAL_WEIGHT,
     INDEX,
@@ -318,7 +319,10 @@ def backtest(
     paths = {name: reports / f"backtest_{name}.png" for name in plots}
     for name, image in plots.items():
         paths[name].write_bytes(image)
-    run = _log_run(context.resources.mlflow, config, policy, metrics, list(paths.values()))
+    yearly_csv = reports / "backtest_yearly_returns.csv"
+    yearly_returns(returns).join(costs_paid(returns), on="strategy").write_csv(yearly_csv)
+    artifacts = [*paths.values(), yearly_csv]
+    run = _log_run(context.resources.mlflow, config, policy, metrics, artifacts)
     top = ranked.row(0, named=True) if ranked.height else {}
     yield dg.MaterializeResult(
         asset_key="backtest",
@@ -356,12 +360,16 @@ def _metrics_result(metrics: pl.DataFrame) -> dg.MaterializeResult:
 
 
 def _returns_result(returns: pl.DataFrame) -> dg.MaterializeResult:
+    """The daily returns' row counts, and what a portfolio manager reads from them: each
+    strategy's calendar-year net returns and the costs it paid."""
+    by_year = yearly_returns(returns).join(costs_paid(returns), on="strategy")
     return dg.MaterializeResult(
         asset_key="backtest_returns",
         metadata={
             **_row_count(returns),
             **date_range_metadata(returns),
             "strategies": returns["strategy"].n_unique(),
+            "yearly_net_returns_and_costs": preview(by_year, rows=by_year.height),
         },
     )
 

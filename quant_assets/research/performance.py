@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
@@ -261,4 +262,23 @@ def summarise(
         psr=probabilistic_sharpe_ratio(sr, r.size, skew, kurt),
         dsr=dsr,
         n_obs=int(r.size),
+    )
+
+
+def yearly_returns(returns: pl.DataFrame, column: str = "net_return") -> pl.DataFrame:
+    """The calendar-year returns a portfolio manager reads: ``strategy`` and one column per
+    year (``"2011"``...), each the compounded ``column`` (daily, ``backtest_returns``' rows) of
+    the sessions of that year in the data; a year a strategy was not run is null."""
+    by_year = returns.group_by("strategy", pl.col("date").dt.year().cast(pl.String).alias("year"))
+    compounded = by_year.agg(((1.0 + pl.col(column)).product() - 1.0).alias("return"))
+    return compounded.pivot(on="year", index="strategy", values="return", sort_columns=True).sort(
+        "strategy"
+    )
+
+
+def costs_paid(returns: pl.DataFrame) -> pl.DataFrame:
+    """``strategy, costs_paid``: each strategy's daily costs (fees and half-spreads, fractions
+    of the day's NAV, ``backtest_returns.cost``) summed over the backtest."""
+    return (
+        returns.group_by("strategy").agg(pl.col("cost").sum().alias("costs_paid")).sort("strategy")
     )
