@@ -383,6 +383,16 @@ def test_outputs_of_the_refresh_callback_carry_their_units(tmp_path: Path) -> No
     assert f"1.60% · ${0.016 * nav:,.0f}" in text  # VaR 95 in % of NAV and in dollars
     assert str(table).count("Tr(") == 5  # header + 4 strategies
     assert "2.2%" in str(table)  # hrp's turnover per day, a percentage
+    # each calendar year's net return, compounded by hand, and the costs paid (30 x 5 bps)
+    years = sorted({d.year for d in BACKTEST_DAYS})
+    hrp = BACKTEST_STRATEGIES.index("hrp")
+    for year in years:
+        assert f"Th('{year}')" in str(table) or f"children='{year}'" in str(table), year
+        growth = math.prod(
+            1 + backtest_net_return(hrp, k) for k, d in enumerate(BACKTEST_DAYS) if d.year == year
+        )
+        assert f"{growth - 1:.1%}" in str(table), year
+    assert "costs paid" in str(table) and f"{30 * 0.0005:.2%}" in str(table)
     assert f"Stored backtest: {BACKTEST_DAYS[0]} to {BACKTEST_DAYS[-1]}" in str(note)
     assert "SEVERE" in str(badges) or "WARN" in str(badges)
     assert status.startswith("refreshed") and status_class == "status"

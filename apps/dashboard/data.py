@@ -15,6 +15,7 @@ from typing import cast
 
 import polars as pl
 
+from quant_assets.research.performance import costs_paid, yearly_returns
 from quant_core.metrics import SHARPE_WINDOWS, nav_drawdown, rolling_sharpe_expr
 from quant_core.sectors import sector_group_expr
 from resources.storage import Store
@@ -177,8 +178,13 @@ def read_tail_risk(store: Store) -> pl.DataFrame:
     )
 
 
-def backtest_table(metrics: pl.DataFrame) -> pl.DataFrame:
-    """backtest_metrics with a ``category`` column, best Sharpe first."""
+def backtest_table(metrics: pl.DataFrame, returns: pl.DataFrame | None = None) -> pl.DataFrame:
+    """backtest_metrics with a ``category`` column, best Sharpe first; with the stored daily
+    ``returns`` also each strategy's ``costs_paid`` and one column per calendar year (its net
+    return)."""
+    if returns is not None and returns.height:
+        by_year = costs_paid(returns).join(yearly_returns(returns), on="strategy")
+        metrics = metrics.join(by_year, on="strategy", how="left")
     return metrics.with_columns(
         pl.when(pl.col("strategy").str.starts_with("benchmark"))
         .then(pl.lit("benchmark"))
@@ -256,7 +262,10 @@ def load_dashboard_data(store: Store) -> DashboardData:
             sharpe = sharpe_from_nav(store.read("nav")) if nav.height > 1 else sharpe
             source = "nav" if not sharpe.is_empty() else ""
         tail = read_tail_risk(store)
-        backtest = backtest_table(store.read("backtest_metrics"))
+        backtest = backtest_table(
+            store.read("backtest_metrics"),
+            store.read("backtest_returns", columns=["strategy", "date", "cost", "net_return"]),
+        )
         equity = read_backtest_equity(store, backtest, BACKTEST_PLOTTED)
         severity = drift_severity(summary)
         features = latest_feature_drift(store)

@@ -339,16 +339,24 @@ def backtest_note(backtest: pl.DataFrame) -> html.Div:
     )
 
 
+def _yearly_columns(backtest: pl.DataFrame) -> list[tuple[str, str, str]]:
+    """The costs paid and each calendar year's net return, when the table carries them."""
+    years = sorted(c for c in backtest.columns if c.isdigit() and len(c) == 4)
+    costs = [("costs_paid", "costs paid", ".2%")] if "costs_paid" in backtest.columns else []
+    return [*costs, *((year, year, ".1%") for year in years)]
+
+
 def backtest_table(backtest: pl.DataFrame) -> html.Div | html.Table:
     """The backtest metrics as an HTML table, best Sharpe first (nothing when none is stored:
     ``backtest_note`` says how to run one)."""
     if backtest.is_empty():
         return html.Div()
-    header = html.Thead(html.Tr([html.Th(label) for _, label, _ in BACKTEST_COLUMNS]))
+    columns = [*BACKTEST_COLUMNS, *_yearly_columns(backtest)]
+    header = html.Thead(html.Tr([html.Th(label) for _, label, _ in columns]))
     rows = []
     for record in backtest.iter_rows(named=True):
         cells = []
-        for column, _, spec in BACKTEST_COLUMNS:
+        for column, _, spec in columns:
             value = record[column]
             text = str(value) if not spec else _fmt(value, spec)
             cells.append(html.Td(text, className="num" if spec else "name"))
