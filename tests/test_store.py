@@ -502,24 +502,32 @@ def _other_process_can_open(path: Path) -> bool:
     return probe.returncode == 0
 
 
-def test_duckdb_waits_for_another_process(tmp_path: Path) -> None:
-    path = tmp_path / "locked.duckdb"
-    store = Store(url=str(path))
-    store.write_partition("raw_bars", bars(D[:1]), D[0], D[1])
-    store.close()  # release the file at once rather than after the idle delay
+def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding the DuckDB file ``path`` for ``seconds``, as a run does;
+    returns once it holds it."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-            "print('locked', flush=True); time.sleep(1.5); con.close()",
+            "print('locked', flush=True); time.sleep(float(sys.argv[2])); con.close()",
             str(path),
+            str(seconds),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_duckdb_waits_for_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "locked.duckdb"
+    store = Store(url=str(path))
+    store.write_partition("raw_bars", bars(D[:1]), D[0], D[1])
+    store.close()  # release the file at once rather than after the idle delay
+    holder = _hold(path, seconds=1.5)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
         store.write_partition("raw_bars", bars(D[1:2]), D[1], D[2])
         waited = time.monotonic() - started
@@ -577,19 +585,8 @@ def test_a_duckdb_reader_reads_the_published_snapshot_while_a_run_holds_the_file
     writer.write_partition("raw_bars", bars(D[:1]), D[0], D[1])
     writer.close()  # the end of a step: publishes the snapshot
     # a run holds the pipeline's file for 20 s (the lock a reader used to wait for)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-            "print('locked', flush=True); time.sleep(20); con.close()",
-            str(path),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _hold(path, seconds=20)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
         read = Store(url=str(path), reader=True).read("raw_bars")
         waited = time.monotonic() - started

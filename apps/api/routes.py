@@ -62,6 +62,16 @@ def run_partition(value: str | None) -> date:
     return day
 
 
+def _date_query(description: str) -> Any:
+    """The ``date`` query parameter of a route: a session as YYYY-MM-DD."""
+    return Query(
+        alias="date",
+        pattern=DATE_PATTERN,
+        json_schema_extra={"format": "date"},
+        description=description,
+    )
+
+
 def _runner(request: Request) -> RunLauncher:
     runner: RunLauncher = request.app.state.runner
     return runner
@@ -149,13 +159,7 @@ def find_report(reports_dir: Path, day: date | None) -> Path | None:
 def get_report(
     request: Request,
     day: Annotated[
-        str | None,
-        Query(
-            alias="date",
-            pattern=DATE_PATTERN,
-            json_schema_extra={"format": "date"},
-            description="the session, YYYY-MM-DD; omitted: the latest report",
-        ),
+        str | None, _date_query("the session, YYYY-MM-DD; omitted: the latest report")
     ] = None,
 ) -> FileResponse:
     """The daily report ``report_YYYYMMDD.pdf`` from the data directory's ``reports/``: the one
@@ -182,13 +186,7 @@ def get_report(
 def get_orders(
     request: Request,
     day: Annotated[
-        str | None,
-        Query(
-            alias="date",
-            pattern=DATE_PATTERN,
-            json_schema_extra={"format": "date"},
-            description="only the orders decided at this session's close, YYYY-MM-DD",
-        ),
+        str | None, _date_query("only the orders decided at this session's close, YYYY-MM-DD")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ORDERS, description="at most this many orders")] = 100,
 ) -> ApiResponse:
