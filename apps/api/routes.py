@@ -82,7 +82,7 @@ def _runner(request: Request) -> RunLauncher:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ApiResponse,
     responses={
-        400: _answer("a body that is not JSON"),
+        400: _answer("a body the server cannot parse (invalid JSON is a 422)"),
         413: _answer("a body over QUANT_API_MAX_BODY_BYTES (default 65536)"),
         502: _answer("the Dagster webserver refused or did not answer"),
     },
