@@ -53,6 +53,7 @@ violation (empty list = all hold).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -552,7 +553,9 @@ class ConstrainedMarkowitz(Allocation):
     (``quant_core.sectors``).
     After fit: ``expected_returns_``, ``covariance_`` (Ledoit-Wolf, daily), ``turnover_``,
     ``ex_ante_vol_`` (annualised), ``violations_`` (check_constraints on the result),
-    ``stage_`` ("relaxed": one solve sufficed; "restricted": the cardinality re-solve ran).
+    ``stage_`` ("relaxed": one solve sufficed; "restricted": the cardinality re-solve ran),
+    ``timings_`` (seconds: ``estimate_s`` the covariance and its factor, and over the
+    ``solves``, cvxpy's ``compile_s``, the solver's own ``solver_s`` and ``other_s``).
     """
 
     def __init__(
@@ -636,10 +639,13 @@ class ConstrainedMarkowitz(Allocation):
             - self.cost_rate * trade
         )
         problem = cp.Problem(objective, self._constraints(w, risk, trade, data, excluded))
+        started = time.perf_counter()
         try:
             problem.solve(solver=self.solver)
         except cp.error.SolverError as exc:
             return None, f"solver_error: {exc}"
+        finally:
+            self._time(problem, time.perf_counter() - started)
         status = str(problem.status)
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or w.value is None:
             return None, status
@@ -649,6 +655,17 @@ class ConstrainedMarkowitz(Allocation):
         # solver noise of order 1e-9 around zero (below the bound when long-only)
         noise = out < 1e-9 if self.long_only else np.abs(out) < 1e-9
         return np.where(noise, 0.0, out), status
+
+    def _time(self, problem: Any, seconds: float) -> None:
+        """Add one solve to ``timings_``: cvxpy's compilation, the solver's own time, and the
+        rest of the call (the solution's unpacking)."""
+        stats = problem.solver_stats
+        solver = float(stats.solve_time) if stats is not None and stats.solve_time else 0.0
+        compile_s = float(problem.compilation_time or 0.0)
+        self.timings_["solves"] += 1
+        self.timings_["compile_s"] += compile_s
+        self.timings_["solver_s"] += solver
+        self.timings_["other_s"] += max(0.0, seconds - compile_s - solver)
 
     def _data(self, x: np.ndarray, tickers: pd.Index) -> _MarkowitzData:
         """The fit's arrays; sets ``expected_returns_`` and ``covariance_``."""
@@ -725,7 +742,10 @@ class ConstrainedMarkowitz(Allocation):
     def fit(self, X: pd.DataFrame, y: None = None) -> ConstrainedMarkowitz:
         x = _validate_returns(X)
         tickers = X.columns
+        started = time.perf_counter()
+        self.timings_ = dict.fromkeys(("solves", "compile_s", "solver_s", "other_s"), 0.0)
         data = self._data(x, tickers)
+        self.timings_["estimate_s"] = time.perf_counter() - started
         weights, status = self._solve_with_cardinality(data)
         if weights is None:
             self._set_result(_nan_weights(tickers), f"infeasible ({self.stage_}): {status}", False)
