@@ -270,3 +270,34 @@ def test_an_order_is_submitted_after_the_decision_run_and_filled_only_after_the_
         .iter_rows()
     )
     assert after != held and after == dict(holdings(account.read("order_journal")).iter_rows())
+
+
+def test_a_decision_at_the_close_does_not_change_when_later_data_does(tmp_path):
+    """No look-ahead: two stores alike up to the close of ``day`` and different after it give
+    the same live book and the same orders for ``day``."""
+    import shutil
+
+    day = date(2024, 3, 20)
+    first = Store(url=str(tmp_path / "a" / "quant.duckdb"))
+    window = dict(zip(RANGE, ("2023-01-03", "2024-04-05"), strict=True))
+    assert dg.materialize([universe, raw_bars], resources=_resources(first), tags=window).success
+    write_random_views(first, [day])
+    first.close()
+    (tmp_path / "b").mkdir()
+    shutil.copyfile(tmp_path / "a" / "quant.duckdb", tmp_path / "b" / "quant.duckdb")
+    second = Store(url=str(tmp_path / "b" / "quant.duckdb"))
+    later = second.read("raw_bars", next_trading_day(day), date(2024, 4, 6))
+    prices = ["open", "high", "low", "close", "adj_open", "adj_high", "adj_low", "adj_close"]
+    moved = later.with_columns([pl.col(c) * 1.3 for c in [*prices, "vwap"]])
+    second.write_partition("raw_bars", moved, next_trading_day(day), date(2024, 4, 6))
+    decided = []
+    for store in (first, second):
+        assert _trade(store, day, assets=[target_weights, risk_metrics, paper_orders]).success
+        book = store.read("target_weights", day, next_trading_day(day)).sort("method", "ticker")
+        orders = store.read("order_journal", day, next_trading_day(day)).select(
+            "ticker", "side", "qty", "reference_price", "limit_price", "status", "reason"
+        )
+        decided.append((book, orders))
+    assert decided[0][1].height > 0
+    assert decided[0][0].equals(decided[1][0])
+    assert decided[0][1].equals(decided[1][1])
