@@ -569,17 +569,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+def _headless(profile: Path) -> tuple[str, ...]:
+    """Chromium's flags for a headless page load in its own profile."""
+    return (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+    )
+
+
 def _chromium(chromium: str, profile: Path, *args: str, timeout: float = 120) -> str:
     result = subprocess.run(
         [
             chromium,
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
+            *_headless(profile),
             *args,
         ],
         capture_output=True,
@@ -646,13 +653,7 @@ class DevTools:
                 "-c",
                 f'exec "$0" "$@" 3<&{to_browser} 4>&{from_browser}',
                 chromium,
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",
+                *_headless(profile),
                 f"--window-size={width},{height}",
                 "--remote-debugging-pipe",
                 "about:blank",
