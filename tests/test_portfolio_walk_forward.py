@@ -4,6 +4,7 @@ zero-drift market of iid returns, where only a signal that knows the future can 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import date
 
 import numpy as np
@@ -200,3 +201,59 @@ def test_the_index_book_carries_the_benchmark_through_its_gap_and_its_returns_ca
     assert index.notna().all()
     _, returns = strategy_tables(result)
     conform(table_schema("backtest_returns"), returns)  # the store takes it: no null return
+
+
+def test_a_strategy_past_the_maximum_drawdown_only_shrinks_positions(market):
+    """A market that falls 0.4% a session through the scored period drags every long-only book
+    down: once a strategy's own simulated NAV is more than 10% below its peak at a decision
+    day, that day's book only shrinks positions, and not before."""
+    from quant_core.metrics import current_drawdown
+
+    days = market["days"]
+    falling = pl.DataFrame({"date": days, "step": np.arange(len(days))}).with_columns(
+        (0.996 ** (pl.col("step") - (SESSIONS - SCORED)).clip(lower_bound=0)).alias("decline")
+    )
+    bars = (
+        market["bars"]
+        .join(falling.select("date", "decline"), on="date")
+        .with_columns([pl.col(c) * pl.col("decline") for c in ("adj_close", "adj_high", "adj_low")])
+        .drop("decline")
+    )
+    policy = PortfolioPolicy(methods=["hrp"], live_method="hrp", max_turnover=2.0, max_names=10)
+    spec = BacktestSpec(reoptimise_every=5, lookback_sessions=60, min_calibration_dates=20)
+    history = Market(market["y"], bars, market["sectors"], BENCHMARK)
+    result = backtest_from_scores(
+        _scores(market["next_day"], days), history, policy, spec, log=lambda _: None
+    )
+    decided = result.decisions["hrp"]
+    cut_days = set(result.status.filter(pl.col("risk_reducing"))["date"].to_list())
+    net = result.books["hrp"]["net_return"]
+    for previous_day, day in itertools.pairwise(sorted(decided)):
+        # independently: the drawdown of the strategy's own P&L up to the decision's close
+        drawdown = current_drawdown(net[net.index <= pd.Timestamp(day)].to_numpy())
+        assert (day in cut_days) == (drawdown > policy.max_drawdown), (day, drawdown)
+        if day in cut_days:
+            before = decided[previous_day]
+            names = before.index.union(decided[day].index)
+            after = decided[day].reindex(names, fill_value=0.0)
+            held = before.reindex(names, fill_value=0.0)
+            assert (after.abs() <= held.abs() + 1e-12).all() and (after * held >= 0).all()
+    assert cut_days, "the falling market never took the strategy past the maximum drawdown"
+
+
+def test_the_backtest_counts_the_days_each_live_rule_fired():
+    from quant_assets.research.assets import _rule_days
+
+    d1, d2 = date(2024, 3, 4), date(2024, 3, 5)
+    status = pl.DataFrame(
+        {
+            "date": [d1, d1, d2, d2],
+            "model": ["-", "ensemble", "-", "ensemble"],
+            "method": ["hrp", "black_litterman", "hrp", "black_litterman"],
+            "risk_reducing": [False, True, True, True],
+            "stopped": [0, 0, 3, 3],
+        }
+    )
+    counted = _rule_days(status)
+    assert counted["drawdown_rule_days"].value == {"ensemble/black_litterman": 2, "hrp": 1}
+    assert counted["stop_loss_days"] == 1

@@ -330,6 +330,7 @@ def backtest(
             "strategies": metrics.height,
             **date_range_metadata(returns),
             "rebalance_days": len(result.rebalance_days),
+            **_rule_days(result.status),
             "best_strategy": str(top.get("strategy", "n/a")),
             "best_sharpe": float(top.get("sharpe") or float("nan")),
             "best_dsr": float(top.get("dsr") or float("nan")),
@@ -343,6 +344,26 @@ def backtest(
     yield _metrics_result(metrics)
     yield _returns_result(returns)
     yield _cpcv_result(cpcv, result)
+
+
+def _rule_days(status: pl.DataFrame) -> dict[str, Any]:
+    """How often the live rules fired in the simulated strategies: the re-optimisation days each
+    strategy was past its maximum drawdown (only risk-reducing trades), and the days the
+    stop-loss left names out of every book."""
+    if status.is_empty():
+        return {"drawdown_rule_days": dg.MetadataValue.json({}), "stop_loss_days": 0}
+    named = status.with_columns(
+        pl.when(pl.col("model") == "-")
+        .then(pl.col("method"))
+        .otherwise(pl.format("{}/{}", "model", "method"))
+        .alias("strategy")
+    )
+    fired = named.filter(pl.col("risk_reducing")).group_by("strategy").len().sort("strategy")
+    stopped = named.filter(pl.col("stopped") > 0)["date"].n_unique()
+    return {
+        "drawdown_rule_days": dg.MetadataValue.json(dict(fired.iter_rows())),
+        "stop_loss_days": int(stopped),
+    }
 
 
 def _metrics_result(metrics: pl.DataFrame) -> dg.MaterializeResult:

@@ -14,7 +14,9 @@ The steps, each reusing the code that runs live:
    it has ``min_calibration_dates`` of them the day has no views (BL = its prior, Markowitz
    without edge).
 3. Books: :func:`~quant_assets.portfolio.books.allocate_day` with the live policy, every
-   ``reoptimise_every`` sessions. Methods that use views (Black-Litterman, constrained
+   ``reoptimise_every`` sessions, and the live drawdown rule per strategy: a strategy whose own
+   simulated NAV is past the policy's maximum drawdown at the close of a decision day only
+   trades to shrink positions that day (``risk_reducing``). Methods that use views (Black-Litterman, constrained
    Markowitz) are fitted per model; the others do not see the scores and are fitted once.
    Between re-optimisations the book is traded back to its last target every day (daily
    rebalancing). The default re-optimises at each retraining (every 20 sessions): allocation
@@ -48,7 +50,13 @@ from quant_assets.models.cross_section import daily_ic
 from quant_assets.models.ensemble import RankEnsemble
 from quant_assets.models.training import ENSEMBLE, TrainingSpec
 from quant_assets.models.validation import cpcv_evaluate, make_cpcv, walk_forward_evaluate
-from quant_assets.portfolio.books import DayInputs, allocate_day, day_inputs, returns_panel
+from quant_assets.portfolio.books import (
+    DayInputs,
+    allocate_day,
+    day_inputs,
+    returns_panel,
+    risk_reducing,
+)
 from quant_assets.portfolio.methods import VIEW_METHODS
 from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
 from quant_assets.research.backtest import (
@@ -59,6 +67,7 @@ from quant_assets.research.backtest import (
     top_quantile_weights,
 )
 from quant_core.conventions import LABEL_HORIZON_SESSIONS, TRADING_DAYS
+from quant_core.metrics import current_drawdown
 from resources.portfolio_policy import PortfolioPolicy
 
 INDEX = "benchmark/index"
@@ -151,7 +160,9 @@ class Market:
 class BacktestResult:
     """Scores (panel x models + ensemble), each strategy's simulated book (``books``: name ->
     simulate_book frame), daily IC per model, CPCV Sharpe distributions per model, allocation
-    statuses, the re-optimisation days and the time each stage took."""
+    statuses (``risk_reducing``: the strategy was past the maximum drawdown that day), the
+    re-optimisation days, the time each stage took and every strategy's decided books
+    (``decisions``: name -> decision day -> target weights)."""
 
     scores: pd.DataFrame
     books: dict[str, pd.DataFrame]
@@ -161,6 +172,7 @@ class BacktestResult:
     rebalance_days: list[date]
     seconds: dict[str, float]
     strategy_models: dict[str, str] = field(default_factory=dict)
+    decisions: Books = field(default_factory=dict)
 
 
 def strategy_name(model: str | None, method: str) -> str:
@@ -306,6 +318,7 @@ def backtest_from_scores(
         status=status,
         rebalance_days=rebalance_days,
         seconds=seconds,
+        decisions=books,
         strategy_models={
             strategy_name(model, method): model or "-"
             for model in [None, *models]
@@ -369,12 +382,67 @@ def _allocate(
         for owner, inputs, methods in runs:
             if methods:
                 day_books = allocate_day(inputs, policy, methods)
-                statuses.append(day_books.status.with_columns(pl.lit(owner or "-").alias("model")))
-                _keep(books, previous, day, owner, methods, day_books.book)
+                cut = _past_max_drawdown(books, owner, methods, market, spec, day, policy)
+                status = day_books.status.with_columns(
+                    (pl.col("risk_reducing") | pl.col("method").is_in(cut)).alias("risk_reducing"),
+                    pl.lit(owner or "-").alias("model"),
+                )
+                statuses.append(status)
+                book_of = _risk_reduced(day_books.book, cut, owner, previous)
+                _keep(books, previous, day, owner, methods, book_of)
         books.setdefault(EQUAL_WEIGHT, {})[day] = pd.Series(
             1.0 / base.returns.shape[1], index=base.returns.columns
         )
     return books, pl.concat(statuses) if statuses else pl.DataFrame()
+
+
+def _strategy_drawdown(
+    decided: dict[date, pd.Series], market: Market, spec: BacktestSpec, day: date
+) -> float:
+    """The drawdown at the close of ``day`` of a strategy that traded its ``decided`` books so
+    far: its own simulated NAV (same simulator and costs as its P&L), data up to ``day``."""
+    first = min(decided)
+    days = [d for d in market.sessions if first <= d <= day]
+    simulated = market.simulate(_targets(decided, days), spec)
+    returns = simulated.loc[simulated.index <= pd.Timestamp(day), "net_return"]
+    return current_drawdown(returns.to_numpy()) if len(returns) else 0.0
+
+
+def _past_max_drawdown(
+    books: Books,
+    owner: str | None,
+    methods: list[str],
+    market: Market,
+    spec: BacktestSpec,
+    day: date,
+    policy: PortfolioPolicy,
+) -> list[str]:
+    """The methods of ``owner`` whose strategy is beyond the policy's maximum drawdown at the
+    close of ``day``: the live drawdown rule, applied to each simulated strategy."""
+    return [
+        method
+        for method in methods
+        if (decided := books.get(strategy_name(owner, method)))
+        and _strategy_drawdown(decided, market, spec, day) > policy.max_drawdown
+    ]
+
+
+def _risk_reduced(
+    book_of: Callable[[str], pd.Series | None],
+    cut: list[str],
+    owner: str | None,
+    previous: dict[str, pd.Series],
+) -> Callable[[str], pd.Series | None]:
+    """``book_of``, with the books of the ``cut`` methods cut back to trades that only shrink
+    positions against the strategy's previous book (``risk_reducing``, as live)."""
+
+    def book(method: str) -> pd.Series | None:
+        target = book_of(method)
+        if target is None or method not in cut:
+            return target
+        return risk_reducing(target, previous.get(strategy_name(owner, method)))
+
+    return book
 
 
 def _keep(
