@@ -242,6 +242,19 @@ def test_a_strategy_past_the_maximum_drawdown_only_shrinks_positions(market):
             held = before.reindex(names, fill_value=0.0)
             assert (after.abs() <= held.abs() + 1e-12).all() and (after * held >= 0).all()
     assert cut_days, "the falling market never took the strategy past the maximum drawdown"
+    # the NAV the rule reads is extended a segment at a time: equal to re-simulating every
+    # decision so far from the first one, at each decision day
+    from quant_assets.research.walk_forward import _SimulatedNav, _targets
+
+    decision_days, nav = sorted(decided), _SimulatedNav()
+    for k in range(1, len(decision_days)):
+        so_far = {d: decided[d] for d in decision_days[:k]}
+        day = decision_days[k]
+        window = [d for d in history.sessions if decision_days[0] <= d <= day]
+        whole = history.simulate(_targets(so_far, window), spec, until=day)["net_return"]
+        assert nav.drawdown(so_far, history, spec, day) == pytest.approx(
+            current_drawdown(whole.to_numpy()), abs=1e-12
+        ), day
 
 
 def test_the_backtest_counts_the_days_each_live_rule_fired():

@@ -143,11 +143,15 @@ class Market:
         half_spread.index = pd.DatetimeIndex(half_spread.index)
         return half_spread
 
-    def simulate(self, targets: pd.DataFrame, spec: BacktestSpec) -> pd.DataFrame:
+    def simulate(
+        self, targets: pd.DataFrame, spec: BacktestSpec, until: date | None = None
+    ) -> pd.DataFrame:
         """:func:`simulate_book` of ``targets`` (decision dates x tickers) from its first date
-        on, with the spec's costs and the names' half-spreads."""
+        on (to ``until`` when given), with the spec's costs and the names' half-spreads."""
         tickers = targets.columns
         returns = self.returns[self.returns.index >= targets.index[0]]
+        if until is not None:
+            returns = returns[returns.index <= pd.Timestamp(until)]
         return simulate_book(
             targets,
             returns.reindex(columns=tickers),
@@ -356,6 +360,7 @@ def _allocate(
     books: Books = {}
     statuses: list[pl.DataFrame] = []
     previous: dict[str, pd.Series] = {}
+    navs: dict[str, _SimulatedNav] = {}
     for day in days:
         base = day_inputs(
             day,
@@ -382,7 +387,7 @@ def _allocate(
         for owner, inputs, methods in runs:
             if methods:
                 day_books = allocate_day(inputs, policy, methods)
-                cut = _past_max_drawdown(books, owner, methods, market, spec, day, policy)
+                cut = _past_max_drawdown(books, navs, owner, methods, market, spec, day, policy)
                 status = day_books.status.with_columns(
                     (pl.col("risk_reducing") | pl.col("method").is_in(cut)).alias("risk_reducing"),
                     pl.lit(owner or "-").alias("model"),
@@ -396,20 +401,38 @@ def _allocate(
     return books, pl.concat(statuses) if statuses else pl.DataFrame()
 
 
-def _strategy_drawdown(
-    decided: dict[date, pd.Series], market: Market, spec: BacktestSpec, day: date
-) -> float:
-    """The drawdown at the close of ``day`` of a strategy that traded its ``decided`` books so
-    far: its own simulated NAV (same simulator and costs as its P&L), data up to ``day``."""
-    first = min(decided)
-    days = [d for d in market.sessions if first <= d <= day]
-    simulated = market.simulate(_targets(decided, days), spec)
-    returns = simulated.loc[simulated.index <= pd.Timestamp(day), "net_return"]
-    return current_drawdown(returns.to_numpy()) if len(returns) else 0.0
+@dataclass
+class _SimulatedNav:
+    """A strategy's simulated net returns up to the last decision day it was judged on,
+    extended a segment at a time (linear in the decision days, not quadratic): the book is
+    rebalanced to its last target at every close, so the returns after a decision day depend
+    only on that day's target and the one before it (the trade at that close)."""
+
+    returns: pd.Series = field(
+        default_factory=lambda: pd.Series(dtype="float64", index=pd.DatetimeIndex([]))
+    )
+
+    def drawdown(
+        self, decided: dict[date, pd.Series], market: Market, spec: BacktestSpec, day: date
+    ) -> float:
+        """The drawdown at the close of ``day`` of the strategy that traded ``decided`` (its
+        books so far, all decided before ``day``), with the same simulator and costs."""
+        days = sorted(decided)
+        start = days[-2] if len(days) > 1 else days[0]
+        window = [d for d in market.sessions if start <= d <= day]
+        segment = _targets({d: decided[d] for d in days[-2:]}, window)
+        fresh = market.simulate(segment, spec, until=day)["net_return"]
+        if len(days) > 1:
+            # the segment starts from cash at ``start``: its first row is not the strategy's
+            fresh = fresh[fresh.index > pd.Timestamp(start)]
+        kept = self.returns[self.returns.index < fresh.index[0]] if len(fresh) else self.returns
+        self.returns = pd.concat([kept, fresh]) if len(kept) else fresh
+        return current_drawdown(self.returns.to_numpy()) if len(self.returns) else 0.0
 
 
 def _past_max_drawdown(
     books: Books,
+    navs: dict[str, _SimulatedNav],
     owner: str | None,
     methods: list[str],
     market: Market,
@@ -419,12 +442,16 @@ def _past_max_drawdown(
 ) -> list[str]:
     """The methods of ``owner`` whose strategy is beyond the policy's maximum drawdown at the
     close of ``day``: the live drawdown rule, applied to each simulated strategy."""
-    return [
-        method
-        for method in methods
-        if (decided := books.get(strategy_name(owner, method)))
-        and _strategy_drawdown(decided, market, spec, day) > policy.max_drawdown
-    ]
+    cut = []
+    for method in methods:
+        name = strategy_name(owner, method)
+        decided = books.get(name)
+        if not decided:
+            continue
+        nav = navs.setdefault(name, _SimulatedNav())
+        if nav.drawdown(decided, market, spec, day) > policy.max_drawdown:
+            cut.append(method)
+    return cut
 
 
 def _risk_reduced(
