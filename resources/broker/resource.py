@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from resources.broker.base import BrokerClient
-from resources.broker.simulated import SimulatedBroker
+from resources.broker.simulated import FillModel, SimulatedBroker
 from resources.storage import Store
 
 BROKER_KINDS = ("simulated", "alpaca")
@@ -32,17 +32,20 @@ class Broker(dg.ConfigurableResource):
     alpaca_secret_key: str | None = None
     alpaca_base_url: str | None = None
 
+    def fill_model(self) -> FillModel:
+        """The simulated broker's fill model (the backtest fills its orders with it too)."""
+        return FillModel(
+            fee_bps=self.fee_bps,
+            tick_size=self.tick_size,
+            depth_levels=self.depth_levels,
+            level_volume_share=self.level_volume_share,
+            spread_vol_multiple=self.spread_vol_multiple,
+        )
+
     def client(self, store: Store) -> BrokerClient:
         if self.kind == "simulated":
-            return SimulatedBroker(
-                store,
-                initial_cash=self.initial_cash,
-                fee_bps=self.fee_bps,
-                tick_size=self.tick_size,
-                depth_levels=self.depth_levels,
-                level_volume_share=self.level_volume_share,
-                spread_vol_multiple=self.spread_vol_multiple,
-            )
+            fill = self.fill_model()
+            return SimulatedBroker(store, initial_cash=self.initial_cash, **vars(fill))
         if self.kind == "alpaca":
             if not (self.alpaca_api_key and self.alpaca_secret_key):
                 raise dg.Failure("broker kind 'alpaca' needs ALPACA_API_KEY and ALPACA_SECRET_KEY")

@@ -31,7 +31,9 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import polars as pl
 
@@ -44,33 +46,16 @@ from resources.storage.tables import SIMULATED_BROKER_ORDERS
 TABLE = "simulated_broker_orders"
 
 
-class SimulatedBroker:
-    """``BrokerClient`` over ``engine_rs`` (see the module docstring)."""
+@dataclass(frozen=True)
+class FillModel:
+    """How an order fills on ``engine_rs`` (the module docstring's book shape and fees): the
+    simulated broker's cost model, and the backtest's, so both pay the same costs."""
 
-    name = "simulated"
-
-    def __init__(
-        self,
-        store: Store,
-        *,
-        initial_cash: float = 1_000_000.0,
-        fee_bps: float = 0.5,
-        tick_size: float = 0.01,
-        depth_levels: int = 50,
-        level_volume_share: float = 0.001,
-        spread_vol_multiple: float = 0.05,
-    ) -> None:
-        self._store = store
-        self.initial_cash = initial_cash
-        self.fee_bps = fee_bps
-        self.tick_size = tick_size
-        self.depth_levels = depth_levels
-        self.level_volume_share = level_volume_share
-        self.spread_vol_multiple = spread_vol_multiple
-
-    def _row(self, client_order_id: str) -> dict | None:
-        rows = self._store.read(TABLE, where={"client_order_id": [client_order_id]})
-        return rows.row(0, named=True) if rows.height else None
+    fee_bps: float = 0.5
+    tick_size: float = 0.01
+    depth_levels: int = 50
+    level_volume_share: float = 0.001
+    spread_vol_multiple: float = 0.05
 
     def book_shape(self, order: OrderRequest, arrival: float) -> tuple[int, int]:
         """``(spread_ticks, depth_qty)`` of the book an order meets at ``arrival``."""
@@ -151,6 +136,39 @@ class SimulatedBroker:
             "status": status,
             "reason": reason,
         }
+
+
+class SimulatedBroker:
+    """``BrokerClient`` over ``engine_rs`` (see the module docstring)."""
+
+    name = "simulated"
+
+    def __init__(
+        self, store: Store, *, initial_cash: float = 1_000_000.0, **fill_model: Any
+    ) -> None:
+        """``fill_model``: :class:`FillModel`'s fields (``fee_bps=...``), its defaults else."""
+        self._store = store
+        self.initial_cash = initial_cash
+        self.fill_model = FillModel(**fill_model)
+
+    def book_shape(self, order: OrderRequest, arrival: float) -> tuple[int, int]:
+        return self.fill_model.book_shape(order, arrival)
+
+    @staticmethod
+    def seed(client_order_id: str) -> int:
+        return FillModel.seed(client_order_id)
+
+    def execute_many(
+        self, orders: Sequence[OrderRequest], arrivals: Sequence[float], fill_date: date
+    ) -> list[dict]:
+        return self.fill_model.execute_many(orders, arrivals, fill_date)
+
+    def execute(self, order: OrderRequest, arrival: float, fill_date: date) -> dict:
+        return self.fill_model.execute(order, arrival, fill_date)
+
+    def _row(self, client_order_id: str) -> dict | None:
+        rows = self._store.read(TABLE, where={"client_order_id": [client_order_id]})
+        return rows.row(0, named=True) if rows.height else None
 
     def submit(self, order: OrderRequest) -> OrderState:
         """Accept an order decided at the close of its session: SUBMITTED, to trade in the next
@@ -239,7 +257,7 @@ def _accepted(order: OrderRequest, fill_date: date) -> dict:
     return {
         "date": order.session,
         "client_order_id": order.client_order_id,
-        "broker_order_id": f"sim-{SimulatedBroker.seed(order.client_order_id):08x}",
+        "broker_order_id": f"sim-{FillModel.seed(order.client_order_id):08x}",
         "ticker": order.ticker,
         "side": order.side,
         "qty": order.qty,
