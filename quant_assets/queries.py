@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from quant_assets.execution.accounting import account_on
+from quant_assets.execution.journal import JOURNAL
 from quant_assets.portfolio.books import returns_panel
 from quant_core.calendar import next_trading_day, shift_sessions
 from resources.storage import Store
@@ -91,6 +93,42 @@ def live_book_returns(store: Store, day: date, sessions: int) -> np.ndarray:
     if bars.is_empty():
         return np.zeros(0)
     return realised_book_returns(history, returns_panel(bars), day)[-sessions:]
+
+
+# a held name without a bar this many sessions back cannot be valued (and is reported)
+PRICE_LOOKBACK_SESSIONS = 10
+
+
+def account_bars(store: Store, journal: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    """Closes of every name the journal traded, from the session before ``start`` (less a few
+    for names without a bar that day) to ``end``."""
+    return store.read(
+        "raw_bars",
+        shift_sessions(start, PRICE_LOOKBACK_SESSIONS + 1),
+        end,
+        tickers=sorted(journal["ticker"].unique().to_list()),
+        columns=["ticker", "date", "close"],
+    )
+
+
+def held_account(
+    store: Store, day: date, initial_cash: float, sessions: int
+) -> tuple[pd.Series, float] | None:
+    """(the book the paper account holds at the close of ``day``: each name's value over the
+    NAV, from the journal's fills of the orders before ``day``; the account's NAV drawdown at
+    that close over the last ``sessions`` sessions of the stored ``nav``), or None when the
+    account has no order before ``day`` (a store that has never traded)."""
+    journal = store.read(JOURNAL).filter(pl.col("date") < day)
+    if journal.is_empty():
+        return None
+    account = account_on(
+        journal, account_bars(store, journal, day, next_trading_day(day)), day, initial_cash
+    )
+    held = account.positions
+    book = pd.Series(held["weight"].to_numpy(), index=held["ticker"].to_list(), dtype=np.float64)
+    stored = store.read("nav", shift_sessions(day, sessions), day, columns=["date", "nav"])
+    levels = [*stored.sort("date")["nav"].to_list(), float(account.nav["nav"])]
+    return book, 1.0 - levels[-1] / max(levels)
 
 
 def window_of_run(context: dg.AssetCheckExecutionContext) -> tuple[date, date] | None:

@@ -24,6 +24,7 @@ from quant_assets.reporting.assets import limits_table
 from quant_assets.risk import checks
 from quant_assets.risk.assets import risk_metrics
 from quant_assets.risk.measures import current_drawdown
+from resources.broker.resource import Broker
 from resources.market_data.resource import MarketData
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
@@ -48,6 +49,7 @@ def _resources(store: Store, **policy) -> dict:
         "store": store,
         "market_data": MarketData(n_tickers=TICKERS),
         "portfolio_policy": PortfolioPolicy(**limits),
+        "broker": Broker(),
     }
 
 

@@ -11,7 +11,7 @@ import polars as pl
 
 from quant_assets.execution.accounting import account_on
 from quant_assets.execution.journal import JOURNAL, journal_rows, refresh_open_orders, send_orders
-from quant_assets.execution.orders import market_snapshot, paper_order_book, target_shares
+from quant_assets.execution.orders import market_snapshot
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.partitions import (
     daily_partitions,
@@ -20,6 +20,8 @@ from quant_assets.partitions import (
     shift_sessions,
     trading_sessions,
 )
+from quant_assets.portfolio.decision import Holdings, decide_orders
+from quant_assets.queries import account_bars
 from quant_assets.risk.limits import breached_limits
 from resources.broker.base import TERMINAL_STATUSES, BrokerClient, OrderRequest
 from resources.broker.resource import Broker
@@ -84,22 +86,13 @@ def _session_orders(
         live = store.read("target_weights", day, next_trading_day(day), where={"is_live": [True]})
         if live.is_empty():
             raise dg.Failure(f"{day}: no live book in target_weights (see allocation_status)")
-        held = pl.DataFrame(
-            list(client.positions().items()),
-            schema={"ticker": pl.String, "qty": pl.Int64},
-            orient="row",
-        )
-        values = held.join(snapshot.select("ticker", "close"), on="ticker", how="left")
-        if values["close"].null_count():
-            missing = values.filter(pl.col("close").is_null())["ticker"].to_list()
-            raise dg.Failure(f"{day}: no close stored for held names {missing}: cannot value NAV")
-        nav = client.cash() + float(values.select(pl.col("qty") * pl.col("close")).sum().item())
-        targets = target_shares(
-            live.select("ticker", "weight"), nav, snapshot, execution_policy.lot_size
-        )
-        book = paper_order_book(
-            targets, held, snapshot, execution_policy, risk_reducing_only=bool(breached)
-        )
+        holdings = Holdings.from_positions(client.positions(), client.cash())
+        try:
+            book, _ = decide_orders(
+                live, holdings, snapshot, execution_policy, risk_reducing_only=bool(breached)
+            )
+        except ValueError as exc:
+            raise dg.Failure(f"{day}: {exc}") from exc
         if breached:
             log.warning(f"{day}: risk limits breached {breached}: only risk-reducing orders")
         rows = journal_rows(book, day, execution_policy.strategy, client.name)
@@ -269,22 +262,6 @@ def paper_orders(
     )
 
 
-# a held name without a bar this many sessions back cannot be valued (and is reported)
-PRICE_LOOKBACK_SESSIONS = 10
-
-
-def _account_bars(store: Store, journal: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
-    """Closes of every name the journal traded, from the session before ``start`` (less a few
-    for names without a bar that day) to ``end``."""
-    return store.read(
-        "raw_bars",
-        shift_sessions(start, PRICE_LOOKBACK_SESSIONS + 1),
-        end,
-        tickers=sorted(journal["ticker"].unique().to_list()),
-        columns=["ticker", "date", "close"],
-    )
-
-
 @dg.asset(
     group_name="execution",
     kinds={"polars"},
@@ -308,7 +285,7 @@ def positions(
             )
         )
     journal = store.read(JOURNAL)
-    bars = _account_bars(store, journal, start, end)
+    bars = account_bars(store, journal, start, end)
     frames = [
         account_on(journal, bars, day, broker.initial_cash).positions
         for day in trading_sessions(start, end)
@@ -340,7 +317,7 @@ def nav(context: dg.AssetExecutionContext, store: Store, broker: Broker) -> dg.M
     closes the orders were sized on (identities in ``execution/accounting.py``)."""
     start, end = partition_dates(context)
     journal = store.read(JOURNAL)
-    bars = _account_bars(store, journal, start, end)
+    bars = account_bars(store, journal, start, end)
     rows = pl.DataFrame(
         [
             account_on(journal, bars, day, broker.initial_cash).nav

@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import polars as pl
 
+from quant_assets.execution.journal import refresh_open_orders
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models.assets import predictions
@@ -21,21 +22,19 @@ from quant_assets.partitions import (
     shift_sessions,
     trading_sessions,
 )
-from quant_assets.portfolio.books import (
-    DayBooks,
-    InsufficientReturnsError,
-    allocate_day,
-    day_inputs,
-)
+from quant_assets.portfolio.books import DayBooks, InsufficientReturnsError, day_inputs
+from quant_assets.portfolio.decision import decide_books
 from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
 from quant_assets.queries import (
     books_on,
+    held_account,
     live_books,
     realised_book_returns,
     returns_window,
     sectors_and_benchmark,
 )
 from quant_core.metrics import current_drawdown
+from resources.broker.resource import Broker
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
 
@@ -159,10 +158,12 @@ def _books_of_day(
     inputs: _AllocationInputs,
     previous: dict[str, pd.Series],
     live_history: pl.DataFrame,
+    account: tuple[pd.Series, float] | None,
     policy: PortfolioPolicy,
 ) -> DayBooks:
-    """Every method's book of ``day``; the live one may only reduce risk while its realised
-    drawdown (from ``live_history``, the stored live books) is beyond the policy's maximum."""
+    """Every method's book of ``day`` (:func:`decide_books`): the live method against the book
+    the paper ``account`` holds and its NAV drawdown; a store that has never traded (no
+    account) measures them on the stored live books instead (``live_history``)."""
     try:
         today = day_inputs(
             day,
@@ -177,8 +178,11 @@ def _books_of_day(
         )
     except InsufficientReturnsError as exc:
         raise dg.Failure(str(exc)) from exc
-    drawdown = current_drawdown(realised_book_returns(live_history, inputs.panel, day))
-    return allocate_day(today, policy, live_risk_reducing=drawdown > policy.max_drawdown)
+    if account is None:
+        drawdown = current_drawdown(realised_book_returns(live_history, inputs.panel, day))
+        return decide_books(today, policy, held=None, drawdown=drawdown)
+    held, drawdown = account
+    return decide_books(today, policy, held=held, drawdown=drawdown)
 
 
 def _allocate_days(
@@ -186,16 +190,21 @@ def _allocate_days(
     inputs: _AllocationInputs,
     policy: PortfolioPolicy,
     start: date,
+    initial_cash: float,
     log: dg.DagsterLogManager,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
     """The weights and the allocation status of every day, in order, each day starting from the
-    previous day's books (stored ones for the first day)."""
+    previous day's books (stored ones for the first day), and how many days the live book was
+    measured against the account's held book (``held``) or the stored live book (``target``)."""
     previous = books_on(store, previous_trading_day(inputs.days[0]))
     # the live book's realised drawdown decides whether it may only reduce risk today
     live_history = live_books(store, shift_sessions(start, policy.lookback_sessions), start)
     weight_frames, status_frames = [], []
+    references = {"held": 0, "target": 0}
     for day in inputs.days:
-        books = _books_of_day(day, inputs, previous, live_history, policy)
+        account = held_account(store, day, initial_cash, policy.lookback_sessions)
+        references["target" if account is None else "held"] += 1
+        books = _books_of_day(day, inputs, previous, live_history, account, policy)
         live_history = pl.concat([live_history, books.weights.filter(pl.col("is_live"))])
         weight_frames.append(books.weights)
         status_frames.append(books.status)
@@ -211,7 +220,7 @@ def _allocate_days(
                 for r in books.status.iter_rows(named=True)
             )
         )
-    return pl.concat(weight_frames), pl.concat(status_frames)
+    return pl.concat(weight_frames), pl.concat(status_frames), references
 
 
 def _target_weights_metadata(
@@ -291,25 +300,36 @@ def _allocation_status_metadata(
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def target_weights(
-    context: dg.AssetExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
+    context: dg.AssetExecutionContext,
+    store: Store,
+    portfolio_policy: PortfolioPolicy,
+    broker: Broker,
 ) -> Iterator[dg.MaterializeResult]:
     """Every allocation method's book for each day (one row per method and held ticker),
     fitted on the last ``lookback_sessions`` of returns and the day's ML views; the policy's
     live method is flagged ``is_live``. Days run in order, each starting from the previous
     day's books (the Markowitz turnover cap and costs). Infeasible books are stored in
     ``allocation_status`` with the solver's reason and checked by ``live_book_is_feasible``.
-    While the live book's realised drawdown is beyond the policy's maximum, its trades may only
-    shrink positions (``allocation_status.risk_reducing``)."""
+    The live method's turnover is measured against the book the paper account holds at the
+    close (after fills, lots and the ADV cap) and, while the account's NAV drawdown is beyond
+    the policy's maximum, its trades may only shrink positions
+    (``allocation_status.risk_reducing``); the backtest replays the same decision
+    (``portfolio/decision.py``)."""
     portfolio_policy.check_consistent()
     start, end = partition_dates(context)
     inputs = _allocation_inputs(store, portfolio_policy, start, end)
-    weights, status = _allocate_days(store, inputs, portfolio_policy, start, context.log)
+    # what traded before the run's first session is held at its close: the broker's answers first
+    refresh_open_orders(store, broker.client(store))
+    weights, status, references = _allocate_days(
+        store, inputs, portfolio_policy, start, broker.initial_cash, context.log
+    )
     written = store.write_partition("target_weights", weights, start, end)
     statuses = store.write_partition("allocation_status", status, start, end)
     days = len(inputs.days)
     yield dg.MaterializeResult(
         asset_key="target_weights",
-        metadata=_target_weights_metadata(weights, written, days, portfolio_policy),
+        metadata=_target_weights_metadata(weights, written, days, portfolio_policy)
+        | {"live_reference": dg.MetadataValue.json(references)},
     )
     yield dg.MaterializeResult(
         asset_key="allocation_status",
