@@ -88,7 +88,9 @@ def main() -> None:
     )
     X, y = panel[list(ALPHA158_NAMES)], panel["label"]
     sectors = universe.to_pandas().set_index("ticker")["sector"]
-    price_bars = bars.select("ticker", "date", "adj_close", "adj_high", "adj_low")
+    price_bars = bars.select(
+        "ticker", "date", "adj_open", "adj_close", "adj_high", "adj_low", "close", "volume"
+    )
     del features, panel
     sessions = X.index.get_level_values("date").nunique()
     print(

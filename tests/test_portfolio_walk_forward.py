@@ -48,6 +48,14 @@ def market() -> dict:
     ).with_columns(
         (pl.col("adj_close") * 1.004).alias("adj_high"),
         (pl.col("adj_close") * 0.996).alias("adj_low"),
+        # opens at the previous close: the replayed account fills there
+        pl.col("adj_close")
+        .shift(1)
+        .over("ticker")
+        .fill_null(pl.col("adj_close"))
+        .alias("adj_open"),
+        pl.col("adj_close").alias("close"),
+        pl.lit(2_000_000.0).alias("volume"),
     )
     labels = forward_excess_returns(bars, BENCHMARK, days[0], days[-6])
     y = labels.to_pandas().set_index(["date", "ticker"])["label"].sort_index()
@@ -216,11 +224,19 @@ def test_a_strategy_past_the_maximum_drawdown_only_shrinks_positions(market):
     bars = (
         market["bars"]
         .join(falling.select("date", "decline"), on="date")
-        .with_columns([pl.col(c) * pl.col("decline") for c in ("adj_close", "adj_high", "adj_low")])
+        .with_columns(
+            [
+                pl.col(c) * pl.col("decline")
+                for c in ("adj_open", "adj_close", "adj_high", "adj_low", "close")
+            ]
+        )
         .drop("decline")
     )
     policy = PortfolioPolicy(methods=["hrp"], live_method="hrp", max_turnover=2.0, max_names=10)
-    spec = BacktestSpec(reoptimise_every=5, lookback_sessions=60, min_calibration_dates=20)
+    # the re-optimisation cadence's rule (the daily replay's is tested in test_backtest_replay)
+    spec = BacktestSpec(
+        reoptimise_every=5, lookback_sessions=60, min_calibration_dates=20, replay_models=()
+    )
     history = Market(market["y"], bars, market["sectors"], BENCHMARK)
     result = backtest_from_scores(
         _scores(market["next_day"], days), history, policy, spec, log=lambda _: None

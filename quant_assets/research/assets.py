@@ -145,7 +145,19 @@ def stored_history(store: Store, config: BacktestConfig) -> tuple[pd.DataFrame, 
         .sort_index()
     )
     bars = store.read(
-        "raw_bars", start, end, columns=["ticker", "date", "adj_close", "adj_high", "adj_low"]
+        "raw_bars",
+        start,
+        end,
+        columns=[
+            "ticker",
+            "date",
+            "adj_open",
+            "adj_close",
+            "adj_high",
+            "adj_low",
+            "close",
+            "volume",
+        ],
     )
     sectors, benchmark = sectors_and_benchmark(store)
     return panel[list(ALPHA158_NAMES)], Market(panel["label"], bars, sectors, benchmark)

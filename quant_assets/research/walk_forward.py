@@ -52,6 +52,7 @@ from quant_assets.models.training import ENSEMBLE, TrainingSpec
 from quant_assets.models.validation import cpcv_evaluate, make_cpcv, walk_forward_evaluate
 from quant_assets.portfolio.books import (
     DayInputs,
+    InsufficientReturnsError,
     allocate_day,
     day_inputs,
     returns_panel,
@@ -66,8 +67,11 @@ from quant_assets.research.backtest import (
     simulate_book,
     top_quantile_weights,
 )
+from quant_assets.research.replay import Replay, account_bars
 from quant_core.conventions import LABEL_HORIZON_SESSIONS, TRADING_DAYS
 from quant_core.metrics import current_drawdown
+from resources.broker.simulated import FillModel
+from resources.execution_policy import ExecutionPolicy
 from resources.portfolio_policy import PortfolioPolicy
 
 INDEX = "benchmark/index"
@@ -90,21 +94,30 @@ class BacktestSpec:
     train_sessions: int = 504
     retrain_every: int = 20
     reoptimise_every: int = 20
-    lookback_sessions: int = TRADING_DAYS
+    # 0: the live policy's window (the backtest replays the live policy)
+    lookback_sessions: int = 0
     cost_bps: float = 5.0
     calibration_sessions: int = TRADING_DAYS
     min_calibration_dates: int = 20
     signal_quantile: float = 0.2
     cpcv_folds: int = 6
     cpcv_test_folds: int = 2
+    initial_cash: float = 1_000_000.0
+    # the models whose live-method book is replayed every session (research/replay.py)
+    replay_models: tuple[str, ...] = (ENSEMBLE,)
     training: TrainingSpec = field(default_factory=TrainingSpec)
 
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError("a backtest needs at least one model")
-        for size in ("train_sessions", "retrain_every", "reoptimise_every", "lookback_sessions"):
+        for size in ("train_sessions", "retrain_every", "reoptimise_every"):
             if getattr(self, size) < 1:
                 raise ValueError(f"{size} must be positive")
+        if self.lookback_sessions < 0:
+            raise ValueError("lookback_sessions must be positive (0: the policy's)")
+
+    def lookback(self, policy: PortfolioPolicy) -> int:
+        return self.lookback_sessions or policy.lookback_sessions
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,6 +147,18 @@ class Market:
         returns = self.panel.to_pandas().set_index("date")
         returns.index = pd.DatetimeIndex(returns.index)
         return returns
+
+    @cached_property
+    def account_bars(self) -> pl.DataFrame:
+        """:func:`~quant_assets.research.replay.account_bars` (the replayed accounts' prices);
+        needs ``adj_open``, ``close`` and ``volume`` in the bars."""
+        return account_bars(self.bars)
+
+    @cached_property
+    def priced_sessions(self) -> set[date]:
+        """Sessions with a benchmark return: the only possible decision days
+        (``books._market_window``)."""
+        return set(self.panel.filter(pl.col(self.benchmark).is_not_null())["date"].to_list())
 
     @cached_property
     def half_spread(self) -> pd.DataFrame:
@@ -177,6 +202,7 @@ class BacktestResult:
     seconds: dict[str, float]
     strategy_models: dict[str, str] = field(default_factory=dict)
     decisions: Books = field(default_factory=dict)
+    replayed: list[str] = field(default_factory=list)
 
 
 def strategy_name(model: str | None, method: str) -> str:
@@ -291,27 +317,39 @@ def backtest_from_scores(
     policy: PortfolioPolicy,
     spec: BacktestSpec,
     log: Log = print,
+    execution: Execution | None = None,
 ) -> BacktestResult:
     """Steps 2-5 of the module docstring on given out-of-sample ``scores`` (one column per
     model, ``ensemble`` included, on a (date, ticker) index; the score of date d must use only
     what is known at d's close). The market's labels calibrate the views, only where
-    realised."""
+    realised. ``execution``: the live orders' policy and the simulated broker's fill model
+    (defaults: the resources' defaults) for the replayed live books."""
     seconds: dict[str, float] = {}
     first_scored = pd.Timestamp(scores.dropna(how="all").index.get_level_values("date").min())
     test_days = [d for d in market.sessions if pd.Timestamp(d) >= first_scored]
     # a session without a benchmark return cannot be a decision day (books._market_window):
     # known before any allocation runs, so it is skipped rather than failing the run there
-    priced = set(market.panel.filter(pl.col(market.benchmark).is_not_null())["date"].to_list())
-    rebalance_days = [d for d in test_days if d in priced][:: spec.reoptimise_every]
-    policy = _reoptimisation_policy(policy, spec)
+    rebalance_days = [d for d in test_days if d in market.priced_sessions][:: spec.reoptimise_every]
+    replayed = _replayed_owners(scores, policy, spec)
     with _timed(seconds, "allocation"):
-        books, status = _allocate(scores, market, policy, spec, rebalance_days)
+        books, status = _allocate(
+            scores, market, _reoptimisation_policy(policy, spec), spec, rebalance_days, replayed
+        )
     log(f"allocation on {len(rebalance_days)} days: {seconds['allocation']:.1f} s")
+    with _timed(seconds, "live_replay"):
+        replays = [
+            _replay(model, scores, market, policy, spec, execution or Execution(), test_days)
+            for model in replayed
+        ]
+    log(f"live method replayed daily for {replayed}: {seconds['live_replay']:.1f} s")
     with _timed(seconds, "simulation"):
         simulated = {
             name: market.simulate(_targets(b, test_days), spec) for name, b in books.items()
         }
         simulated[INDEX] = _index_book(market, test_days[0])
+    for replay in replays:
+        simulated[replay.name] = replay.book().drop(columns="nav")
+        books[replay.name] = replay.decisions
     models = [str(c) for c in scores.columns]
     view_methods, plain_methods = _split_methods(policy)
     return BacktestResult(
@@ -319,7 +357,10 @@ def backtest_from_scores(
         books=simulated,
         ic={m: daily_ic(scores[m].dropna(), market.labels)["rank_ic"].dropna() for m in models},
         cpcv_sharpes={},
-        status=status,
+        status=pl.concat(
+            [status, *(pl.concat(r.statuses) for r in replays if r.statuses)],
+            how="diagonal_relaxed",
+        ),
         rebalance_days=rebalance_days,
         seconds=seconds,
         decisions=books,
@@ -328,6 +369,87 @@ def backtest_from_scores(
             for model in [None, *models]
             for method in (plain_methods if model is None else view_methods)
         },
+        replayed=[r.name for r in replays],
+    )
+
+
+def _replayed_owners(
+    scores: pd.DataFrame, policy: PortfolioPolicy, spec: BacktestSpec
+) -> list[str | None]:
+    """Whose live-method book is replayed daily: the spec's models when the live method uses
+    the views; the method alone (owner None) when it does not; nobody without replay models."""
+    if not spec.replay_models:
+        return []
+    if policy.live_method not in VIEW_METHODS:
+        return [None]
+    return [m for m in spec.replay_models if m in scores.columns]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the replayed live books trade: the live orders' policy and the simulated broker's
+    fill model (one cost model for live and backtest)."""
+
+    policy: ExecutionPolicy = field(default_factory=ExecutionPolicy)
+    fill_model: FillModel = field(default_factory=FillModel)
+
+
+def _replay(
+    model: str | None,
+    scores: pd.DataFrame,
+    market: Market,
+    policy: PortfolioPolicy,
+    spec: BacktestSpec,
+    execution: Execution,
+    sessions: list[date],
+) -> Replay:
+    """``model``'s live-method book replayed every session (``research/replay.py``) under the
+    live policy itself (its daily turnover limit, not the re-optimisation cadence's)."""
+    labels = market.labels.reindex(scores.index)
+    replay = Replay(
+        strategy_name(model, policy.live_method),
+        model or "-",
+        policy,
+        execution.policy,
+        execution.fill_model,
+        spec.initial_cash,
+    )
+
+    def inputs_of(day: date) -> DayInputs | None:
+        if day not in market.priced_sessions:
+            return None
+        views = (
+            None
+            if model is None
+            else _calibrated_views(day, scores[model], labels, market.sessions, spec)
+        )
+        try:
+            return _day_inputs(day, market, policy, spec, views)
+        except InsufficientReturnsError:
+            return None
+
+    replay.run(market.account_bars, sessions, inputs_of)
+    return replay
+
+
+def _day_inputs(
+    day: date,
+    market: Market,
+    policy: PortfolioPolicy,
+    spec: BacktestSpec,
+    views: pl.DataFrame | None = None,
+) -> DayInputs:
+    """The day's inputs with the live policy's window and stop-loss (no previous books)."""
+    return day_inputs(
+        day,
+        market.panel,
+        market.benchmark,
+        market.sectors,
+        views,
+        {},
+        spec.lookback(policy),
+        policy.stop_loss_vol_multiple,
+        policy.stop_loss_vol_window,
     )
 
 
@@ -352,9 +474,11 @@ def _allocate(
     policy: PortfolioPolicy,
     spec: BacktestSpec,
     days: list[date],
+    replayed: list[str | None],
 ) -> tuple[Books, pl.DataFrame]:
     """Every strategy's book (the equal-weight benchmark's included) on each of ``days``, and
-    the allocation statuses. An infeasible book holds the strategy's last one."""
+    the allocation statuses; the live method of the ``replayed`` models is left to the daily
+    replay. An infeasible book holds the strategy's last one."""
     labels = market.labels.reindex(scores.index)
     view_methods, plain_methods = _split_methods(policy)
     books: Books = {}
@@ -362,18 +486,9 @@ def _allocate(
     previous: dict[str, pd.Series] = {}
     navs: dict[str, _SimulatedNav] = {}
     for day in days:
-        base = day_inputs(
-            day,
-            market.panel,
-            market.benchmark,
-            market.sectors,
-            None,
-            {},
-            spec.lookback_sessions,
-            policy.stop_loss_vol_multiple,
-            policy.stop_loss_vol_window,
-        )
-        runs: list[tuple[str | None, DayInputs, list[str]]] = [(None, base, plain_methods)]
+        base = _day_inputs(day, market, policy, spec)
+        plain = [m for m in plain_methods if not (None in replayed and m == policy.live_method)]
+        runs: list[tuple[str | None, DayInputs, list[str]]] = [(None, base, plain)]
         for model in [str(c) for c in scores.columns]:
             views = _calibrated_views(day, scores[model], labels, market.sessions, spec)
             earlier = {
@@ -381,9 +496,10 @@ def _allocate(
                 for m in view_methods
                 if strategy_name(model, m) in previous
             }
-            runs.append(
-                (model, dataclasses.replace(base, views=views, previous=earlier), view_methods)
-            )
+            methods = [
+                m for m in view_methods if not (model in replayed and m == policy.live_method)
+            ]
+            runs.append((model, dataclasses.replace(base, views=views, previous=earlier), methods))
         for owner, inputs, methods in runs:
             if methods:
                 day_books = allocate_day(inputs, policy, methods)
