@@ -74,6 +74,9 @@ class Replay:
     fill_model: FillModel
     initial_cash: float = 1_000_000.0
     decisions: dict[date, pd.Series] = field(default_factory=dict)
+    # the book held at each decision's close and the decision's orders (REJECTED included)
+    held: dict[date, pd.Series] = field(default_factory=dict)
+    orders: dict[date, pl.DataFrame] = field(default_factory=dict)
     statuses: list[pl.DataFrame] = field(default_factory=list)
     fills: list[dict] = field(default_factory=list)
     _rows: list[dict] = field(default_factory=list)
@@ -140,6 +143,8 @@ class Replay:
         if not bool(decision.books.status["feasible"].all()):
             return []
         self.decisions[day] = pd.Series(live["weight"].to_numpy(), index=live["ticker"].to_list())
+        self.held[day] = holdings.weights(snapshot)
+        self.orders[day] = decision.orders
         new = decision.orders.filter(pl.col("status") == "NEW")
         return [
             OrderRequest(
