@@ -14,6 +14,7 @@ import polars as pl
 from quant_assets.execution.accounting import account_on
 from quant_assets.execution.journal import JOURNAL
 from quant_assets.portfolio.books import returns_panel
+from quant_assets.portfolio.decision import Holdings
 from quant_core.calendar import next_trading_day, shift_sessions
 from resources.storage import Store
 
@@ -125,7 +126,9 @@ def held_account(
         journal, account_bars(store, journal, day, next_trading_day(day)), day, initial_cash
     )
     held = account.positions
-    book = pd.Series(held["weight"].to_numpy(), index=held["ticker"].to_list(), dtype=np.float64)
+    # valued as the backtest's decision values its account: one code path, bit for bit
+    holdings = Holdings(held.select("ticker", "qty"), float(account.nav["cash"]))
+    book = holdings.weights(held.select("ticker", "close"))
     stored = store.read("nav", shift_sessions(day, sessions), day, columns=["date", "nav"])
     levels = [*stored.sort("date")["nav"].to_list(), float(account.nav["nav"])]
     return book, 1.0 - levels[-1] / max(levels)

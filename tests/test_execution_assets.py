@@ -148,6 +148,73 @@ class _CrashingBroker(SimulatedBroker):
         return super().submit(order)
 
 
+def _journal_holdings(store: Store, day: date):
+    """The account at the close of ``day``: the journal's fills of the orders before it."""
+    from quant_assets.execution.accounting import account_on
+    from quant_assets.portfolio.decision import Holdings
+
+    before = store.read("order_journal").filter(pl.col("date") < day)
+    bars = store.read(
+        "raw_bars", DAYS[0], next_trading_day(day), columns=["ticker", "date", "close"]
+    )
+    held = account_on(before, bars, day, CASH)
+    return Holdings(held.positions.select("ticker", "qty"), held.nav["cash"])
+
+
+def _replayed_decision(store: Store, day: date, holdings=None):
+    """The backtest's decision of ``day`` (``Replay.decide``) on the inputs the live assets
+    read from the store: the returns window and views, the account the broker holds at the
+    close, its NAV drawdown and the session's market snapshot."""
+    from quant_assets.execution.orders import market_snapshot
+    from quant_assets.portfolio.assets import _allocation_inputs
+    from quant_assets.portfolio.books import day_inputs
+    from quant_assets.queries import books_on, held_account
+    from quant_assets.research.replay import Replay
+    from resources.broker.simulated import FillModel
+
+    policy, execution = _resources(store)["portfolio_policy"], ExecutionPolicy()
+    given = _allocation_inputs(store, policy, day, next_trading_day(day))
+    inputs = day_inputs(
+        day,
+        given.panel,
+        given.benchmark,
+        given.sectors,
+        given.views.filter(pl.col("date") == day),
+        books_on(store, DAYS[DAYS.index(day) - 1]),
+        policy.lookback_sessions,
+        policy.stop_loss_vol_multiple,
+        policy.stop_loss_vol_window,
+    )
+    if holdings is None:
+        holdings = _journal_holdings(store, day)
+    bars = store.read(
+        "raw_bars",
+        DAYS[0],
+        next_trading_day(day),
+        columns=["ticker", "date", "close", "adj_close", "volume"],
+    )
+    snapshot = market_snapshot(bars, day, execution.liquidity_sessions)
+    account = held_account(store, day, CASH, policy.lookback_sessions)
+    assert account is not None
+    replay = Replay("live", "ensemble", policy, execution, FillModel())
+    return replay.decide(inputs, holdings, snapshot, account[1])
+
+
+def test_the_backtests_decision_is_the_live_book_measured_against_the_held_account(account):
+    day = DAYS[3]
+    span = dict(zip(RANGE, (day.isoformat(), day.isoformat()), strict=True))
+    books = dg.materialize([target_weights, risk_metrics], resources=_resources(account), tags=span)
+    assert books.success
+    meta = books.asset_materializations_for_node("target_weights")[0].metadata
+    assert meta["live_reference"].value == {"held": 1, "target": 0}
+    live = account.read("target_weights", day, DAYS[4], where={"is_live": [True]})
+    decided = _replayed_decision(account, day).live_weights
+    assert decided.height > 5
+    assert dict(decided.select("ticker", "weight").iter_rows()) == dict(
+        live.select("ticker", "weight").iter_rows()
+    )
+
+
 def test_a_crash_between_journal_and_send_loses_and_duplicates_nothing(account, monkeypatch):
     day = DAYS[3]
     monkeypatch.setattr(
@@ -170,6 +237,21 @@ def test_a_crash_between_journal_and_send_loses_and_duplicates_nothing(account, 
     new = journal.filter(pl.col("status") != "REJECTED")
     assert sorted(sent["client_order_id"]) == sorted(new["client_order_id"])
     assert (journal["status"] != "NEW").all()
+
+
+def test_the_backtests_orders_are_the_live_orders_of_the_same_session(account):
+    """After the session was traded (the crash test above): the journal's orders of the day
+    are exactly the backtest's decision's orders on the same inputs."""
+    day = DAYS[3]
+    journal = account.read("order_journal", day, DAYS[4]).sort("ticker")
+    decision = _replayed_decision(account, day)
+    columns = ["ticker", "side", "qty", "reference_price", "limit_price", "reason"]
+    # what was decided: sent (NEW, since FILLED or CANCELLED by the broker) or REJECTED
+    rejected = (pl.col("status") == "REJECTED").alias("rejected")
+    assert journal.height > 0
+    assert decision.orders.sort("ticker").select(*columns, rejected).to_dicts() == (
+        journal.select(*columns, rejected).to_dicts()
+    )
 
 
 def test_the_reconciliation_check_fails_when_the_broker_and_journal_disagree(account):
