@@ -21,6 +21,8 @@ from quant_assets.models.windows import model_week_for, training_window
 from quant_assets.partitions import trading_sessions
 from quant_assets.portfolio.assets import ml_views
 from quant_assets.portfolio.views import ScoreCalibrator
+from resources.broker.resource import Broker
+from resources.execution_policy import ExecutionPolicy
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
 from resources.mlflow import ModelRegistry, mlflow_resource
@@ -224,7 +226,12 @@ def test_backtest_runs_every_model_and_method_and_stores_what_it_measured(pipeli
         "cpcv_folds": 4,
         "cpcv_test_folds": 2,
     }
-    resources = {**_resources(pipeline.store), "portfolio_policy": PortfolioPolicy()}
+    resources = {
+        **_resources(pipeline.store),
+        "portfolio_policy": PortfolioPolicy(),
+        "broker": Broker(),
+        "execution_policy": ExecutionPolicy(),
+    }
     result = dg.materialize(
         [backtest],
         resources=resources,

@@ -152,6 +152,8 @@ def test_a_backtest_without_stored_labels_fails_at_once_naming_what_is_missing(t
     from quant_assets.features.assets import alpha158
     from quant_assets.ingest.assets import raw_bars, universe
     from quant_assets.research.assets import backtest
+    from resources.broker.resource import Broker
+    from resources.execution_policy import ExecutionPolicy
     from resources.market_data.resource import MarketData
     from resources.mlflow import mlflow_resource
     from resources.storage import Store
@@ -161,6 +163,8 @@ def test_a_backtest_without_stored_labels_fails_at_once_naming_what_is_missing(t
         "market_data": MarketData(n_tickers=6),
         "mlflow": mlflow_resource,
         "portfolio_policy": PortfolioPolicy(),
+        "broker": Broker(),
+        "execution_policy": ExecutionPolicy(),
     }
     span = {
         "dagster/asset_partition_range_start": "2024-03-01",

@@ -23,6 +23,7 @@ from quant_assets.partitions import (
     trading_sessions,
 )
 from quant_assets.portfolio.books import DayBooks, InsufficientReturnsError, day_inputs
+from quant_assets.portfolio.covariance import RollingLedoitWolf
 from quant_assets.portfolio.decision import decide_books
 from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
 from quant_assets.queries import (
@@ -128,6 +129,8 @@ class _AllocationInputs:
     views: pl.DataFrame
     sectors: pd.Series
     benchmark: str
+    # the window's covariance kept from running sums across the run's days (the fast path)
+    covariance: RollingLedoitWolf
 
 
 def _allocation_inputs(
@@ -150,7 +153,8 @@ def _allocation_inputs(
             f"no ml_views for {len(missing)} sessions (first {missing[0]}): "
             "materialize ml_views for them first"
         )
-    return _AllocationInputs(days, panel, views, sectors, benchmark)
+    tickers = [c for c in panel.columns if c != "date"]
+    return _AllocationInputs(days, panel, views, sectors, benchmark, RollingLedoitWolf(tickers))
 
 
 def _books_of_day(
@@ -175,6 +179,7 @@ def _books_of_day(
             policy.lookback_sessions,
             policy.stop_loss_vol_multiple,
             policy.stop_loss_vol_window,
+            inputs.covariance,
         )
     except InsufficientReturnsError as exc:
         raise dg.Failure(str(exc)) from exc

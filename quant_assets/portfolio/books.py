@@ -39,6 +39,7 @@ import pandas as pd
 import polars as pl
 
 from quant_assets.portfolio.allocation import Allocation, check_constraints
+from quant_assets.portfolio.covariance import RollingLedoitWolf
 from quant_assets.portfolio.methods import build_estimator
 from quant_assets.risk.measures import stop_loss_breaches
 from quant_core.metrics import ex_ante_volatility, turnover
@@ -78,6 +79,8 @@ class DayInputs:
     views: pl.DataFrame | None
     previous: dict[str, pd.Series]
     stopped: tuple[str, ...] = ()
+    # Ledoit-Wolf of ``returns`` when a caller keeps it from running sums (the daily fast path)
+    covariance: pd.DataFrame | None = None
 
     @property
     def benchmark_mean(self) -> float:
@@ -128,6 +131,7 @@ def day_inputs(
     lookback_sessions: int,
     stop_loss_multiple: float | None = None,
     stop_loss_window: int = 5,
+    covariance: RollingLedoitWolf | None = None,
 ) -> DayInputs:
     """The returns window of ``day`` from ``returns_panel`` output (which must hold the
     benchmark's column) and the other inputs, checked. Sessions without a benchmark return
@@ -138,7 +142,11 @@ def day_inputs(
     that many times their window volatility (:func:`~quant_assets.risk.measures.
     stop_loss_breaches`, as if held long) are left out of every book of the day (``stopped``):
     the construction honours the stop-loss limit that ``live_positions_within_stop_loss``
-    guards, so a stopped position is sold rather than the day's orders blocked."""
+    guards, so a stopped position is sold rather than the day's orders blocked.
+
+    With ``covariance`` (kept across days by the caller), the window's Ledoit-Wolf covariance
+    of the investable names comes from its running sums (``DayInputs.covariance``), equal to
+    re-estimating it from the window."""
     window = _market_window(panel, day, benchmark, lookback_sessions)
     investable = [
         c
@@ -161,7 +169,10 @@ def day_inputs(
     frame = window.select(investable).to_pandas()
     frame.index = pd.Index(window["date"].to_list(), name="date")
     bench = pd.Series(window[benchmark].to_numpy(), index=frame.index, name=benchmark)
-    return DayInputs(day, frame, bench, sectors.reindex(investable), views, previous, stopped)
+    sigma = None if covariance is None else covariance.covariance(window, investable)
+    return DayInputs(
+        day, frame, bench, sectors.reindex(investable), views, previous, stopped, sigma
+    )
 
 
 def risk_reducing(target: pd.Series, previous: pd.Series | None) -> pd.Series:

@@ -34,6 +34,7 @@ from quant_assets.research.walk_forward import (
     INDEX,
     BacktestResult,
     BacktestSpec,
+    Execution,
     Market,
     run_backtest,
     strategy_tables,
@@ -300,14 +301,16 @@ BACKTEST_SPECS = [
     name="backtest",
     group_name="portfolio",
     specs=BACKTEST_SPECS,
-    required_resource_keys={"store", "mlflow", "portfolio_policy"},
+    required_resource_keys={"store", "mlflow", "portfolio_policy", "broker", "execution_policy"},
 )
 def backtest(
     context: dg.AssetExecutionContext, config: BacktestConfig
 ) -> Iterator[dg.MaterializeResult]:
     """Walk-forward backtest over the stored history: models retrained every
-    ``retrain_every`` sessions, books of every method re-optimised every ``reoptimise_every``
-    sessions and rebalanced daily, costs plus Corwin-Schultz half-spreads, the index and equal
+    ``retrain_every`` sessions; the live method's book replayed every session exactly as the
+    live assets decide and trade it (whole lots, pre-trade checks, the simulated broker's fills
+    at the next open: ``research/replay.py``); the other books re-optimised every
+    ``reoptimise_every`` sessions and rebalanced daily, costs plus Corwin-Schultz half-spreads, the index and equal
     weight as benchmarks; CAGR, vol, Sharpe, Sortino, drawdown, Calmar, turnover, hit rate,
     IC, PSR and DSR (trials = every strategy), CPCV Sharpe distributions. Results replace the
     ``backtest_*`` tables and go to MLflow with the plots."""
@@ -317,7 +320,8 @@ def backtest(
     spec = config.spec()
     _check_long_enough(X, spec)
     scores = _given_scores(config, X.index)
-    result = run_backtest(X, market, policy, spec, context.log.info, scores)
+    execution = Execution(context.resources.execution_policy, context.resources.broker.fill_model())
+    result = run_backtest(X, market, policy, spec, context.log.info, scores, execution)
     metrics, returns = strategy_tables(result)
     cpcv = _cpcv_table(result)
     store.replace_table("backtest_metrics", metrics)
@@ -342,6 +346,7 @@ def backtest(
             "strategies": metrics.height,
             **date_range_metadata(returns),
             "rebalance_days": len(result.rebalance_days),
+            "cadence": dg.MetadataValue.json(_cadence(result, spec)),
             **_rule_days(result.status),
             "best_strategy": str(top.get("strategy", "n/a")),
             "best_sharpe": float(top.get("sharpe") or float("nan")),
@@ -356,6 +361,19 @@ def backtest(
     yield _metrics_result(metrics)
     yield _returns_result(returns)
     yield _cpcv_result(cpcv, result)
+
+
+def _cadence(result: BacktestResult, spec: BacktestSpec) -> dict[str, str]:
+    """How often each strategy was re-decided: the replayed live books every session, the
+    others every ``reoptimise_every`` sessions, the index bought and held."""
+    return {
+        name: "every session (live replay)"
+        if name in result.replayed
+        else "bought and held"
+        if name == INDEX
+        else f"every {spec.reoptimise_every} sessions"
+        for name in result.books
+    }
 
 
 def _rule_days(status: pl.DataFrame) -> dict[str, Any]:

@@ -58,6 +58,7 @@ from quant_assets.portfolio.books import (
     returns_panel,
     risk_reducing,
 )
+from quant_assets.portfolio.covariance import RollingLedoitWolf
 from quant_assets.portfolio.methods import VIEW_METHODS
 from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
 from quant_assets.research.backtest import (
@@ -293,6 +294,7 @@ def run_backtest(
     spec: BacktestSpec,
     log: Log = print,
     scores: pd.DataFrame | None = None,
+    execution: Execution | None = None,
 ) -> BacktestResult:
     """Everything in the module docstring. ``X``: Alpha158 on a (date, ticker) index (dates as
     datetime64) over the stored history, the index of ``market.labels``. ``scores``: step 1's
@@ -303,7 +305,7 @@ def run_backtest(
         with _timed(seconds, "walk_forward_training"):
             scores = model_scores(X, market.labels, market.sectors, spec)
         log(f"walk-forward scores: {seconds['walk_forward_training']:.1f} s")
-    result = backtest_from_scores(scores, market, policy, spec, log)
+    result = backtest_from_scores(scores, market, policy, spec, log, execution)
     with _timed(seconds, "cpcv"):
         result.cpcv_sharpes = _cpcv_sharpes(X, scores, market, spec)
     log(f"CPCV paths: {seconds['cpcv']:.1f} s")
@@ -415,6 +417,8 @@ def _replay(
         spec.initial_cash,
     )
 
+    rolling = RollingLedoitWolf([c for c in market.panel.columns if c != "date"])
+
     def inputs_of(day: date) -> DayInputs | None:
         if day not in market.priced_sessions:
             return None
@@ -424,7 +428,7 @@ def _replay(
             else _calibrated_views(day, scores[model], labels, market.sessions, spec)
         )
         try:
-            return _day_inputs(day, market, policy, spec, views)
+            return _day_inputs(day, market, policy, spec, views, rolling)
         except InsufficientReturnsError:
             return None
 
@@ -438,8 +442,10 @@ def _day_inputs(
     policy: PortfolioPolicy,
     spec: BacktestSpec,
     views: pl.DataFrame | None = None,
+    covariance: RollingLedoitWolf | None = None,
 ) -> DayInputs:
-    """The day's inputs with the live policy's window and stop-loss (no previous books)."""
+    """The day's inputs with the live policy's window and stop-loss (no previous books); the
+    covariance from ``covariance``'s running sums when given."""
     return day_inputs(
         day,
         market.panel,
@@ -450,6 +456,7 @@ def _day_inputs(
         spec.lookback(policy),
         policy.stop_loss_vol_multiple,
         policy.stop_loss_vol_window,
+        covariance,
     )
 
 
