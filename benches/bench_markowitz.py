@@ -1,14 +1,16 @@
-"""Where one day's constrained Markowitz solve spends its time, by universe size.
+"""One day's constrained Markowitz fit by universe size: the full solve against the working set.
 
 The live method, fitted as the live book is every session: the policy's 756-session window of
 SyntheticMarket (seed 7) returns, its sectors, random daily views, and yesterday's book (the
-fit of the window one session earlier) so the turnover cap binds. Each fit reports
-``ConstrainedMarkowitz.timings_``: the Ledoit-Wolf covariance and its Cholesky factor, then
-over its solves (the relaxation and, above 50 names, the cardinality re-solve) cvxpy's
-compilation, the solver's own time (Clarabel) and the rest. This is the profile that says what
-a faster daily re-optimisation has to attack.
+previous day's fit) so the turnover cap binds from the second day on. Each day is fitted three
+ways on the same inputs: the full problem (``working_set=False``), the exact working set from
+a cold start (held names and the highest views), and the working set warm-started from the
+previous day's ``active_set_``. Printed per fit: total seconds (covariance included), the
+solver's own seconds (Clarabel, every solve of the fit), restricted solves, the size of the
+final working set, and the largest weight difference against the full solve.
 
-    flock /tmp/quant-bench.lock uv run python benches/bench_markowitz.py [--sizes 100 250 500]
+    flock /tmp/quant-bench.lock .venv/bin/python benches/bench_markowitz.py \\
+        [--sizes 100 250 500] [--days 5]
 """
 
 from __future__ import annotations
@@ -17,9 +19,26 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def _timed_fit(window: Any, **params: Any) -> tuple[float, Any]:
+    from quant_assets.portfolio.allocation import ConstrainedMarkowitz
+
+    started = time.perf_counter()
+    model = ConstrainedMarkowitz(**params).fit(window)
+    return time.perf_counter() - started, model
+
+
+def _cell(seconds: float, model: Any, full: Any) -> str:
+    diff = float((model.weights_ - full.weights_).abs().max())
+    return (
+        f"{seconds:6.3f} {model.timings_['solver_s']:6.3f} {model.working_set_rounds_:2d} "
+        f"{model.working_set_.size:4d} {diff:8.1e}"
+    )
 
 
 def main() -> None:
@@ -33,37 +52,43 @@ def main() -> None:
     import pandas as pd
 
     from benches.bench_allocation import load_returns
-    from quant_assets.portfolio.allocation import ConstrainedMarkowitz
 
-    print(
-        "names  day  total_s  estimate_s  compile_s  solver_s  other_s  solves  stage  names_held"
-    )
+    print("per fit: total_s solver_s rounds working_set max|w - w_full|")
+    print("names day  held  full: total_s solver_s  | working set cold      | warm (yesterday)")
     for size in args.sizes:
         returns, sectors = load_returns(size, args.sessions + args.days)
         rng = np.random.default_rng(7)
         previous: pd.Series | None = None
+        active: pd.Index | None = None
+        totals: dict[str, list[float]] = {"full": [], "cold": [], "warm": []}
         for day in range(args.days):
             window = returns.iloc[day : day + args.sessions]
-            views = pd.Series(rng.normal(0.0, 0.001, size), index=window.columns)
-            model = ConstrainedMarkowitz(
-                sectors=sectors.reindex(window.columns),
-                expected_returns=views,
-                previous_weights=previous,
-                max_weight=0.10,
-                max_top10=0.60,
+            params: dict[str, Any] = {
+                "sectors": sectors.reindex(window.columns),
+                "expected_returns": pd.Series(rng.normal(0.0, 0.001, size), index=window.columns),
+                "previous_weights": previous,
+                "max_weight": 0.10,
+                "max_top10": 0.60,
+            }
+            full_s, full = _timed_fit(window, **params, working_set=False)
+            cold_s, cold = _timed_fit(window, **params)
+            line = (
+                f"{size:5d} {day:3d}  {int((full.weights_ > 1e-6).sum()):4d}  "
+                f"{full_s:6.3f} {full.timings_['solver_s']:6.3f}  | {_cell(cold_s, cold, full)}"
             )
-            started = time.perf_counter()
-            model.fit(window)
-            total = time.perf_counter() - started
-            t = model.timings_
-            held = int((model.weights_.abs() > 1e-6).sum())
-            print(
-                f"{size:5d}  {day:3d}  {total:7.3f}  {t['estimate_s']:10.3f}  "
-                f"{t['compile_s']:9.3f}  {t['solver_s']:8.3f}  {t['other_s']:7.3f}  "
-                f"{int(t['solves']):6d}  {model.stage_:>10}  {held:4d}",
-                flush=True,
-            )
-            previous = model.weights_[model.weights_.abs() > 1e-9] if model.feasible_ else None
+            totals["full"].append(full_s)
+            totals["cold"].append(cold_s)
+            if active is not None:
+                warm_s, warm = _timed_fit(window, **params, warm_start=active)
+                line += f" | {_cell(warm_s, warm, full)}"
+                totals["warm"].append(warm_s)
+                active = warm.active_set_
+            else:
+                active = cold.active_set_
+            print(line, flush=True)
+            previous = full.weights_[full.weights_ > 1e-9] if full.feasible_ else None
+        means = "  ".join(f"{k} {np.mean(v):.3f}" for k, v in totals.items() if v)
+        print(f"{size:5d} mean s: {means}", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 from scipy.optimize import linprog
 from sklearn.base import BaseEstimator, clone
 
+from quant_assets.portfolio import allocation
 from quant_assets.portfolio.allocation import (
     BlackLittermanAllocation,
     ConstrainedMarkowitz,
@@ -464,6 +465,228 @@ def test_check_constraints_reports_every_violation() -> None:
         "budget: sum of weights 1.1 > 1",
     ]
     assert check_constraints(pd.Series([0.25, 0.25, 0.25, 0.25], index=idx), max_names=4) == []
+
+
+# --- constrained Markowitz: the exact working set ------------------------------------------
+
+
+def _working_set_and_full(
+    monkeypatch: pytest.MonkeyPatch, returns: pd.DataFrame, **params: Any
+) -> tuple[ConstrainedMarkowitz, ConstrainedMarkowitz]:
+    """The same problem fitted by working set and by the full solve; asserts they agree.
+
+    The full solve runs to duality gaps of 1e-13: at the fit's own 1e-11 its many near-zero
+    names stay inside the barrier and, under a binding vol ceiling, move the others by up to
+    1.1e-6 (the 150-name case below), where the working set is within 1e-7 of it."""
+    fast = ConstrainedMarkowitz(**params).fit(returns)
+    with monkeypatch.context() as patch:
+        patch.setitem(allocation._CLARABEL_SETTINGS, "tol_gap_abs", 1e-13)
+        patch.setitem(allocation._CLARABEL_SETTINGS, "tol_gap_rel", 1e-13)
+        full = ConstrainedMarkowitz(**params, working_set=False).fit(returns)
+    # one solve per stage: the 1e-13 gaps were reached (no re-solve at the defaults)
+    assert full.timings_["solves"] == (1 if full.stage_ == "relaxed" else 2)
+    assert full.working_set_rounds_ == 0 and full.working_set_.equals(returns.columns)
+    assert fast.feasible_ and full.feasible_, (fast.status_, full.status_)
+    assert fast.stage_ == full.stage_ and fast.violations_ == full.violations_ == []
+    np.testing.assert_allclose(fast.weights_.to_numpy(), full.weights_.to_numpy(), atol=1e-6)
+    # started from the optimum's own names, the certificate lets no other name in: every
+    # multiplier (budget, sector, turnover, vol) is read with its sign and scale
+    exact = ConstrainedMarkowitz(
+        **{**params, "working_set_size": 1}, warm_start=full.active_set_
+    ).fit(returns)
+    assert exact.working_set_rounds_ == 1
+    np.testing.assert_allclose(exact.weights_.to_numpy(), full.weights_.to_numpy(), atol=1e-6)
+    return fast, full
+
+
+def _views(returns: pd.DataFrame, seed: int, mean: float, spread: float) -> pd.Series:
+    rng = np.random.default_rng(200 + seed)
+    return pd.Series(rng.normal(mean, spread, returns.shape[1]), index=returns.columns)
+
+
+@pytest.mark.parametrize(("n", "seed"), [(80, 0), (150, 1), (300, 2)])
+def test_the_working_set_finds_the_full_optimum_under_a_binding_vol_ceiling(
+    monkeypatch: pytest.MonkeyPatch, n: int, seed: int
+) -> None:
+    # ~30% single-name vols and a strong edge: the book would run far above 10% vol
+    returns = _returns(seed, 400, n, scale=0.02)
+    fast, full = _working_set_and_full(
+        monkeypatch,
+        returns,
+        max_names=None,
+        sector_cap=None,
+        expected_returns=_views(returns, seed, 0.001, 0.001),
+        working_set_size=20,
+    )
+    assert full.ex_ante_vol_ == pytest.approx(0.10, abs=1e-6)
+    # 20 candidates out of n: the restricted problem is far smaller than the full one
+    assert fast.working_set_.size < n / 2 and fast.working_set_rounds_ >= 1
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_the_working_set_honours_binding_sector_caps_and_top_ten(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    returns = _returns(seed, 300, 200)
+    sectors = pd.Series([f"S{i % 5}" for i in range(200)], index=returns.columns)
+    views = _views(returns, seed, 0.0005, 0.0015)
+    # sector S0 carries the best views, so its 20% cap binds
+    views[sectors == "S0"] += 0.002
+    fast, full = _working_set_and_full(
+        monkeypatch,
+        returns,
+        max_names=None,
+        sector_cap=0.20,
+        max_weight=0.06,
+        max_top10=0.45,
+        sectors=sectors,
+        expected_returns=views,
+        working_set_size=30,
+    )
+    assert fast.working_set_.size < 100
+    w = full.weights_
+    assert w.groupby(sectors).sum().max() == pytest.approx(0.20, abs=1e-6)
+    assert w.nlargest(10).sum() == pytest.approx(0.45, abs=1e-6)
+
+
+@pytest.mark.parametrize(("n", "seed"), [(60, 5), (250, 6)])
+def test_the_working_set_keeps_the_optimum_when_turnover_binds(
+    monkeypatch: pytest.MonkeyPatch, n: int, seed: int
+) -> None:
+    returns = _returns(seed, 300, n)
+    sectors = pd.Series([f"S{i % 6}" for i in range(n)], index=returns.columns)
+    views = _views(returns, seed, 0.0008, 0.0015)
+    first = ConstrainedMarkowitz(max_names=10, sectors=sectors, expected_returns=views).fit(returns)
+    # reversed views the next day: the book wants to move far more than 15%
+    fast, full = _working_set_and_full(
+        monkeypatch,
+        returns,
+        max_names=10,
+        sectors=sectors,
+        expected_returns=-views,
+        previous_weights=first.weights_[first.weights_ > 0],
+        working_set_size=20,
+    )
+    assert full.turnover_ == pytest.approx(0.15, abs=1e-6)
+    # every held name is in the working set, whatever its view
+    assert set(first.weights_[first.weights_ > 0].index) <= set(fast.working_set_)
+
+
+def test_names_the_candidates_miss_enter_in_a_later_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    returns = _returns(7, 400, 200, scale=0.02)
+    views = _views(returns, 7, 0.0008, 0.0004)
+    fast, full = _working_set_and_full(
+        monkeypatch,
+        returns,
+        max_names=None,
+        sector_cap=None,
+        expected_returns=views,
+        working_set_size=5,
+    )
+    top_five = views.nlargest(5).index
+    held = full.weights_[full.weights_ > 1e-6].index
+    # the optimum holds names outside the five best views: the certificate brought them in
+    assert not set(held) <= set(top_five)
+    assert fast.working_set_rounds_ >= 2
+    assert set(held) <= set(fast.active_set_) <= set(fast.working_set_)
+
+
+def test_a_warm_start_from_yesterdays_active_set_gives_the_cold_book() -> None:
+    returns = _returns(8, 401, 200, scale=0.02)
+    views = _views(returns, 8, 0.0008, 0.0004)
+    params: dict[str, Any] = {
+        "max_names": 8,
+        "sector_cap": None,
+        "working_set_size": 5,
+    }
+    today = ConstrainedMarkowitz(**params, expected_returns=views).fit(returns.iloc[:-1])
+    # the cardinality cut left names of the relaxation out of the book: only the warm start
+    # carries them into tomorrow's first working set
+    assert today.stage_ == "restricted" and today.active_set_.size > 8
+    tomorrow = returns.iloc[1:]
+    shifted = views + _views(returns, 9, 0.0, 0.00005)
+    day: dict[str, Any] = {
+        **params,
+        "expected_returns": shifted,
+        "previous_weights": today.weights_[today.weights_ > 0],
+    }
+    cold = ConstrainedMarkowitz(**day).fit(tomorrow)
+    warm = ConstrainedMarkowitz(**day, warm_start=today.active_set_).fit(tomorrow)
+    full = ConstrainedMarkowitz(**day, working_set=False).fit(tomorrow)
+    for book in (cold, warm):
+        assert book.feasible_, book.status_
+        np.testing.assert_allclose(book.weights_.to_numpy(), full.weights_.to_numpy(), atol=1e-6)
+    assert warm.working_set_rounds_ < cold.working_set_rounds_
+
+
+def test_a_hedge_outside_the_working_set_falls_back_to_the_full_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    returns = _returns(10, 500, 40)
+    # B moves against T000 at three times its size: with 15% turnover, selling alone leaves
+    # yesterday's 50% in T000 (33% vol) at 11% ex-ante vol; buying B is the way under 10%
+    returns["B"] = -3.0 * returns["T000"] + 0.0005 * np.random.default_rng(1).standard_normal(500)
+    views = _views(returns, 10, 0.0005, 0.0005)
+    views["B"] = -0.002
+    prev = pd.Series({"T000": 0.5})
+    params: dict[str, Any] = {
+        "max_names": None,
+        "sector_cap": None,
+        "expected_returns": views,
+        "previous_weights": prev,
+        "working_set_size": 5,
+    }
+    fast, _ = _working_set_and_full(monkeypatch, returns, **params)
+    assert fast.weights_["B"] > 0.01
+    # the first restricted problem, without B, is infeasible: the full problem decided
+    assert fast.working_set_rounds_ == 1 and fast.working_set_.equals(returns.columns)
+    without_b = ConstrainedMarkowitz(**params).fit(returns.drop(columns="B"))
+    assert not without_b.feasible_ and "infeasible" in without_b.status_
+
+
+def test_gaps_the_solver_cannot_reach_fall_back_to_its_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    returns, sectors, mu = _instance(3)
+    params: dict[str, Any] = {"sectors": sectors, "expected_returns": mu, "working_set": False}
+    defaults = {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8}
+    with monkeypatch.context() as patch:
+        patch.setattr(allocation, "_CLARABEL_SETTINGS", defaults)
+        plain = ConstrainedMarkowitz(**params).fit(returns)
+    # gaps of 1e-16 are out of reach: Clarabel stops short (optimal_inaccurate) and the
+    # problem runs again at the defaults, not at the options cvxpy kept from the first run
+    unreachable = {"tol_gap_abs": 1e-16, "tol_gap_rel": 1e-16}
+    monkeypatch.setattr(allocation, "_CLARABEL_SETTINGS", unreachable)
+    model = ConstrainedMarkowitz(**params).fit(returns)
+    assert model.timings_["solves"] == 2 and plain.timings_["solves"] == 1
+    assert model.status_ == plain.status_ == "optimal"
+    np.testing.assert_allclose(model.weights_.to_numpy(), plain.weights_.to_numpy(), atol=1e-10)
+
+
+def test_a_long_short_book_is_still_solved_in_full() -> None:
+    returns, sectors, mu = _instance(7)
+    model = ConstrainedMarkowitz(
+        long_only=False, max_names=20, sectors=sectors, expected_returns=mu
+    ).fit(returns)
+    assert model.feasible_ and model.working_set_rounds_ == 0
+    assert model.working_set_.equals(returns.columns)
+
+
+def test_a_clone_keeps_the_working_set_parameters() -> None:
+    returns, sectors, mu = _instance(11)
+    model = ConstrainedMarkowitz(
+        sectors=sectors,
+        expected_returns=mu,
+        working_set_size=7,
+        warm_start=list(returns.columns[-3:]),
+    )
+    copy = clone(model)
+    assert copy.get_params()["warm_start"] == list(returns.columns[-3:])
+    assert copy.working_set_size == 7 and copy.working_set
+    fitted, refitted = model.fit(returns), copy.fit(returns)
+    np.testing.assert_allclose(refitted.weights_.to_numpy(), fitted.weights_.to_numpy())
+    # the warm-start names were in the first working set
+    assert set(returns.columns[-3:]) <= set(fitted.working_set_)
 
 
 # --- the registry of methods ---------------------------------------------------------------

@@ -41,7 +41,7 @@ Methods:
 - ``RiskParity``: skfolio ``RiskBudgeting`` (variance risk measure, equal budgets by default):
   each asset's Euler risk contribution w_i (Sigma w)_i proportional to its budget.
 - ``ConstrainedMarkowitz`` (Quant50): cvxpy problem on a Ledoit-Wolf covariance, see its
-  docstring for the model and the cardinality heuristic.
+  docstring for the model, the cardinality heuristic and the exact working set.
 
 Relaxed risk parity (Riskfolio-Lib, nothing equivalent in skfolio) lives in
 ``riskfolio_methods.py`` with the same interface; ``methods.py`` maps every method's name to its
@@ -54,8 +54,10 @@ violation (empty list = all hold).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import cvxpy as cp
@@ -508,15 +510,67 @@ class RiskParity(Allocation):
 
 @dataclass(frozen=True)
 class _MarkowitzData:
-    """One fit's inputs as arrays over the window's tickers."""
+    """One fit's inputs as arrays over the window's tickers (or over a subset of them)."""
 
     mu: np.ndarray
-    factor: np.ndarray  # upper triangular: Sigma = F'F
+    covariance: np.ndarray  # daily, Sigma
     prev: np.ndarray  # previous weights, 0 where not held
     sector_ids: np.ndarray | None
     has_prev: bool
-    # weight held in names gone from the window: sold in full, so it only uses up turnover
+    # weight held in names outside these arrays (gone from the window, or eliminated at 0):
+    # sold in full, so it only uses up turnover
     forced_sale: float
+
+    @cached_property
+    def factor(self) -> np.ndarray:
+        """Upper triangular F with Sigma = F'F (computed only for a problem that is solved)."""
+        return np.linalg.cholesky(self.covariance).T
+
+    def subset(self, members: np.ndarray) -> _MarkowitzData:
+        """The problem with every name outside the boolean mask ``members`` fixed at 0 and
+        eliminated (an exact reduction): its held weight is sold, using up turnover. Sector
+        ids are renumbered in the order of ``np.unique`` of the members' ids."""
+        idx = np.flatnonzero(members)
+        sector_ids = (
+            None
+            if self.sector_ids is None
+            else np.unique(self.sector_ids[idx], return_inverse=True)[1].astype(np.int64)
+        )
+        return _MarkowitzData(
+            mu=self.mu[idx],
+            covariance=self.covariance[np.ix_(idx, idx)],
+            prev=self.prev[idx],
+            sector_ids=sector_ids,
+            has_prev=self.has_prev,
+            forced_sale=self.forced_sale + float(np.abs(self.prev[~members]).sum()),
+        )
+
+
+@dataclass(frozen=True)
+class _Multipliers:
+    """A solve's Lagrange multipliers (cvxpy's duals of a maximisation: all >= 0) of the
+    constraints a name at zero weight feels; 0 for a constraint the problem does not have."""
+
+    budget: float
+    sector: np.ndarray | None  # per sector of the solved problem's renumbered ids
+    turnover: float
+    vol: float
+
+
+def _dual(constraint: Any | None) -> Any:
+    return 0.0 if constraint is None else constraint.dual_value
+
+
+# Clarabel's default duality gaps (1e-8) leave weights under a binding vol ceiling up to 1e-5
+# off the optimum (the 500-name benchmark, against gaps of 1e-13); at 1e-11 the full problem
+# is within 3e-7 there, and within 1.1e-6 on a flatter 150-name problem, where the working
+# set (fewer names at zero inside the barrier) is within 1e-7.
+_CLARABEL_SETTINGS = {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11}
+# a name outside the working set enters when its marginal gain beats its marginal cost by more
+# than this (objective units per unit of weight); a smaller miss moves the optimum by its ratio
+# to the name's curvature (H * risk_aversion * its variance, plus the vol ceiling's), about 1e-7
+# of weight at most
+_KKT_TOL = 1e-9
 
 
 class ConstrainedMarkowitz(Allocation):
@@ -544,7 +598,24 @@ class ConstrainedMarkowitz(Allocation):
     linear only), so it is a documented two-stage heuristic: solve the convex relaxation,
     keep the ``max_names`` largest weights (names held in w_prev at their old weight
     count as candidates like any other), fix every other weight to exactly zero and
-    re-solve. If the restricted problem is infeasible the result is reported infeasible.
+    re-solve over the kept names only. If that problem is infeasible the result is reported
+    infeasible.
+
+    Working set (``working_set=True``, long-only): the relaxation's optimum is unique (Sigma
+    is positive definite) and holds few names, so it is solved exactly by column generation.
+    The working set S starts as the held names, the ``warm_start`` tickers (e.g. yesterday's
+    ``active_set_``) and the ``working_set_size`` names of highest mu; the problem restricted
+    to S (every other weight eliminated at 0) is solved, and its multipliers certify each name
+    outside S (w_prev_i = 0 there: held names are always in S): w_i = 0 satisfies the full
+    problem's KKT conditions when H mu_i - H risk_aversion (Sigma w)_i - l_budget - l_sector(i)
+    - l_vol (Sigma w)_i / sqrt(w' Sigma w) <= cost_rate + l_turnover (the top-10 term's
+    subgradient can be taken 0 at a zero entry, the max-weight bound is slack there).
+    Violators enter S, largest violation first, at most ``working_set_size`` a round, until
+    none is left; the restricted optimum is then the full problem's. A restricted problem that
+    fails (infeasible: a hedge the vol ceiling needs may be outside S), or a certificate that
+    is undefined, falls back to the full solve. cvxpy's Clarabel interface takes no warm
+    start, so the warm start is this set of names. ``working_set=False`` always solves the
+    full problem, as does ``long_only=False``.
 
     ``previous_weights``: yesterday's live book (None = first build from cash: costs charged
     against zero, no turnover cap); names in it that are missing from the returns are sold in
@@ -553,9 +624,15 @@ class ConstrainedMarkowitz(Allocation):
     (``quant_core.sectors``).
     After fit: ``expected_returns_``, ``covariance_`` (Ledoit-Wolf, daily), ``turnover_``,
     ``ex_ante_vol_`` (annualised), ``violations_`` (check_constraints on the result),
-    ``stage_`` ("relaxed": one solve sufficed; "restricted": the cardinality re-solve ran),
-    ``timings_`` (seconds: ``estimate_s`` the covariance and its factor, and over the
-    ``solves``, cvxpy's ``compile_s``, the solver's own ``solver_s`` and ``other_s``).
+    ``stage_`` ("relaxed": one relaxation sufficed; "restricted": the cardinality re-solve
+    ran), ``active_set_`` (tickers the relaxation's optimum holds: tomorrow's ``warm_start``;
+    the whole final working set would grow the next day's, with today's high-mu names),
+    ``working_set_`` (tickers of the final working set, every ticker when the full problem
+    was solved), ``working_set_rounds_`` (restricted relaxations solved; 0 for the full
+    solve), ``timings_`` (seconds: ``estimate_s`` the covariance, and over the
+    ``solves`` (each restricted or full problem), cvxpy's ``compile_s``, the solver's own
+    ``solver_s`` and ``other_s``, building the problem with its Cholesky factor and
+    unpacking the solution).
     """
 
     def __init__(
@@ -576,6 +653,9 @@ class ConstrainedMarkowitz(Allocation):
         previous_weights: pd.Series | None = None,
         sectors: pd.Series | None = None,
         expected_returns: pd.Series | None = None,
+        working_set: bool = True,
+        working_set_size: int = 100,
+        warm_start: pd.Index | list[str] | None = None,
     ) -> None:
         self.max_names = max_names
         self.sector_cap = sector_cap
@@ -593,72 +673,108 @@ class ConstrainedMarkowitz(Allocation):
         self.previous_weights = previous_weights
         self.sectors = sectors
         self.expected_returns = expected_returns
+        self.working_set = working_set
+        self.working_set_size = working_set_size
+        self.warm_start = warm_start
 
     def claimed_violations(self) -> list[str]:
         return list(self.violations_)
 
-    def _constraints(
-        self, w: Any, risk: Any, trade: Any, data: _MarkowitzData, excluded: np.ndarray | None
-    ) -> list[Any]:
+    def _constraints(self, w: Any, risk: Any, trade: Any, data: _MarkowitzData) -> dict[str, Any]:
+        """The constraints by name (those the certificate reads: budget, sector, turnover,
+        vol)."""
         n = data.mu.size
-        constraints: list[Any] = [risk == data.factor @ w, cp.sum(w) <= 1.0]
+        # risk = sqrt(H) F w: ||risk||^2 is the horizon's variance, ||risk|| its volatility
+        scale = np.sqrt(float(self.cost_horizon))
+        constraints: dict[str, Any] = {
+            "factor": risk == (scale * data.factor) @ w,
+            "budget": cp.sum(w) <= 1,
+        }
         if self.long_only:
-            constraints.append(w >= 0)
+            constraints["sign"] = w >= 0
         else:
-            constraints.append(cp.norm1(w) <= self.gross_limit)
+            constraints["gross"] = cp.norm1(w) <= self.gross_limit
         if self.sector_cap is not None and data.sector_ids is not None:
             n_sectors = int(data.sector_ids.max()) + 1
             membership = np.zeros((n_sectors, n))
             membership[data.sector_ids, np.arange(n)] = 1.0
-            constraints.append(membership @ w <= self.sector_cap)
+            constraints["sector"] = membership @ w <= self.sector_cap
         if self.max_turnover is not None and data.has_prev:
-            constraints.append(trade + data.forced_sale <= self.max_turnover)
+            constraints["turnover"] = trade + data.forced_sale <= self.max_turnover
+        # |w| = w when long-only: no auxiliary variables for the absolute values
+        size = w if self.long_only else cp.abs(w)
         if self.max_weight is not None:
-            constraints.append(cp.abs(w) <= self.max_weight)
+            constraints["max_weight"] = size <= self.max_weight
         if self.max_top10 is not None:
             # the sum of the k largest entries is convex: an exact constraint, no heuristic
-            constraints.append(cp.sum_largest(cp.abs(w), 10) <= self.max_top10)
+            constraints["top10"] = cp.sum_largest(size, min(10, n)) <= self.max_top10
         if self.vol_target is not None:
-            constraints.append(cp.norm(risk, 2) <= self.vol_target / np.sqrt(TRADING_DAYS))
-        if excluded is not None and excluded.any():
-            constraints.append(w[np.flatnonzero(excluded)] == 0)
+            daily = self.vol_target / np.sqrt(TRADING_DAYS)
+            constraints["vol"] = cp.norm(risk, 2) <= scale * daily
         return constraints
 
-    def _solve(
-        self, data: _MarkowitzData, excluded: np.ndarray | None
-    ) -> tuple[np.ndarray | None, str]:
+    def _problem(self, data: _MarkowitzData) -> tuple[Any, Any, dict[str, Any]]:
+        """The cvxpy problem, its weight variable and its constraints by name."""
         n = data.mu.size
         w = cp.Variable(n)
-        # risk = F w as its own variable: the quadratic term then has a diagonal P and the
-        # dense factor appears once, in an equality (much faster in CLARABEL at large N)
-        risk = cp.Variable(n)  # ||risk||^2 = w' Sigma w, Sigma = F'F
+        # risk = sqrt(H) F w as its own variable: the quadratic term then has a diagonal P
+        # and the dense factor appears once, in an equality (much faster in CLARABEL at large
+        # N); at the horizon's scale, risk and its bound are of the order of the weights
+        risk = cp.Variable(n)  # ||risk||^2 = H w' Sigma w, Sigma = F'F
         trade = cp.norm1(w - data.prev)
-        horizon = float(self.cost_horizon)
         objective = cp.Maximize(
-            horizon * (data.mu @ w - 0.5 * self.risk_aversion * cp.sum_squares(risk))
+            float(self.cost_horizon) * data.mu @ w
+            - 0.5 * self.risk_aversion * cp.sum_squares(risk)
             - self.cost_rate * trade
         )
-        problem = cp.Problem(objective, self._constraints(w, risk, trade, data, excluded))
+        constraints = self._constraints(w, risk, trade, data)
+        return cp.Problem(objective, list(constraints.values())), w, constraints
+
+    def _solve(self, data: _MarkowitzData) -> tuple[np.ndarray | None, str, _Multipliers | None]:
+        """One problem's weights (None unless solved), status and multipliers. Clarabel runs
+        to ``_CLARABEL_SETTINGS`` first; where it cannot reach them (optimal_inaccurate), it
+        runs again at its defaults, and that run's status is the one reported."""
         started = time.perf_counter()
-        try:
-            problem.solve(solver=self.solver)
-        except cp.error.SolverError as exc:
-            return None, f"solver_error: {exc}"
-        finally:
-            self._time(problem, time.perf_counter() - started)
+        problem, w, constraints = self._problem(data)
+        attempts: list[dict[str, float]] = [{}]
+        if self.solver == "CLARABEL":
+            # the defaults passed explicitly: cvxpy re-solves a problem with its last options
+            attempts = [_CLARABEL_SETTINGS, {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8}]
+        for attempt, settings in enumerate(attempts, start=1):
+            try:
+                with warnings.catch_warnings():
+                    if attempt < len(attempts):  # an inaccurate run here is run again
+                        warnings.filterwarnings("ignore", "Solution may be inaccurate")
+                    problem.solve(solver=self.solver, **settings)
+            except cp.error.SolverError as exc:
+                return None, f"solver_error: {exc}", None
+            finally:
+                self._time(problem, time.perf_counter() - started)
+                started = time.perf_counter()
+            if problem.status != cp.OPTIMAL_INACCURATE:
+                break
         status = str(problem.status)
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or w.value is None:
-            return None, status
+            return None, status, None
         out = np.asarray(w.value, dtype=np.float64)
-        if excluded is not None:
-            out[excluded] = 0.0
         # solver noise of order 1e-9 around zero (below the bound when long-only)
         noise = out < 1e-9 if self.long_only else np.abs(out) < 1e-9
-        return np.where(noise, 0.0, out), status
+        multipliers = _Multipliers(
+            budget=float(_dual(constraints["budget"])),
+            sector=(
+                None
+                if "sector" not in constraints
+                else np.asarray(constraints["sector"].dual_value, dtype=np.float64)
+            ),
+            turnover=float(_dual(constraints.get("turnover"))),
+            # the multiplier of ||F w|| <= daily vol target, whose constraint is sqrt(H) times it
+            vol=float(_dual(constraints.get("vol"))) * np.sqrt(float(self.cost_horizon)),
+        )
+        return np.where(noise, 0.0, out), status, multipliers
 
     def _time(self, problem: Any, seconds: float) -> None:
         """Add one solve to ``timings_``: cvxpy's compilation, the solver's own time, and the
-        rest of the call (the solution's unpacking)."""
+        rest of the call (building the problem, unpacking the solution)."""
         stats = problem.solver_stats
         solver = float(stats.solve_time) if stats is not None and stats.solve_time else 0.0
         compile_s = float(problem.compilation_time or 0.0)
@@ -690,7 +806,7 @@ class ConstrainedMarkowitz(Allocation):
         self.covariance_ = pd.DataFrame(covariance, index=tickers, columns=tickers)
         return _MarkowitzData(
             mu=mu,
-            factor=np.linalg.cholesky(covariance).T,
+            covariance=covariance,
             prev=(
                 previous.reindex(tickers).fillna(0.0).to_numpy(dtype=np.float64)
                 if previous is not None
@@ -705,20 +821,88 @@ class ConstrainedMarkowitz(Allocation):
             ),
         )
 
-    def _solve_with_cardinality(self, data: _MarkowitzData) -> tuple[np.ndarray | None, str]:
-        """The relaxation, then (above ``max_names`` names) the restricted re-solve on the
-        ``max_names`` largest weights; sets ``stage_``."""
-        weights, status = self._solve(data, None)
+    def _initial_working_set(self, data: _MarkowitzData, tickers: pd.Index) -> np.ndarray:
+        """Held names, the ``warm_start`` tickers and the ``working_set_size`` highest mu."""
+        members = data.prev != 0
+        if self.warm_start is not None:
+            members |= tickers.isin(pd.Index(self.warm_start))
+        members[np.argsort(-data.mu, kind="stable")[: self.working_set_size]] = True
+        return members
+
+    def _entering(
+        self, data: _MarkowitzData, weights: np.ndarray, members: np.ndarray, duals: _Multipliers
+    ) -> np.ndarray | None:
+        """Names outside ``members`` whose zero weight breaks the full problem's KKT
+        conditions at the restricted optimum ``weights``, largest violation first (empty: the
+        restricted optimum is the full one); None where the certificate is undefined."""
+        inside = np.flatnonzero(members)
+        sigma_w = data.covariance[:, inside] @ weights[inside]
+        gain = float(self.cost_horizon) * (data.mu - self.risk_aversion * sigma_w) - duals.budget
+        if duals.sector is not None and data.sector_ids is not None:
+            by_sector = np.zeros(int(data.sector_ids.max()) + 1)
+            # the restricted problem numbered its sectors in np.unique order of the members'
+            by_sector[np.unique(data.sector_ids[inside])] = duals.sector
+            gain -= by_sector[data.sector_ids]
+        if duals.vol > _KKT_TOL:
+            vol = float(np.sqrt(max(weights[inside] @ sigma_w[inside], 0.0)))
+            if vol < 1e-12:
+                return None  # the vol term's gradient is undefined at an empty book
+            gain -= duals.vol * sigma_w / vol
+        violation = gain - (self.cost_rate + duals.turnover)
+        violation[members] = -np.inf
+        entering = np.flatnonzero(violation > _KKT_TOL)
+        return entering[np.argsort(-violation[entering], kind="stable")]
+
+    def _relaxation(
+        self, data: _MarkowitzData, tickers: pd.Index
+    ) -> tuple[np.ndarray | None, str, np.ndarray]:
+        """The convex relaxation's optimum, its status and its final working set (a mask):
+        by working set where it applies, else (and as the fallback) the full problem."""
+        self.working_set_rounds_ = 0
+        everyone = np.ones(data.mu.size, dtype=bool)
+        if not (self.working_set and self.long_only):
+            return (*self._solve(data)[:2], everyone)
+        members = self._initial_working_set(data, tickers)
+        while not members.all():
+            restricted, status, duals = self._solve(data.subset(members))
+            self.working_set_rounds_ += 1
+            if restricted is None or duals is None or status != cp.OPTIMAL:
+                # infeasible on the subset (a hedge the vol ceiling needs may be outside it),
+                # or multipliers too inexact to certify: the full problem decides
+                break
+            weights = np.zeros(data.mu.size)
+            weights[members] = restricted
+            entering = self._entering(data, weights, members, duals)
+            if entering is None:
+                break
+            if entering.size == 0:
+                return weights, status, members
+            members = members.copy()
+            members[entering[: self.working_set_size]] = True
+        return (*self._solve(data)[:2], everyone)
+
+    def _solve_with_cardinality(
+        self, data: _MarkowitzData, tickers: pd.Index
+    ) -> tuple[np.ndarray | None, str]:
+        """The relaxation, then (above ``max_names`` names) the re-solve over the
+        ``max_names`` largest weights only; sets ``stage_``, ``working_set_`` and
+        ``active_set_``."""
+        weights, status, members = self._relaxation(data, tickers)
+        self.working_set_ = tickers[members]
+        self.active_set_ = tickers[:0] if weights is None else tickers[weights != 0]
         self.stage_ = "relaxed"
         if (
             weights is not None
             and self.max_names is not None
             and int((np.abs(weights) > self.tol).sum()) > self.max_names
         ):
-            keep = np.argsort(-np.abs(weights), kind="stable")[: self.max_names]
-            excluded = np.ones(data.mu.size, dtype=bool)
-            excluded[keep] = False
-            weights, status = self._solve(data, excluded)
+            kept = np.zeros(data.mu.size, dtype=bool)
+            kept[np.argsort(-np.abs(weights), kind="stable")[: self.max_names]] = True
+            restricted, status, _ = self._solve(data.subset(kept))
+            weights = None
+            if restricted is not None:
+                weights = np.zeros(data.mu.size)
+                weights[kept] = restricted
             self.stage_ = "restricted"
         return weights, status
 
@@ -746,7 +930,7 @@ class ConstrainedMarkowitz(Allocation):
         self.timings_ = dict.fromkeys(("solves", "compile_s", "solver_s", "other_s"), 0.0)
         data = self._data(x, tickers)
         self.timings_["estimate_s"] = time.perf_counter() - started
-        weights, status = self._solve_with_cardinality(data)
+        weights, status = self._solve_with_cardinality(data, tickers)
         if weights is None:
             self._set_result(_nan_weights(tickers), f"infeasible ({self.stage_}): {status}", False)
             self.violations_ = ["infeasible"]
