@@ -417,14 +417,38 @@ def failure_of(result: dg.ExecuteInProcessResult) -> str:
 
 def run_backtest_step(
     store: Store, config: BacktestConfig, scores_path: Path, experiment: str, run: Any
-) -> pl.DataFrame:
-    """Step 3: the backtest of ``scores_path``; its stored ``backtest_metrics``, best first."""
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Step 3: the backtest of ``scores_path``; its stored ``backtest_metrics``, best first,
+    and its materialization's metadata (stage times, cadences, the days each rule fired)."""
     traded = BacktestConfig(**{**config.model_dump(), "scores_path": str(scores_path)})
     result = materialize_backtest(traded, experiment, run.info.run_id)
     if not result.success:
         raise ResearchError(f"the backtest failed: {failure_of(result)}")
     metrics = store.read("backtest_metrics")
-    return metrics.sort("sharpe", descending=True, nulls_last=True)
+    event = result.asset_materializations_for_node("backtest")[0]
+    facts = {
+        key: event.metadata[key].value
+        for key in ("cadence", "drawdown_rule_days", "stop_loss_days", "seconds")
+    }
+    return metrics.sort("sharpe", descending=True, nulls_last=True), facts
+
+
+def backtest_facts(facts: dict[str, Any]) -> str:
+    """How often each strategy was re-decided (the others' common cadence on one line), the
+    days the live rules fired and the stage times."""
+    cadence: dict[str, list[str]] = {}
+    for strategy, how in facts["cadence"].items():
+        cadence.setdefault(how, []).append(strategy)
+    lines = [f"re-decided {how}: {', '.join(sorted(names))}" for how, names in cadence.items()]
+    seconds = ", ".join(f"{k} {v} s" for k, v in facts["seconds"].items())
+    return "\n".join(
+        [
+            *lines,
+            f"drawdown rule fired (days): {facts['drawdown_rule_days']}; "
+            f"stop-loss days: {facts['stop_loss_days']}",
+            f"backtest stages: {seconds}",
+        ]
+    )
 
 
 def backtest_years(store: Store, order: list[str]) -> pl.DataFrame:
@@ -484,10 +508,11 @@ def research(args: argparse.Namespace) -> None:
         yearly.to_csv(folder / "ic_by_year.csv")
         log_evaluation(config, args, evaluation, table)
         if not args.skip_backtest:
-            metrics = run_backtest_step(store, config, scores_path, args.experiment, run)
+            metrics, facts = run_backtest_step(store, config, scores_path, args.experiment, run)
             metrics.write_csv(folder / "backtest_metrics.csv")
             rows = metrics.select("strategy", *SHOWN_METRICS).to_pandas().set_index("strategy")
             print(f"backtest (backtest_metrics):\n{shown(rows)}")
+            print(backtest_facts(facts))
             by_year = backtest_years(store, metrics["strategy"].to_list())
             by_year.write_csv(folder / "backtest_yearly_returns.csv")
             print(

@@ -61,3 +61,37 @@ def test_a_window_that_skips_a_session_is_the_same_as_estimating_it_afresh(panel
             rtol=1e-9,
             atol=1e-15,
         )
+
+
+def test_the_daily_fast_path_gives_the_cold_solves_books_day_after_day(panel):
+    """The live method as the replay runs it (the covariance from running sums, the working
+    set warm-started from yesterday's book) against a cold solve from scratch (sklearn's
+    Ledoit-Wolf, the full problem), five consecutive days, each from its own previous book."""
+    import pandas as pd
+
+    from quant_assets.portfolio.allocation import ConstrainedMarkowitz
+
+    tickers = [c for c in panel.columns if c not in ("date", "T07")]
+    rng = np.random.default_rng(5)
+    views = pd.Series(rng.normal(0.0, 0.002, len(tickers)), index=tickers)
+    sectors = pd.Series([f"S{i % 4}" for i in range(len(tickers))], index=tickers)
+    limits = {"sectors": sectors, "expected_returns": views, "max_weight": 0.1, "max_top10": 0.6}
+    rolling = RollingLedoitWolf([c for c in panel.columns if c != "date"])
+    fast_book = cold_book = None
+    for end in range(SESSIONS - 5, SESSIONS):
+        window = panel.slice(end - WINDOW, WINDOW)
+        returns = window.select(tickers).to_pandas()
+        fast = ConstrainedMarkowitz(
+            **limits,
+            working_set_size=10,
+            previous_weights=fast_book,
+            warm_start=None if fast_book is None else list(fast_book.index),
+            covariance=rolling.covariance(window, tickers),
+        ).fit(returns)
+        cold = ConstrainedMarkowitz(**limits, working_set=False, previous_weights=cold_book)
+        cold.fit(returns)
+        assert fast.feasible_ and cold.feasible_
+        assert (fast.weights_ - cold.weights_).abs().max() <= 1e-6
+        fast_book = fast.weights_[fast.weights_ > 1e-9]
+        cold_book = cold.weights_[cold.weights_ > 1e-9]
+    assert 3 <= len(fast_book) <= 39

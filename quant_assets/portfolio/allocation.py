@@ -585,7 +585,8 @@ class ConstrainedMarkowitz(Allocation):
                |w_i| <= max_weight, sum of the 10 largest |w_i| <= max_top10 (concentration).
     With ``long_only=False`` the bound w >= 0 becomes a gross limit ||w||_1 <= gross_limit.
 
-    Sigma: Ledoit-Wolf shrinkage (sklearn) of the daily returns. mu: ``expected_returns``
+    Sigma: Ledoit-Wolf shrinkage (sklearn) of the daily returns, or ``covariance`` when given
+    (the same estimate kept from running sums by the daily decision). mu: ``expected_returns``
     (pd.Series, e.g. ML views, daily) or the sample mean (mu, Sigma daily).
     ``cost_rate`` is the proportional cost per unit of NAV traded (10 bps = 0.001), a one-off
     charge, so the daily edge is scaled to ``cost_horizon`` = H sessions (default 252: annual
@@ -656,6 +657,7 @@ class ConstrainedMarkowitz(Allocation):
         working_set: bool = True,
         working_set_size: int = 100,
         warm_start: pd.Index | list[str] | None = None,
+        covariance: pd.DataFrame | None = None,
     ) -> None:
         self.max_names = max_names
         self.sector_cap = sector_cap
@@ -676,6 +678,7 @@ class ConstrainedMarkowitz(Allocation):
         self.working_set = working_set
         self.working_set_size = working_set_size
         self.warm_start = warm_start
+        self.covariance = covariance
 
     def claimed_violations(self) -> list[str]:
         return list(self.violations_)
@@ -800,8 +803,14 @@ class ConstrainedMarkowitz(Allocation):
                 raise ValueError("sectors must cover every ticker")
             # an unclassified name is capped as a sector of its own, never pooled
             sector_ids = pd.factorize(sector_groups(labels))[0].astype(np.int64)
-        # the function, not the estimator: LedoitWolf.fit also inverts the matrix (unused here)
-        covariance, _ = ledoit_wolf(x)
+        if self.covariance is not None:
+            # the window's Ledoit-Wolf kept from running sums (portfolio/covariance.py)
+            covariance = self.covariance.reindex(index=tickers, columns=tickers).to_numpy()
+            if not np.isfinite(covariance).all():
+                raise ValueError("covariance must cover every ticker")
+        else:
+            # the function, not the estimator: LedoitWolf.fit also inverts the matrix
+            covariance, _ = ledoit_wolf(x)
         self.expected_returns_ = pd.Series(mu, index=tickers)
         self.covariance_ = pd.DataFrame(covariance, index=tickers, columns=tickers)
         return _MarkowitzData(

@@ -289,7 +289,9 @@ def _held(book: _MethodBook) -> pd.Series:
 def _weight_rows(book: _MethodBook, day: Any) -> pl.DataFrame:
     held = _held(book)
     return pl.DataFrame(
-        {"ticker": [str(t) for t in held.index], "weight": held.to_numpy(dtype=np.float64)}
+        {"ticker": [str(t) for t in held.index], "weight": held.to_numpy(dtype=np.float64)},
+        # typed: an all-cash book has no rows
+        schema={"ticker": pl.String, "weight": pl.Float64},
     ).with_columns(
         pl.lit(day).alias("date"),
         pl.lit(book.method).alias("method"),

@@ -76,6 +76,7 @@ def _markowitz_params(inputs: DayInputs, policy: PortfolioPolicy) -> dict[str, A
         "max_top10": policy.max_top10,
         "sectors": inputs.sectors,
         "expected_returns": inputs.expected_returns(),
+        "covariance": inputs.covariance,
     }
 
 
