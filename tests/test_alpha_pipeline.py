@@ -267,6 +267,14 @@ def test_backtest_runs_every_model_and_method_and_stores_what_it_measured(pipeli
     assert run.data.metrics["hrp.sharpe"] == pytest.approx(
         metrics.filter(pl.col("strategy") == "hrp")["sharpe"].item()
     )
+    # the live method of the ensemble is replayed every session, the rest on the cadence
+    cadence = event.metadata["cadence"].value
+    assert cadence["ensemble/constrained_markowitz"] == "every session (live replay)"
+    assert cadence["hrp"] == cadence["lightgbm/constrained_markowitz"] == "every 10 sessions"
+    daily = returns.filter(pl.col("strategy") == "ensemble/constrained_markowitz")
+    assert daily.height == strategy.height  # one row per session, as every book
+    rules = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/backtest_rules.json")
+    assert rules["cadence"] == cadence
 
 
 def test_the_whole_daily_graph_runs_for_two_consecutive_sessions(pipeline: Pipeline):

@@ -93,8 +93,10 @@ def test_costs_and_lots_reconcile_with_the_simulated_nav(replay, market):  # noq
     fills["day"] = pd.DatetimeIndex(fills["fill_date"])
     shares = pd.Series(0.0, index=closes.columns)
     # the first session holds only cash: its orders fill in the second
-    first = pd.Timestamp(market["days"][-SCORED])
-    nav = pd.concat([pd.Series({first: SPEC.initial_cash}), book["nav"]])
+    nav = book["nav"]
+    assert nav.iloc[0] == SPEC.initial_cash and book.index[0] == pd.Timestamp(
+        market["days"][-SCORED]
+    )
     for previous, day in itertools.pairwise(nav.index):
         today = fills[fills["day"] == day]
         move = float((shares * (closes.loc[day] - closes.loc[previous])).sum())
@@ -128,13 +130,13 @@ def test_the_replay_only_shrinks_the_held_book_once_its_own_nav_is_past_the_maxi
         .drop("decline")
     )
     replay = _replayed(_history(market, bars), market)
-    first = pd.Timestamp(days[-SCORED])
-    nav = pd.concat([pd.Series({first: SPEC.initial_cash}), replay.book()["nav"]])
+    nav = replay.book()["nav"]
     cut = set(pl.concat(replay.statuses).filter(pl.col("risk_reducing"))["date"].to_list())
     assert cut, "the falling market never took the account past the maximum drawdown"
     for day, decided in replay.decisions.items():
-        so_far = nav[nav.index <= pd.Timestamp(day)]
-        drawdown = 1.0 - so_far.iloc[-1] / max(so_far.max(), SPEC.initial_cash)
+        # the NAV of the policy's window (its lookback + 1 closes), as live reads ``nav``
+        so_far = nav[nav.index <= pd.Timestamp(day)].iloc[-(SPEC.lookback_sessions + 1) :]
+        drawdown = 1.0 - so_far.iloc[-1] / so_far.max()
         assert (day in cut) == (drawdown > POLICY.max_drawdown), (day, drawdown)
         if day in cut:
             held = replay.held[day]

@@ -10,6 +10,7 @@ history (see :mod:`quant_assets.research.walk_forward`) materializes four assets
 """
 
 import dataclasses
+import json
 import typing
 from collections.abc import Iterator
 from datetime import date
@@ -115,10 +116,12 @@ class BacktestConfig(_BacktestSizes):  # type: ignore[misc, valid-type]
         )
 
     def policy(self, policy: PortfolioPolicy) -> PortfolioPolicy:
-        """The portfolio policy with ``methods`` (the first one live) when given, checked."""
+        """The portfolio policy with ``methods`` when given (its live method stays live when
+        among them, else the first one is), checked."""
         if self.methods:
+            live = policy.live_method if policy.live_method in self.methods else self.methods[0]
             policy = PortfolioPolicy(
-                **{**policy.model_dump(), "methods": self.methods, "live_method": self.methods[0]}
+                **{**policy.model_dump(), "methods": self.methods, "live_method": live}
             )
         policy.check_consistent()
         return policy
@@ -337,7 +340,20 @@ def backtest(
         paths[name].write_bytes(image)
     yearly_csv = reports / "backtest_yearly_returns.csv"
     yearly_returns(returns).join(costs_paid(returns), on="strategy").write_csv(yearly_csv)
-    artifacts = [*paths.values(), yearly_csv]
+    rules = reports / "backtest_rules.json"
+    rule_days = _rule_days(result.status)
+    rules.write_text(
+        json.dumps(
+            {
+                "cadence": _cadence(result, spec),
+                "drawdown_rule_days": rule_days["drawdown_rule_days"].value,
+                "stop_loss_days": rule_days["stop_loss_days"],
+                "seconds": result.seconds,
+            },
+            indent=2,
+        )
+    )
+    artifacts = [*paths.values(), yearly_csv, rules]
     run = _log_run(context.resources.mlflow, config, policy, metrics, artifacts)
     top = ranked.row(0, named=True) if ranked.height else {}
     yield dg.MaterializeResult(
@@ -347,7 +363,7 @@ def backtest(
             **date_range_metadata(returns),
             "rebalance_days": len(result.rebalance_days),
             "cadence": dg.MetadataValue.json(_cadence(result, spec)),
-            **_rule_days(result.status),
+            **rule_days,
             "best_strategy": str(top.get("strategy", "n/a")),
             "best_sharpe": float(top.get("sharpe") or float("nan")),
             "best_dsr": float(top.get("dsr") or float("nan")),

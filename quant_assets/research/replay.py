@@ -29,6 +29,7 @@ notional over the previous NAV), ``gross_exposure`` and ``n_names`` at the close
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -102,7 +103,8 @@ class Replay:
         (:func:`account_bars`); returns :meth:`book`."""
         holdings = Holdings(pl.DataFrame(schema=HOLDINGS_SCHEMA), self.initial_cash)
         dates = bars["date"]
-        peak = self.initial_cash
+        # the drawdown rule reads the NAV of the policy's window, as live reads its stored nav
+        navs: deque[float] = deque(maxlen=self.portfolio_policy.lookback_sessions + 1)
         pending: list[OrderRequest] = []
         for i, day in enumerate(sessions):
             window = bars.filter(dates.is_between(_back(sessions, i, self._liquidity), day))
@@ -112,10 +114,10 @@ class Replay:
                 window.filter(pl.col("date") == day).select("ticker", "close").iter_rows()
             )
             nav = self._nav(holdings)
-            peak = max(peak, nav)
+            navs.append(nav)
             self._record(day, nav, holdings, traded)
             inputs = inputs_of(day) if i + 1 < len(sessions) else None
-            pending = self._orders(inputs, holdings, snapshot, 1.0 - nav / peak, day)
+            pending = self._orders(inputs, holdings, snapshot, 1.0 - nav / max(navs), day)
         return self.book()
 
     @property
@@ -226,7 +228,8 @@ class Replay:
         return holdings.cash + value
 
     def book(self) -> pd.DataFrame:
-        """Per session after the first: the module docstring's columns, plus ``nav``."""
+        """Per session: the module docstring's columns (0 on the first, which only decides),
+        plus ``nav``."""
         rows = pd.DataFrame(self._rows).set_index("date")
         rows.index = pd.DatetimeIndex(rows.index)
         before = rows["nav"].shift(1)
@@ -238,7 +241,10 @@ class Replay:
         out["gross_exposure"] = rows["gross_exposure"]
         out["n_names"] = rows["n_names"]
         out["nav"] = rows["nav"]
-        return out.iloc[1:][[*BOOK_COLUMNS, "nav"]]
+        # the first session only decides (all cash, nothing earned yet), as a simulated book's
+        for column in ("net_return", "cost", "gross_return", "turnover"):
+            out.loc[out.index[0], column] = 0.0
+        return out[[*BOOK_COLUMNS, "nav"]]
 
 
 def _back(sessions: list[date], i: int, count: int) -> date:

@@ -411,7 +411,8 @@ def _replay(
     replay = Replay(
         strategy_name(model, policy.live_method),
         model or "-",
-        policy,
+        # the window the backtest's inputs use (the policy's unless the spec sets one)
+        policy.model_copy(update={"lookback_sessions": spec.lookback(policy)}),
         execution.policy,
         execution.fill_model,
         spec.initial_cash,
@@ -536,10 +537,16 @@ class _SimulatedNav:
     )
 
     def drawdown(
-        self, decided: dict[date, pd.Series], market: Market, spec: BacktestSpec, day: date
+        self,
+        decided: dict[date, pd.Series],
+        market: Market,
+        spec: BacktestSpec,
+        day: date,
+        sessions: int | None = None,
     ) -> float:
         """The drawdown at the close of ``day`` of the strategy that traded ``decided`` (its
-        books so far, all decided before ``day``), with the same simulator and costs."""
+        books so far, all decided before ``day``), with the same simulator and costs, over its
+        last ``sessions`` returns (all of them when None; live reads the policy's window)."""
         days = sorted(decided)
         start = days[-2] if len(days) > 1 else days[0]
         window = [d for d in market.sessions if start <= d <= day]
@@ -550,7 +557,8 @@ class _SimulatedNav:
             fresh = fresh[fresh.index > pd.Timestamp(start)]
         kept = self.returns[self.returns.index < fresh.index[0]] if len(fresh) else self.returns
         self.returns = pd.concat([kept, fresh]) if len(kept) else fresh
-        return current_drawdown(self.returns.to_numpy()) if len(self.returns) else 0.0
+        returns = self.returns.to_numpy()[-(sessions or len(self.returns)) :]
+        return current_drawdown(returns) if len(returns) else 0.0
 
 
 def _past_max_drawdown(
@@ -572,7 +580,8 @@ def _past_max_drawdown(
         if not decided:
             continue
         nav = navs.setdefault(name, _SimulatedNav())
-        if nav.drawdown(decided, market, spec, day) > policy.max_drawdown:
+        window = spec.lookback(policy)
+        if nav.drawdown(decided, market, spec, day, window) > policy.max_drawdown:
             cut.append(method)
     return cut
 
