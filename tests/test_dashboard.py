@@ -237,6 +237,14 @@ def _populate_backtest(store: Store) -> None:
                 "mean_ic": [None, None, 0.036, None],
                 "first_date": [BACKTEST_DAYS[0]] * 4,
                 "last_date": [BACKTEST_DAYS[-1]] * 4,
+                "cadence": [
+                    "bought and held",
+                    "every 20 sessions",
+                    "every session (live replay)",
+                    "every 20 sessions",
+                ],
+                "drawdown_rule_days": [0, 0, 17, 3],
+                "stop_loss_days": [0, 2, 41, 2],
             }
         ),
     )
@@ -393,6 +401,9 @@ def test_outputs_of_the_refresh_callback_carry_their_units(tmp_path: Path) -> No
         )
         assert f"{growth - 1:.1%}" in str(table), year
     assert "costs paid" in str(table) and f"{30 * 0.0005:.2%}" in str(table)
+    # how often each strategy was re-decided and the days the live rules fired
+    assert "every session (live replay)" in str(table) and "drawdown-rule days" in str(table)
+    assert "'17'" in str(table) and "'41'" in str(table)
     assert f"Stored backtest: {BACKTEST_DAYS[0]} to {BACKTEST_DAYS[-1]}" in str(note)
     assert "SEVERE" in str(badges) or "WARN" in str(badges)
     assert status.startswith("refreshed") and status_class == "status"

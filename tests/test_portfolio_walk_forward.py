@@ -279,7 +279,7 @@ def test_a_strategy_past_the_maximum_drawdown_only_shrinks_positions(market):
 
 
 def test_the_backtest_counts_the_days_each_live_rule_fired():
-    from quant_assets.research.assets import _rule_days
+    from quant_assets.research.walk_forward import rule_days
 
     d1, d2 = date(2024, 3, 4), date(2024, 3, 5)
     status = pl.DataFrame(
@@ -291,6 +291,12 @@ def test_the_backtest_counts_the_days_each_live_rule_fired():
             "stopped": [0, 0, 3, 3],
         }
     )
-    counted = _rule_days(status)
-    assert counted["drawdown_rule_days"].value == {"ensemble/black_litterman": 2, "hrp": 1}
-    assert counted["stop_loss_days"] == 1
+    counted = {row["strategy"]: row for row in rule_days(status).iter_rows(named=True)}
+    assert {s: r["drawdown_rule_days"] for s, r in counted.items()} == {
+        "ensemble/black_litterman": 2,
+        "hrp": 1,
+    }
+    assert {s: r["stop_loss_days"] for s, r in counted.items()} == {
+        "ensemble/black_litterman": 1,
+        "hrp": 1,
+    }

@@ -428,6 +428,30 @@ def test_table_column_mismatch(store_url: str) -> None:
     assert store.replace_table("universe", universe(["AAA"])) == 1
 
 
+def test_a_table_replaced_whole_is_recreated_when_its_schema_changed(store_url: str) -> None:
+    """A table replaced whole (the universe, the last backtest's tables) stored by an older
+    schema is dropped and created anew by replace_table; a partitioned table never is."""
+    ddl = "CREATE TABLE universe (ticker VARCHAR NOT NULL, stale DOUBLE)"
+    if store_url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(store_url, autocommit=True) as conn:
+            conn.execute(ddl.replace("DOUBLE", "DOUBLE PRECISION"))
+            conn.execute("INSERT INTO universe VALUES ('OLD', 1.0)")
+    else:
+        import duckdb
+
+        Path(store_url).parent.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect(store_url) as con:
+            con.execute(ddl)
+            con.execute("INSERT INTO universe VALUES ('OLD', 1.0)")
+    store = Store(url=store_url)
+    with pytest.raises(SchemaError, match="stored table universe"):
+        store.read("universe")
+    assert store.replace_table("universe", universe(["AAA", "BBB"])) == 2
+    assert Store(url=store_url).read("universe")["ticker"].to_list() == ["AAA", "BBB"]
+
+
 def test_window_must_not_be_empty(store: Store) -> None:
     with pytest.raises(SchemaError, match="empty window"):
         store.write_partition("raw_bars", bars(D[:1]), D[1], D[1])

@@ -299,6 +299,9 @@ BACKTEST_COLUMNS = (
     ("mean_turnover", "turnover/day", ".1%"),
     ("dsr", "DSR", ".2f"),
     ("mean_ic", "mean Rank IC", ".3f"),
+    ("cadence", "re-decided", ""),
+    ("drawdown_rule_days", "drawdown-rule days", "d"),
+    ("stop_loss_days", "stop-loss days", "d"),
 )
 
 

@@ -341,11 +341,11 @@ def backtest(
     yearly_csv = reports / "backtest_yearly_returns.csv"
     yearly_returns(returns).join(costs_paid(returns), on="strategy").write_csv(yearly_csv)
     rules = reports / "backtest_rules.json"
-    rule_days = _rule_days(result.status)
+    rule_days = _rule_days(metrics)
     rules.write_text(
         json.dumps(
             {
-                "cadence": _cadence(result, spec),
+                "cadence": result.cadence,
                 "drawdown_rule_days": rule_days["drawdown_rule_days"].value,
                 "stop_loss_days": rule_days["stop_loss_days"],
                 "seconds": result.seconds,
@@ -362,7 +362,7 @@ def backtest(
             "strategies": metrics.height,
             **date_range_metadata(returns),
             "rebalance_days": len(result.rebalance_days),
-            "cadence": dg.MetadataValue.json(_cadence(result, spec)),
+            "cadence": dg.MetadataValue.json(result.cadence),
             **rule_days,
             "best_strategy": str(top.get("strategy", "n/a")),
             "best_sharpe": float(top.get("sharpe") or float("nan")),
@@ -379,36 +379,16 @@ def backtest(
     yield _cpcv_result(cpcv, result)
 
 
-def _cadence(result: BacktestResult, spec: BacktestSpec) -> dict[str, str]:
-    """How often each strategy was re-decided: the replayed live books every session, the
-    others every ``reoptimise_every`` sessions, the index bought and held."""
+def _rule_days(metrics: pl.DataFrame) -> dict[str, Any]:
+    """How often the live rules fired in the simulated strategies (``backtest_metrics``'
+    columns): the days each was past its maximum drawdown (only risk-reducing trades), and the
+    days the stop-loss left names out of the books."""
+    fired = metrics.filter(pl.col("drawdown_rule_days") > 0).sort("strategy")
     return {
-        name: "every session (live replay)"
-        if name in result.replayed
-        else "bought and held"
-        if name == INDEX
-        else f"every {spec.reoptimise_every} sessions"
-        for name in result.books
-    }
-
-
-def _rule_days(status: pl.DataFrame) -> dict[str, Any]:
-    """How often the live rules fired in the simulated strategies: the re-optimisation days each
-    strategy was past its maximum drawdown (only risk-reducing trades), and the days the
-    stop-loss left names out of every book."""
-    if status.is_empty():
-        return {"drawdown_rule_days": dg.MetadataValue.json({}), "stop_loss_days": 0}
-    named = status.with_columns(
-        pl.when(pl.col("model") == "-")
-        .then(pl.col("method"))
-        .otherwise(pl.format("{}/{}", "model", "method"))
-        .alias("strategy")
-    )
-    fired = named.filter(pl.col("risk_reducing")).group_by("strategy").len().sort("strategy")
-    stopped = named.filter(pl.col("stopped") > 0)["date"].n_unique()
-    return {
-        "drawdown_rule_days": dg.MetadataValue.json(dict(fired.iter_rows())),
-        "stop_loss_days": int(stopped),
+        "drawdown_rule_days": dg.MetadataValue.json(
+            dict(fired.select("strategy", "drawdown_rule_days").iter_rows())
+        ),
+        "stop_loss_days": int(metrics.select(pl.col("stop_loss_days").max()).item() or 0),
     }
 
 

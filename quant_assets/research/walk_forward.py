@@ -204,6 +204,8 @@ class BacktestResult:
     strategy_models: dict[str, str] = field(default_factory=dict)
     decisions: Books = field(default_factory=dict)
     replayed: list[str] = field(default_factory=list)
+    # strategy -> how often it was re-decided (stated in the output)
+    cadence: dict[str, str] = field(default_factory=dict)
 
 
 def strategy_name(model: str | None, method: str) -> str:
@@ -352,6 +354,11 @@ def backtest_from_scores(
     for replay in replays:
         simulated[replay.name] = replay.book().drop(columns="nav")
         books[replay.name] = replay.decisions
+    cadence = (
+        {name: f"every {spec.reoptimise_every} sessions" for name in simulated if name != INDEX}
+        | {INDEX: "bought and held"}
+        | {r.name: "every session (live replay)" for r in replays}
+    )
     models = [str(c) for c in scores.columns]
     view_methods, plain_methods = _split_methods(policy)
     return BacktestResult(
@@ -372,6 +379,7 @@ def backtest_from_scores(
             for method in (plain_methods if model is None else view_methods)
         },
         replayed=[r.name for r in replays],
+        cadence=cadence,
     )
 
 
@@ -670,6 +678,32 @@ def _cpcv_sharpes(
     return out
 
 
+def rule_days(status: pl.DataFrame) -> pl.DataFrame:
+    """Per strategy: the decision days it was past its maximum drawdown (only risk-reducing
+    trades, ``drawdown_rule_days``) and the days the stop-loss left names out of its book
+    (``stop_loss_days``)."""
+    schema = pl.Schema(
+        {"strategy": pl.String(), "drawdown_rule_days": pl.Int64(), "stop_loss_days": pl.Int64()}
+    )
+    if status.is_empty():
+        return pl.DataFrame(schema=schema)
+    named = status.with_columns(
+        pl.when(pl.col("model") == "-")
+        .then(pl.col("method"))
+        .otherwise(pl.format("{}/{}", "model", "method"))
+        .alias("strategy")
+    )
+    return (
+        named.group_by("strategy")
+        .agg(
+            pl.col("date").filter(pl.col("risk_reducing")).n_unique().alias("drawdown_rule_days"),
+            pl.col("date").filter(pl.col("stopped") > 0).n_unique().alias("stop_loss_days"),
+        )
+        .cast(schema)
+        .sort("strategy")
+    )
+
+
 def strategy_tables(result: BacktestResult) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(metrics per strategy with its model and method, daily returns per strategy): the
     ``backtest_metrics`` and ``backtest_returns`` tables' frames. The DSR's trials are all the
@@ -692,11 +726,17 @@ def strategy_tables(result: BacktestResult) -> tuple[pl.DataFrame, pl.DataFrame]
     parts = [split(name) for name in metrics["strategy"]]
     first = min(book.index.min() for book in result.books.values()).date()
     last = max(book.index.max() for book in result.books.values()).date()
-    metrics = metrics.with_columns(
-        pl.Series("model", [p[0] for p in parts]),
-        pl.Series("method", [p[1] for p in parts]),
-        pl.lit(first).alias("first_date"),
-        pl.lit(last).alias("last_date"),
+    fired = rule_days(result.status)
+    metrics = (
+        metrics.with_columns(
+            pl.Series("model", [p[0] for p in parts]),
+            pl.Series("method", [p[1] for p in parts]),
+            pl.lit(first).alias("first_date"),
+            pl.lit(last).alias("last_date"),
+            pl.col("strategy").replace_strict(result.cadence, default=None).alias("cadence"),
+        )
+        .join(fired, on="strategy", how="left")
+        .with_columns(pl.col("drawdown_rule_days", "stop_loss_days").fill_null(0))
     )
     returns = pl.concat(
         [

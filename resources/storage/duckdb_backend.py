@@ -364,6 +364,12 @@ class DuckDBBackend:
     def replace_all(self, schema: TableSchema, frame: pl.DataFrame) -> None:
         self._replace(schema, frame, "", [])
 
+    def drop_table(self, schema: TableSchema) -> None:
+        with self._connect() as con:
+            con.execute(f"DROP TABLE IF EXISTS {_q(schema.name)}")
+            _shared(self.path).dirty = True
+        self._ready.discard(schema.name)
+
     def replace_rows(self, schema: TableSchema, frame: pl.DataFrame, column: str) -> None:
         values = frame[column].to_list()
         self._replace(schema, frame, f" WHERE list_contains(?, {_q(column)})", [values])

@@ -343,6 +343,11 @@ class PostgresBackend:
     def replace_all(self, schema: TableSchema, frame: pl.DataFrame) -> None:
         self._replace(schema, frame, sql.SQL(""))
 
+    def drop_table(self, schema: TableSchema) -> None:
+        with self._connect() as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema.name)))
+        self._ready.discard(schema.name)
+
     def replace_rows(self, schema: TableSchema, frame: pl.DataFrame, column: str) -> None:
         self._replace(
             schema, frame, self._where(schema, None, None, {column: frame[column].to_list()})

@@ -54,6 +54,8 @@ class Backend(Protocol):
 
     def replace_all(self, schema: TableSchema, frame: pl.DataFrame) -> None: ...
 
+    def drop_table(self, schema: TableSchema) -> None: ...
+
     def replace_rows(self, schema: TableSchema, frame: pl.DataFrame, column: str) -> None: ...
 
     def read(
@@ -317,11 +319,18 @@ class Store(dg.ConfigurableResource):
         return rows.height
 
     def replace_table(self, table: str, frame: pl.DataFrame) -> int:
-        """Replace every row of ``table`` by ``frame`` in one transaction; returns rows written."""
+        """Replace every row of ``table`` by ``frame`` in one transaction; returns rows written.
+        A table stored by an earlier version of its schema is dropped and created anew: every
+        row of it was to be replaced anyway (``universe``, the last backtest's tables)."""
         self._refuse_reader(table)
         schema = table_schema(table)
         rows = conform(schema, frame)
-        self._get_backend().replace_all(schema, rows)
+        backend = self._get_backend()
+        try:
+            backend.replace_all(schema, rows)
+        except SchemaError:
+            backend.drop_table(schema)
+            backend.replace_all(schema, rows)
         return rows.height
 
     def upsert(self, table: str, frame: pl.DataFrame) -> int:

@@ -315,6 +315,10 @@ BACKTEST_METRICS = TableSchema(
         Column("mean_ic", pl.Float64(), nullable=True),
         Column("first_date", pl.Date()),
         Column("last_date", pl.Date()),
+        # how often it was re-decided; the days the drawdown rule and the stop-loss fired
+        Column("cadence", pl.String(), nullable=True),
+        Column("drawdown_rule_days", pl.Int64()),
+        Column("stop_loss_days", pl.Int64()),
     ),
     key=("strategy",),
     time_column=None,
