@@ -67,17 +67,7 @@ def test_the_replayed_book_trades_whole_lots_through_the_brokers_fill_model(repl
 def _request(record: dict):
     from resources.broker.base import OrderRequest
 
-    return OrderRequest(
-        client_order_id=record["client_order_id"],
-        session=record["date"],
-        ticker=record["ticker"],
-        side=record["side"],
-        qty=record["qty"],
-        reference_price=record["reference_price"],
-        daily_volatility=record["daily_volatility"],
-        average_volume=record["average_volume"],
-        limit_price=record["limit_price"],
-    )
+    return OrderRequest.from_row(record, record["client_order_id"], record["date"])
 
 
 def test_costs_and_lots_reconcile_with_the_simulated_nav(replay, market):  # noqa: F811

@@ -166,25 +166,14 @@ def _replayed_decision(store: Store, day: date, holdings=None):
     read from the store: the returns window and views, the account the broker holds at the
     close, its NAV drawdown and the session's market snapshot."""
     from quant_assets.execution.orders import market_snapshot
-    from quant_assets.portfolio.assets import _allocation_inputs
-    from quant_assets.portfolio.books import day_inputs
+    from quant_assets.portfolio.assets import allocation_inputs, inputs_of_day
     from quant_assets.queries import books_on, held_account
     from quant_assets.research.replay import Replay
     from resources.broker.simulated import FillModel
 
     policy, execution = _resources(store)["portfolio_policy"], ExecutionPolicy()
-    given = _allocation_inputs(store, policy, day, next_trading_day(day))
-    inputs = day_inputs(
-        day,
-        given.panel,
-        given.benchmark,
-        given.sectors,
-        given.views.filter(pl.col("date") == day),
-        books_on(store, DAYS[DAYS.index(day) - 1]),
-        policy.lookback_sessions,
-        policy.stop_loss_vol_multiple,
-        policy.stop_loss_vol_window,
-    )
+    given = allocation_inputs(store, policy, day, next_trading_day(day))
+    inputs = inputs_of_day(day, given, books_on(store, DAYS[DAYS.index(day) - 1]), policy)
     if holdings is None:
         holdings = _journal_holdings(store, day)
     bars = store.read(

@@ -47,17 +47,7 @@ def _requests(
 ) -> dict[str, OrderRequest]:
     market = journal.filter(pl.col("status") == "NEW").join(snapshot, on="ticker", how="left")
     return {
-        row["client_order_id"]: OrderRequest(
-            client_order_id=row["client_order_id"],
-            session=session,
-            ticker=row["ticker"],
-            side=row["side"],
-            qty=int(row["qty"]),
-            reference_price=float(row["reference_price"]),
-            daily_volatility=float(row["daily_volatility"] or 0.0),
-            average_volume=float(row["average_volume"] or 0.0),
-            limit_price=row["limit_price"],
-        )
+        row["client_order_id"]: OrderRequest.from_row(row, row["client_order_id"], session)
         for row in market.iter_rows(named=True)
     }
 

@@ -22,7 +22,12 @@ from quant_assets.partitions import (
     shift_sessions,
     trading_sessions,
 )
-from quant_assets.portfolio.books import DayBooks, InsufficientReturnsError, day_inputs
+from quant_assets.portfolio.books import (
+    DayBooks,
+    DayInputs,
+    InsufficientReturnsError,
+    day_inputs,
+)
 from quant_assets.portfolio.covariance import RollingLedoitWolf
 from quant_assets.portfolio.decision import decide_books
 from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
@@ -121,7 +126,7 @@ def policy_methods_metadata(policy: PortfolioPolicy) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class _AllocationInputs:
+class AllocationInputs:
     """What every day of a ``target_weights`` run is allocated from."""
 
     days: list[date]
@@ -133,9 +138,9 @@ class _AllocationInputs:
     covariance: RollingLedoitWolf
 
 
-def _allocation_inputs(
+def allocation_inputs(
     store: Store, policy: PortfolioPolicy, start: date, end: date
-) -> _AllocationInputs:
+) -> AllocationInputs:
     """The run's sessions with stored returns, the returns window, the ML views (every session
     must have them), the sectors and the benchmark."""
     sectors, benchmark = sectors_and_benchmark(store)
@@ -154,22 +159,15 @@ def _allocation_inputs(
             "materialize ml_views for them first"
         )
     tickers = [c for c in panel.columns if c != "date"]
-    return _AllocationInputs(days, panel, views, sectors, benchmark, RollingLedoitWolf(tickers))
+    return AllocationInputs(days, panel, views, sectors, benchmark, RollingLedoitWolf(tickers))
 
 
-def _books_of_day(
-    day: date,
-    inputs: _AllocationInputs,
-    previous: dict[str, pd.Series],
-    live_history: pl.DataFrame,
-    account: tuple[pd.Series, float] | None,
-    policy: PortfolioPolicy,
-) -> DayBooks:
-    """Every method's book of ``day`` (:func:`decide_books`): the live method against the book
-    the paper ``account`` holds and its NAV drawdown; a store that has never traded (no
-    account) measures them on the stored live books instead (``live_history``)."""
+def inputs_of_day(
+    day: date, inputs: AllocationInputs, previous: dict[str, pd.Series], policy: PortfolioPolicy
+) -> DayInputs:
+    """``day_inputs`` of one day of the run: its window, views, stop-loss and covariance."""
     try:
-        today = day_inputs(
+        return day_inputs(
             day,
             inputs.panel,
             inputs.benchmark,
@@ -183,6 +181,20 @@ def _books_of_day(
         )
     except InsufficientReturnsError as exc:
         raise dg.Failure(str(exc)) from exc
+
+
+def _books_of_day(
+    day: date,
+    inputs: AllocationInputs,
+    previous: dict[str, pd.Series],
+    live_history: pl.DataFrame,
+    account: tuple[pd.Series, float] | None,
+    policy: PortfolioPolicy,
+) -> DayBooks:
+    """Every method's book of ``day`` (:func:`decide_books`): the live method against the book
+    the paper ``account`` holds and its NAV drawdown; a store that has never traded (no
+    account) measures them on the stored live books instead (``live_history``)."""
+    today = inputs_of_day(day, inputs, previous, policy)
     if account is None:
         drawdown = current_drawdown(realised_book_returns(live_history, inputs.panel, day))
         return decide_books(today, policy, held=None, drawdown=drawdown)
@@ -192,7 +204,7 @@ def _books_of_day(
 
 def _allocate_days(
     store: Store,
-    inputs: _AllocationInputs,
+    inputs: AllocationInputs,
     policy: PortfolioPolicy,
     start: date,
     initial_cash: float,
@@ -322,7 +334,7 @@ def target_weights(
     (``portfolio/decision.py``)."""
     portfolio_policy.check_consistent()
     start, end = partition_dates(context)
-    inputs = _allocation_inputs(store, portfolio_policy, start, end)
+    inputs = allocation_inputs(store, portfolio_policy, start, end)
     # what traded before the run's first session is held at its close: the broker's answers first
     refresh_open_orders(store, broker.client(store))
     weights, status, references = _allocate_days(

@@ -149,17 +149,7 @@ class Replay:
         self.orders[day] = decision.orders
         new = decision.orders.filter(pl.col("status") == "NEW")
         return [
-            OrderRequest(
-                client_order_id=f"{self.name}-{day.isoformat()}-{row['ticker']}",
-                session=day,
-                ticker=row["ticker"],
-                side=row["side"],
-                qty=int(row["qty"]),
-                reference_price=float(row["reference_price"]),
-                daily_volatility=float(row["daily_volatility"] or 0.0),
-                average_volume=float(row["average_volume"] or 0.0),
-                limit_price=row["limit_price"],
-            )
+            OrderRequest.from_row(row, f"{self.name}-{day.isoformat()}-{row['ticker']}", day)
             for row in new.iter_rows(named=True)
         ]
 

@@ -53,6 +53,22 @@ class OrderRequest:
     average_volume: float
     limit_price: float | None = None
 
+    @classmethod
+    def from_row(cls, row: dict, client_order_id: str, session: date) -> OrderRequest:
+        """The request of an order row (``paper_order_book``'s, the journal's or the simulated
+        broker's columns); a missing volatility or volume is 0 (the thinnest book)."""
+        return cls(
+            client_order_id=client_order_id,
+            session=session,
+            ticker=row["ticker"],
+            side=row["side"],
+            qty=int(row["qty"]),
+            reference_price=float(row["reference_price"]),
+            daily_volatility=float(row["daily_volatility"] or 0.0),
+            average_volume=float(row["average_volume"] or 0.0),
+            limit_price=row["limit_price"],
+        )
+
 
 @dataclass(frozen=True)
 class OrderState:

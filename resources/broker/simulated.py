@@ -277,17 +277,7 @@ def _accepted(order: OrderRequest, fill_date: date) -> dict:
 
 
 def _request(row: dict) -> OrderRequest:
-    return OrderRequest(
-        client_order_id=row["client_order_id"],
-        session=row["date"],
-        ticker=row["ticker"],
-        side=row["side"],
-        qty=int(row["qty"]),
-        reference_price=float(row["reference_price"]),
-        daily_volatility=float(row["daily_volatility"]),
-        average_volume=float(row["average_volume"]),
-        limit_price=row["limit_price"],
-    )
+    return OrderRequest.from_row(row, row["client_order_id"], row["date"])
 
 
 def _state(row: dict) -> OrderState:
