@@ -113,10 +113,14 @@ def main() -> None:
     wall = time.perf_counter() - t0
     metrics = strategy_tables(result)[0].sort("sharpe", descending=True)
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=220, float_precision=3):
-        print(metrics.drop("n_trials", "model", "method", "first_date", "last_date"))
+        print(metrics.drop("n_trials", "model", "method", "first_date", "last_date", "cadence"))
     for model, frame in result.cpcv_sharpes.items():
         summary = summarise_sharpe_distribution(frame)
         print(f"CPCV {model}: " + ", ".join(f"{k}={v:.3f}" for k, v in summary.items()))
+    print(
+        f"re-decided every session (live replay): {result.replayed}; the others every "
+        f"{spec.reoptimise_every} sessions"
+    )
     infeasible = result.status.filter(~pl.col("feasible"))
     print(f"allocation statuses: {result.status.height}, infeasible: {infeasible.height}")
     print(
