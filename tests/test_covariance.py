@@ -65,11 +65,12 @@ def test_a_window_that_skips_a_session_is_the_same_as_estimating_it_afresh(panel
 
 def test_the_daily_fast_path_gives_the_cold_solves_books_day_after_day(panel):
     """The live method as the replay runs it (the covariance from running sums, the working
-    set warm-started from yesterday's book) against a cold solve from scratch (sklearn's
-    Ledoit-Wolf, the full problem), five consecutive days, each from its own previous book."""
+    set warm-started from yesterday's book, the problems compiled once and re-solved with new
+    parameter values) against a cold solve from scratch (sklearn's Ledoit-Wolf, the full
+    problem built anew), five consecutive days, each from its own previous book."""
     import pandas as pd
 
-    from quant_assets.portfolio.allocation import ConstrainedMarkowitz
+    from quant_assets.portfolio.allocation import ConstrainedMarkowitz, MarkowitzProblems
 
     tickers = [c for c in panel.columns if c not in ("date", "T07")]
     rng = np.random.default_rng(5)
@@ -77,6 +78,7 @@ def test_the_daily_fast_path_gives_the_cold_solves_books_day_after_day(panel):
     sectors = pd.Series([f"S{i % 4}" for i in range(len(tickers))], index=tickers)
     limits = {"sectors": sectors, "expected_returns": views, "max_weight": 0.1, "max_top10": 0.6}
     rolling = RollingLedoitWolf([c for c in panel.columns if c != "date"])
+    problems = MarkowitzProblems()
     fast_book = cold_book = None
     for end in range(SESSIONS - 5, SESSIONS):
         window = panel.slice(end - WINDOW, WINDOW)
@@ -87,11 +89,29 @@ def test_the_daily_fast_path_gives_the_cold_solves_books_day_after_day(panel):
             previous_weights=fast_book,
             warm_start=None if fast_book is None else list(fast_book.index),
             covariance=rolling.covariance(window, tickers),
+            problems=problems,
         ).fit(returns)
         cold = ConstrainedMarkowitz(**limits, working_set=False, previous_weights=cold_book)
         cold.fit(returns)
         assert fast.feasible_ and cold.feasible_
         assert (fast.weights_ - cold.weights_).abs().max() <= 1e-6
+        previous = fast_book
         fast_book = fast.weights_[fast.weights_ > 1e-9]
         cold_book = cold.weights_[cold.weights_ > 1e-9]
     assert 3 <= len(fast_book) <= 39
+    # compiled once per size bucket (DPP), not once a day
+    compiled = [problem for problem, *_ in problems._compiled.values()]
+    assert 1 <= problems.compilations_ == len(compiled) <= 3
+    assert all(problem.is_dcp(dpp=True) for problem in compiled)
+    # the same day again: every problem it needs is compiled already
+    before = problems.compilations_
+    again = ConstrainedMarkowitz(
+        **limits,
+        working_set_size=10,
+        previous_weights=previous,
+        warm_start=list(previous.index),
+        covariance=rolling.covariance(window, tickers),
+        problems=problems,
+    ).fit(returns)
+    assert problems.compilations_ == before
+    assert (again.weights_ - fast.weights_).abs().max() <= 1e-9

@@ -64,6 +64,7 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
+from scipy.sparse import coo_array
 from scipy.spatial.distance import squareform
 from sklearn.base import BaseEstimator
 from sklearn.covariance import ledoit_wolf
@@ -547,6 +548,105 @@ class _MarkowitzData:
 
 
 @dataclass(frozen=True)
+class _Terms:
+    """What a Markowitz problem is built from: arrays for a problem solved once, or cvxpy
+    ``Parameter``s of a compiled problem (``MarkowitzProblems``)."""
+
+    size: int
+    mu: Any
+    factor: Any  # sqrt(H) F
+    prev: Any
+    membership: Any | None  # sectors x names, 1 where the name is in the sector
+    forced_sale: Any | None  # None: no turnover limit (no previous book)
+
+    @classmethod
+    def of(cls, data: _MarkowitzData, model: ConstrainedMarkowitz) -> _Terms:
+        n = data.mu.size
+        membership = None
+        if data.sector_ids is not None:
+            membership = np.zeros((int(data.sector_ids.max()) + 1, n))
+            membership[data.sector_ids, np.arange(n)] = 1.0
+        return cls(
+            size=n,
+            mu=data.mu,
+            factor=np.sqrt(float(model.cost_horizon)) * data.factor,
+            prev=data.prev,
+            membership=membership,
+            forced_sale=data.forced_sale if data.has_prev else None,
+        )
+
+
+def _capacity(n: int) -> int:
+    """The compiled problem size that holds ``n`` names: a power of two, at least 16."""
+    return max(16, 1 << (n - 1).bit_length())
+
+
+class MarkowitzProblems:
+    """Constrained Markowitz problems compiled once and re-solved with new parameter values
+    (cvxpy DPP: the expected returns, the covariance factor, the previous book, the sectors,
+    the forced sale are ``Parameter``s), one per size bucket (a power of
+    two; an unused name's optimum is 0, see ``load``) and set of limits. The daily decision
+    keeps one across sessions (live and backtest), so each bucket is compiled once a run.
+    ``compilations_`` counts the compilations."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[Any, ...], tuple[Any, Any, dict[str, Any], _Terms]] = {}
+        self.compilations_ = 0
+
+    def load(
+        self, model: ConstrainedMarkowitz, data: _MarkowitzData
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """The compiled problem for ``data`` under ``model``'s limits, its parameters set."""
+        n = data.mu.size
+        k = _capacity(n)
+        sectors = data.sector_ids is not None and model.sector_cap is not None
+        # sectors in a bucket of their own: a dense k x k membership would slow every solve
+        s = (
+            _capacity(int(data.sector_ids.max()) + 1)
+            if sectors and data.sector_ids is not None
+            else 0
+        )
+        key = (k, s, data.has_prev, *model._limits())
+        if key not in self._compiled:
+            terms = _Terms(
+                size=k,
+                mu=cp.Parameter(k),
+                # upper triangular (a Cholesky factor): a dense k x k would double the solve
+                factor=cp.Parameter((k, k), sparsity=np.triu_indices(k)),
+                prev=cp.Parameter(k),
+                membership=cp.Parameter((s, k)) if sectors else None,
+                forced_sale=cp.Parameter(nonneg=True) if data.has_prev else None,
+            )
+            problem, w, constraints = model._build(terms)
+            self._compiled[key] = (problem, w, constraints, terms)
+            self.compilations_ += 1
+        problem, w, constraints, terms = self._compiled[key]
+        given = _Terms.of(data, model)
+        terms.mu.value = _padded(given.mu, k)
+        factor = _padded(given.factor, k)
+        # an unused name has no edge, no sector, its own variance and costs to trade: its
+        # optimum is 0 (a bound of 0 instead would leave the barrier no interior there and
+        # slow Clarabel several-fold); its weight of order 1e-10 is dropped with the padding
+        factor[np.arange(n, k), np.arange(n, k)] = float(np.mean(np.diag(given.factor)))
+        upper = np.triu_indices(k)
+        terms.factor.value_sparse = coo_array((factor[upper], upper), shape=(k, k))
+        terms.prev.value = _padded(given.prev, k)
+        if terms.membership is not None and given.membership is not None:
+            terms.membership.value = _padded(given.membership, terms.membership.shape)
+        if terms.forced_sale is not None:
+            terms.forced_sale.value = float(data.forced_sale)
+        return problem, w[:n], constraints
+
+
+def _padded(values: np.ndarray, k: int | tuple[int, ...]) -> np.ndarray:
+    """``values`` (a vector or a matrix) in the top-left corner of zeros of size ``k`` (a
+    side, or the shape)."""
+    out = np.zeros((k,) * values.ndim if isinstance(k, int) else k)
+    out[tuple(slice(0, d) for d in values.shape)] = values
+    return out
+
+
+@dataclass(frozen=True)
 class _Multipliers:
     """A solve's Lagrange multipliers (cvxpy's duals of a maximisation: all >= 0) of the
     constraints a name at zero weight feels; 0 for a constraint the problem does not have."""
@@ -658,6 +758,7 @@ class ConstrainedMarkowitz(Allocation):
         working_set_size: int = 100,
         warm_start: pd.Index | list[str] | None = None,
         covariance: pd.DataFrame | None = None,
+        problems: MarkowitzProblems | None = None,
     ) -> None:
         self.max_names = max_names
         self.sector_cap = sector_cap
@@ -679,58 +780,75 @@ class ConstrainedMarkowitz(Allocation):
         self.working_set_size = working_set_size
         self.warm_start = warm_start
         self.covariance = covariance
+        self.problems = problems
 
     def claimed_violations(self) -> list[str]:
         return list(self.violations_)
 
-    def _constraints(self, w: Any, risk: Any, trade: Any, data: _MarkowitzData) -> dict[str, Any]:
+    def _limits(self) -> tuple[Any, ...]:
+        """The constants a compiled problem is built with (``MarkowitzProblems``' key)."""
+        return (
+            self.sector_cap,
+            self.max_turnover,
+            self.vol_target,
+            self.cost_rate,
+            self.risk_aversion,
+            self.cost_horizon,
+            self.max_top10,
+            self.max_weight,
+        )
+
+    def _constraints(self, w: Any, risk: Any, trade: Any, terms: _Terms) -> dict[str, Any]:
         """The constraints by name (those the certificate reads: budget, sector, turnover,
         vol)."""
-        n = data.mu.size
         # risk = sqrt(H) F w: ||risk||^2 is the horizon's variance, ||risk|| its volatility
         scale = np.sqrt(float(self.cost_horizon))
         constraints: dict[str, Any] = {
-            "factor": risk == (scale * data.factor) @ w,
+            "factor": risk == terms.factor @ w,
             "budget": cp.sum(w) <= 1,
         }
         if self.long_only:
             constraints["sign"] = w >= 0
         else:
             constraints["gross"] = cp.norm1(w) <= self.gross_limit
-        if self.sector_cap is not None and data.sector_ids is not None:
-            n_sectors = int(data.sector_ids.max()) + 1
-            membership = np.zeros((n_sectors, n))
-            membership[data.sector_ids, np.arange(n)] = 1.0
-            constraints["sector"] = membership @ w <= self.sector_cap
-        if self.max_turnover is not None and data.has_prev:
-            constraints["turnover"] = trade + data.forced_sale <= self.max_turnover
+        if terms.membership is not None and self.sector_cap is not None:
+            constraints["sector"] = terms.membership @ w <= self.sector_cap
+        if terms.forced_sale is not None and self.max_turnover is not None:
+            constraints["turnover"] = trade + terms.forced_sale <= self.max_turnover
         # |w| = w when long-only: no auxiliary variables for the absolute values
         size = w if self.long_only else cp.abs(w)
         if self.max_weight is not None:
             constraints["max_weight"] = size <= self.max_weight
         if self.max_top10 is not None:
             # the sum of the k largest entries is convex: an exact constraint, no heuristic
-            constraints["top10"] = cp.sum_largest(size, min(10, n)) <= self.max_top10
+            constraints["top10"] = cp.sum_largest(size, min(10, terms.size)) <= self.max_top10
         if self.vol_target is not None:
             daily = self.vol_target / np.sqrt(TRADING_DAYS)
             constraints["vol"] = cp.norm(risk, 2) <= scale * daily
         return constraints
 
     def _problem(self, data: _MarkowitzData) -> tuple[Any, Any, dict[str, Any]]:
-        """The cvxpy problem, its weight variable and its constraints by name."""
-        n = data.mu.size
+        """The cvxpy problem, its weights (an expression over the data's names) and its
+        constraints by name: from ``problems`` (compiled once, new parameter values) when
+        given, else built for this data alone."""
+        if self.problems is not None and self.working_set and self.long_only:
+            return self.problems.load(self, data)
+        return self._build(_Terms.of(data, self))
+
+    def _build(self, terms: _Terms) -> tuple[Any, Any, dict[str, Any]]:
+        n = terms.size
         w = cp.Variable(n)
         # risk = sqrt(H) F w as its own variable: the quadratic term then has a diagonal P
         # and the dense factor appears once, in an equality (much faster in CLARABEL at large
         # N); at the horizon's scale, risk and its bound are of the order of the weights
         risk = cp.Variable(n)  # ||risk||^2 = H w' Sigma w, Sigma = F'F
-        trade = cp.norm1(w - data.prev)
+        trade = cp.norm1(w - terms.prev)
         objective = cp.Maximize(
-            float(self.cost_horizon) * data.mu @ w
+            float(self.cost_horizon) * (terms.mu @ w)
             - 0.5 * self.risk_aversion * cp.sum_squares(risk)
             - self.cost_rate * trade
         )
-        constraints = self._constraints(w, risk, trade, data)
+        constraints = self._constraints(w, risk, trade, terms)
         return cp.Problem(objective, list(constraints.values())), w, constraints
 
     def _solve(self, data: _MarkowitzData) -> tuple[np.ndarray | None, str, _Multipliers | None]:
@@ -748,6 +866,8 @@ class ConstrainedMarkowitz(Allocation):
                 with warnings.catch_warnings():
                     if attempt < len(attempts):  # an inaccurate run here is run again
                         warnings.filterwarnings("ignore", "Solution may be inaccurate")
+                    # cvxpy reads the compiled problem's sparse factor densely once per solve
+                    warnings.filterwarnings("ignore", "Reading from a sparse CVXPY expression")
                     problem.solve(solver=self.solver, **settings)
             except cp.error.SolverError as exc:
                 return None, f"solver_error: {exc}", None
@@ -759,15 +879,17 @@ class ConstrainedMarkowitz(Allocation):
         status = str(problem.status)
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or w.value is None:
             return None, status, None
-        out = np.asarray(w.value, dtype=np.float64)
+        out = np.asarray(w.value, dtype=np.float64)[: data.mu.size]
         # solver noise of order 1e-9 around zero (below the bound when long-only)
         noise = out < 1e-9 if self.long_only else np.abs(out) < 1e-9
         multipliers = _Multipliers(
             budget=float(_dual(constraints["budget"])),
             sector=(
                 None
-                if "sector" not in constraints
-                else np.asarray(constraints["sector"].dual_value, dtype=np.float64)
+                if "sector" not in constraints or data.sector_ids is None
+                else np.asarray(constraints["sector"].dual_value, dtype=np.float64)[
+                    : int(data.sector_ids.max()) + 1
+                ]
             ),
             turnover=float(_dual(constraints.get("turnover"))),
             # the multiplier of ||F w|| <= daily vol target, whose constraint is sqrt(H) times it

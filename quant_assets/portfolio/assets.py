@@ -22,6 +22,7 @@ from quant_assets.partitions import (
     shift_sessions,
     trading_sessions,
 )
+from quant_assets.portfolio.allocation import MarkowitzProblems
 from quant_assets.portfolio.books import (
     DayBooks,
     DayInputs,
@@ -134,8 +135,10 @@ class AllocationInputs:
     views: pl.DataFrame
     sectors: pd.Series
     benchmark: str
-    # the window's covariance kept from running sums across the run's days (the fast path)
+    # the window's covariance kept from running sums across the run's days, the Markowitz
+    # problems compiled once (the fast path)
     covariance: RollingLedoitWolf
+    problems: MarkowitzProblems
 
 
 def allocation_inputs(
@@ -159,7 +162,9 @@ def allocation_inputs(
             "materialize ml_views for them first"
         )
     tickers = [c for c in panel.columns if c != "date"]
-    return AllocationInputs(days, panel, views, sectors, benchmark, RollingLedoitWolf(tickers))
+    return AllocationInputs(
+        days, panel, views, sectors, benchmark, RollingLedoitWolf(tickers), MarkowitzProblems()
+    )
 
 
 def inputs_of_day(
@@ -178,6 +183,7 @@ def inputs_of_day(
             policy.stop_loss_vol_multiple,
             policy.stop_loss_vol_window,
             inputs.covariance,
+            inputs.problems,
         )
     except InsufficientReturnsError as exc:
         raise dg.Failure(str(exc)) from exc

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from quant_assets.portfolio.allocation import Allocation, check_constraints
+from quant_assets.portfolio.allocation import Allocation, MarkowitzProblems, check_constraints
 from quant_assets.portfolio.covariance import RollingLedoitWolf
 from quant_assets.portfolio.methods import build_estimator
 from quant_assets.risk.measures import stop_loss_breaches
@@ -81,6 +81,8 @@ class DayInputs:
     stopped: tuple[str, ...] = ()
     # Ledoit-Wolf of ``returns`` when a caller keeps it from running sums (the daily fast path)
     covariance: pd.DataFrame | None = None
+    # the constrained Markowitz problems compiled once, kept by the caller across days
+    problems: MarkowitzProblems | None = None
 
     @property
     def benchmark_mean(self) -> float:
@@ -132,6 +134,7 @@ def day_inputs(
     stop_loss_multiple: float | None = None,
     stop_loss_window: int = 5,
     covariance: RollingLedoitWolf | None = None,
+    problems: MarkowitzProblems | None = None,
 ) -> DayInputs:
     """The returns window of ``day`` from ``returns_panel`` output (which must hold the
     benchmark's column) and the other inputs, checked. Sessions without a benchmark return
@@ -146,7 +149,8 @@ def day_inputs(
 
     With ``covariance`` (kept across days by the caller), the window's Ledoit-Wolf covariance
     of the investable names comes from its running sums (``DayInputs.covariance``), equal to
-    re-estimating it from the window."""
+    re-estimating it from the window; with ``problems``, the constrained Markowitz re-solves the
+    problems compiled on earlier days."""
     window = _market_window(panel, day, benchmark, lookback_sessions)
     investable = [
         c
@@ -171,7 +175,7 @@ def day_inputs(
     bench = pd.Series(window[benchmark].to_numpy(), index=frame.index, name=benchmark)
     sigma = None if covariance is None else covariance.covariance(window, investable)
     return DayInputs(
-        day, frame, bench, sectors.reindex(investable), views, previous, stopped, sigma
+        day, frame, bench, sectors.reindex(investable), views, previous, stopped, sigma, problems
     )
 
 

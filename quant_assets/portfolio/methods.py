@@ -77,6 +77,7 @@ def _markowitz_params(inputs: DayInputs, policy: PortfolioPolicy) -> dict[str, A
         "sectors": inputs.sectors,
         "expected_returns": inputs.expected_returns(),
         "covariance": inputs.covariance,
+        "problems": inputs.problems,
     }
 
 

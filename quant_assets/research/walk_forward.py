@@ -50,6 +50,7 @@ from quant_assets.models.cross_section import daily_ic
 from quant_assets.models.ensemble import RankEnsemble
 from quant_assets.models.training import ENSEMBLE, TrainingSpec
 from quant_assets.models.validation import cpcv_evaluate, make_cpcv, walk_forward_evaluate
+from quant_assets.portfolio.allocation import MarkowitzProblems
 from quant_assets.portfolio.books import (
     DayInputs,
     InsufficientReturnsError,
@@ -426,7 +427,10 @@ def _replay(
         spec.initial_cash,
     )
 
-    rolling = RollingLedoitWolf([c for c in market.panel.columns if c != "date"])
+    fast = (
+        RollingLedoitWolf([c for c in market.panel.columns if c != "date"]),
+        MarkowitzProblems(),
+    )
 
     def inputs_of(day: date) -> DayInputs | None:
         if day not in market.priced_sessions:
@@ -437,7 +441,7 @@ def _replay(
             else _calibrated_views(day, scores[model], labels, market.sessions, spec)
         )
         try:
-            return _day_inputs(day, market, policy, spec, views, rolling)
+            return _day_inputs(day, market, policy, spec, views, fast)
         except InsufficientReturnsError:
             return None
 
@@ -451,10 +455,10 @@ def _day_inputs(
     policy: PortfolioPolicy,
     spec: BacktestSpec,
     views: pl.DataFrame | None = None,
-    covariance: RollingLedoitWolf | None = None,
+    fast: tuple[RollingLedoitWolf, MarkowitzProblems] | None = None,
 ) -> DayInputs:
-    """The day's inputs with the live policy's window and stop-loss (no previous books); the
-    covariance from ``covariance``'s running sums when given."""
+    """The day's inputs with the live policy's window and stop-loss (no previous books); with
+    ``fast``, the covariance from its running sums and the Markowitz problems it compiled."""
     return day_inputs(
         day,
         market.panel,
@@ -465,7 +469,7 @@ def _day_inputs(
         spec.lookback(policy),
         policy.stop_loss_vol_multiple,
         policy.stop_loss_vol_window,
-        covariance,
+        *(fast or (None, None)),
     )
 
 
