@@ -52,15 +52,20 @@ def main() -> None:
     import pandas as pd
 
     from benches.bench_allocation import load_returns
+    from quant_assets.portfolio.allocation import MarkowitzProblems
 
     print("per fit: total_s solver_s rounds working_set max|w - w_full|")
-    print("names day  held  full: total_s solver_s  | working set cold      | warm (yesterday)")
+    print(
+        "names day  held  full: total_s solver_s  | working set cold      | warm (yesterday)"
+        "      | warm + compiled once (DPP): total_s compile_s solver_s max|w - w_full|"
+    )
     for size in args.sizes:
         returns, sectors = load_returns(size, args.sessions + args.days)
         rng = np.random.default_rng(7)
         previous: pd.Series | None = None
         active: pd.Index | None = None
-        totals: dict[str, list[float]] = {"full": [], "cold": [], "warm": []}
+        totals: dict[str, list[float]] = {"full": [], "cold": [], "warm": [], "compiled": []}
+        problems = MarkowitzProblems()
         for day in range(args.days):
             window = returns.iloc[day : day + args.sessions]
             params: dict[str, Any] = {
@@ -70,6 +75,7 @@ def main() -> None:
                 "max_weight": 0.10,
                 "max_top10": 0.60,
             }
+            yesterday = active
             full_s, full = _timed_fit(window, **params, working_set=False)
             cold_s, cold = _timed_fit(window, **params)
             line = (
@@ -83,12 +89,22 @@ def main() -> None:
                 line += f" | {_cell(warm_s, warm, full)}"
                 totals["warm"].append(warm_s)
                 active = warm.active_set_
+            compiled_s, compiled = _timed_fit(
+                window, **params, warm_start=yesterday, problems=problems
+            )
+            timings = compiled.timings_
+            line += (
+                f" | {compiled_s:6.3f} {timings['compile_s']:6.3f} {timings['solver_s']:6.3f} "
+                f"{float((compiled.weights_ - full.weights_).abs().max()):8.1e}"
+            )
+            if day:  # the first day compiles
+                totals["compiled"].append(compiled_s)
             else:
                 active = cold.active_set_
             print(line, flush=True)
             previous = full.weights_[full.weights_ > 1e-9] if full.feasible_ else None
         means = "  ".join(f"{k} {np.mean(v):.3f}" for k, v in totals.items() if v)
-        print(f"{size:5d} mean s: {means}", flush=True)
+        print(f"{size:5d} mean s: {means}; compilations {problems.compilations_}", flush=True)
         _covariance_stage(returns, args.sessions, args.days)
 
 
