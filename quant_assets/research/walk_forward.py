@@ -207,6 +207,9 @@ class BacktestResult:
     replayed: list[str] = field(default_factory=list)
     # strategy -> how often it was re-decided (stated in the output)
     cadence: dict[str, str] = field(default_factory=dict)
+    # the replayed strategies' books held at each decision's close (what their turnover and
+    # drawdown rule were measured against)
+    held: Books = field(default_factory=dict)
 
 
 def strategy_name(model: str | None, method: str) -> str:
@@ -381,6 +384,7 @@ def backtest_from_scores(
         },
         replayed=[r.name for r in replays],
         cadence=cadence,
+        held={replay.name: replay.held for replay in replays},
     )
 
 
