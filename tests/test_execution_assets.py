@@ -372,3 +372,45 @@ def test_a_decision_at_the_close_does_not_change_when_later_data_does(tmp_path):
     assert decided[0][1].height > 0
     assert decided[0][0].equals(decided[1][0])
     assert decided[0][1].equals(decided[1][1])
+
+
+def test_a_feasible_live_book_without_names_sells_every_holding(tmp_path):
+    """The live method may decide all cash (a feasible book with no rows in target_weights):
+    the session's orders then sell every holding, as the backtest's replay does, while a day
+    without a feasible live book is still refused."""
+    store = Store(url=str(tmp_path / "quant.duckdb"))
+    window = dict(zip(RANGE, ("2023-01-03", "2024-04-05"), strict=True))
+    assert dg.materialize([universe, raw_bars], resources=_resources(store), tags=window).success
+    write_random_views(store, DAYS[:2])
+    for day in DAYS[:2]:
+        assert _trade(store, day, assets=[target_weights, risk_metrics, *ACCOUNT]).success
+    held = SimulatedBroker(store, initial_cash=CASH).positions()
+    assert held
+    day = DAYS[2]
+    write_random_views(store, [day])
+    assert _trade(store, day, assets=[target_weights, risk_metrics]).success
+    books = store.read("target_weights", day, DAYS[3])
+    store.write_partition("target_weights", books.filter(~pl.col("is_live")), day, DAYS[3])
+    status = store.read("allocation_status", day, DAYS[3])
+    assert status.filter(pl.col("is_live"))["feasible"].all()
+    assert _trade(store, day, assets=[paper_orders]).success
+    orders = store.read("order_journal", day, DAYS[3])
+    assert dict(orders.select("ticker", "qty").iter_rows()) == held
+    assert (orders["side"] == "sell").all() and (orders["status"] != "REJECTED").all()
+    # an infeasible live book (no rows, feasible false) stops the next session
+    following = DAYS[3]
+    write_random_views(store, [following])
+    assert _trade(store, following, assets=[target_weights, risk_metrics]).success
+    books = store.read("target_weights", following, DAYS[4])
+    store.write_partition("target_weights", books.filter(~pl.col("is_live")), following, DAYS[4])
+    status = store.read("allocation_status", following, DAYS[4])
+    store.write_partition(
+        "allocation_status",
+        status.with_columns(
+            pl.when(pl.col("is_live")).then(False).otherwise(pl.col("feasible")).alias("feasible")
+        ),
+        following,
+        DAYS[4],
+    )
+    refused = _trade(store, following, assets=[paper_orders], raise_on_error=False)
+    assert not refused.success

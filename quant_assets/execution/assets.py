@@ -52,6 +52,19 @@ def _requests(
     }
 
 
+def _live_book(store: Store, day: date) -> pl.DataFrame:
+    """The day's live book (``ticker, weight``); a feasible book without names is all cash (its
+    orders sell every holding, as the backtest's replay does), a missing or infeasible one
+    stops the session."""
+    following = next_trading_day(day)
+    live = store.read("target_weights", day, following, where={"is_live": [True]})
+    if live.is_empty():
+        status = store.read("allocation_status", day, following, where={"is_live": [True]})
+        if status.is_empty() or not bool(status["feasible"].all()):
+            raise dg.Failure(f"{day}: no live book in target_weights (see allocation_status)")
+    return live.select("ticker", "weight")
+
+
 def _session_orders(
     day: date,
     store: Store,
@@ -73,9 +86,7 @@ def _session_orders(
         log.info(f"{day}: {journaled.height} orders already journaled, resending the NEW ones")
         rows = journaled
     else:
-        live = store.read("target_weights", day, next_trading_day(day), where={"is_live": [True]})
-        if live.is_empty():
-            raise dg.Failure(f"{day}: no live book in target_weights (see allocation_status)")
+        live = _live_book(store, day)
         holdings = Holdings.from_positions(client.positions(), client.cash())
         try:
             book, _ = decide_orders(
