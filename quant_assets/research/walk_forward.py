@@ -13,17 +13,20 @@ The steps, each reusing the code that runs live:
    was realised by ``d`` (label date <= d - 5 sessions), exactly the live calibration; before
    it has ``min_calibration_dates`` of them the day has no views (BL = its prior, Markowitz
    without edge).
-3. Books: :func:`~quant_assets.portfolio.books.allocate_day` with the live policy, every
-   ``reoptimise_every`` sessions, and the live drawdown rule per strategy: a strategy whose own
-   simulated NAV is past the policy's maximum drawdown at the close of a decision day only
-   trades to shrink positions that day (``risk_reducing``). Methods that use views (Black-Litterman, constrained
-   Markowitz) are fitted per model; the others do not see the scores and are fitted once.
-   Between re-optimisations the book is traded back to its last target every day (daily
-   rebalancing). The default re-optimises at each retraining (every 20 sessions): allocation
-   is the backtest's most expensive stage (README, "Portfolio benchmarks"), so re-optimising
-   daily over five years would take hours.
-4. P&L: :func:`~quant_assets.research.backtest.simulate_book` (decided at d's close, earns
-   d+1), proportional ``cost_bps`` plus each name's Corwin-Schultz half-spread.
+3. The live book, replayed every session (``replay_models``, default the ensemble):
+   :mod:`quant_assets.research.replay` runs the live assets' own decision
+   (:func:`~quant_assets.portfolio.decision.decide_session`) on a whole-share account, against
+   the book it holds, with fills at the next open through the simulated broker's fill model,
+   on the fast path (running-sums covariance, working set, compiled problems).
+4. The other books: :func:`~quant_assets.portfolio.books.allocate_day` every
+   ``reoptimise_every`` sessions with the live drawdown rule per strategy (a strategy whose own
+   simulated NAV over the policy's window is past the maximum drawdown at the close of a
+   decision day only trades to shrink positions that day, ``risk_reducing``). Methods that use
+   views are fitted per model; the others do not see the scores and are fitted once. Between
+   re-optimisations the book is traded back to its last target every day; the turnover limit
+   is scaled to the cadence. P&L: :func:`~quant_assets.research.backtest.simulate_book`
+   (decided at d's close, earns d+1), proportional ``cost_bps`` plus each name's
+   Corwin-Schultz half-spread.
 5. Benchmarks: the index (buy and hold, no cost) and the equal-weight book of the day's
    investable names (rebalanced on the same days, same costs).
 6. CPCV: for each model, combinatorial purged CV over the backtest period gives ``C(N, k) k / N``
