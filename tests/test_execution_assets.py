@@ -374,6 +374,16 @@ def test_a_decision_at_the_close_does_not_change_when_later_data_does(tmp_path):
     assert decided[0][1].equals(decided[1][1])
 
 
+def _decided_without_live_rows(store: Store, day: date) -> pl.DataFrame:
+    """Decide ``day``, then drop its live book's rows (a book without names); its statuses."""
+    following = next_trading_day(day)
+    write_random_views(store, [day])
+    assert _trade(store, day, assets=[target_weights, risk_metrics]).success
+    books = store.read("target_weights", day, following)
+    store.write_partition("target_weights", books.filter(~pl.col("is_live")), day, following)
+    return store.read("allocation_status", day, following)
+
+
 def test_a_feasible_live_book_without_names_sells_every_holding(tmp_path):
     """The live method may decide all cash (a feasible book with no rows in target_weights):
     the session's orders then sell every holding, as the backtest's replay does, while a day
@@ -387,11 +397,7 @@ def test_a_feasible_live_book_without_names_sells_every_holding(tmp_path):
     held = SimulatedBroker(store, initial_cash=CASH).positions()
     assert held
     day = DAYS[2]
-    write_random_views(store, [day])
-    assert _trade(store, day, assets=[target_weights, risk_metrics]).success
-    books = store.read("target_weights", day, DAYS[3])
-    store.write_partition("target_weights", books.filter(~pl.col("is_live")), day, DAYS[3])
-    status = store.read("allocation_status", day, DAYS[3])
+    status = _decided_without_live_rows(store, day)
     assert status.filter(pl.col("is_live"))["feasible"].all()
     assert _trade(store, day, assets=[paper_orders]).success
     orders = store.read("order_journal", day, DAYS[3])
@@ -399,11 +405,7 @@ def test_a_feasible_live_book_without_names_sells_every_holding(tmp_path):
     assert (orders["side"] == "sell").all() and (orders["status"] != "REJECTED").all()
     # an infeasible live book (no rows, feasible false) stops the next session
     following = DAYS[3]
-    write_random_views(store, [following])
-    assert _trade(store, following, assets=[target_weights, risk_metrics]).success
-    books = store.read("target_weights", following, DAYS[4])
-    store.write_partition("target_weights", books.filter(~pl.col("is_live")), following, DAYS[4])
-    status = store.read("allocation_status", following, DAYS[4])
+    status = _decided_without_live_rows(store, following)
     store.write_partition(
         "allocation_status",
         status.with_columns(
