@@ -1,4 +1,4 @@
-"""The names of the stored feature columns, in Qlib's Alpha158 order.
+"""The names of the stored feature columns: Qlib's Alpha158 in its order, then the factors.
 
 The storage schema and the feature code both read them from here, so a table and the code that
 fills it cannot disagree. The formulas live in ``quant_assets.features.alpha158``.
@@ -22,4 +22,19 @@ ALPHA158_NAMES: tuple[str, ...] = (
     *(f"{prefix}{d}" for prefix in _ROLLING for d in WINDOWS),
 )
 
-__all__ = ["ALPHA158_NAMES", "LOOKBACK_ROWS", "WINDOWS"]
+# the factors of quant_assets.features.factors: each base factor and its sector-relative version
+FACTOR_LOOKBACK_ROWS: int = 252
+BASE_FACTORS: tuple[str, ...] = (
+    "MOM12_1", "MOM6_1", "REV21", "HIGH52", "BETA252", "IVOL63", "SKEW63", "MAX21", "ILLIQ21",
+    "DVOL21", "TURN21_252",
+)  # fmt: skip
+FACTOR_NAMES: tuple[str, ...] = (*BASE_FACTORS, *(f"{name}_SEC" for name in BASE_FACTORS))
+
+__all__ = [
+    "ALPHA158_NAMES",
+    "BASE_FACTORS",
+    "FACTOR_LOOKBACK_ROWS",
+    "FACTOR_NAMES",
+    "LOOKBACK_ROWS",
+    "WINDOWS",
+]
