@@ -34,12 +34,12 @@ def horizon_date(day: date, sessions: int = LABEL_HORIZON_SESSIONS) -> date:
     return date.fromordinal(int(ordinals[i]))
 
 
-def horizon_dates(days: pl.Series) -> pl.Series:
+def horizon_dates(days: pl.Series, sessions: int = LABEL_HORIZON_SESSIONS) -> pl.Series:
     """``horizon_date`` of every day of a Date series, vectorised over the session calendar."""
     ordinals = session_ordinals()
     epoch = date(1970, 1, 1).toordinal()
     day_ordinals = days.cast(pl.Int64).to_numpy() + epoch
-    positions = np.searchsorted(ordinals, day_ordinals, side="right") + LABEL_HORIZON_SESSIONS - 1
+    positions = np.searchsorted(ordinals, day_ordinals, side="right") + sessions - 1
     if positions.size and positions.max() >= len(ordinals):
         raise LabelNotAvailable("a horizon date is past the exchange calendar")
     return pl.Series("horizon_date", ordinals[positions] - epoch, dtype=pl.Int64).cast(pl.Date)
@@ -62,13 +62,15 @@ def check_available(last_day: date, last_stored_session: date | None) -> date:
     return needed
 
 
-def _pairs(bars: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+def _pairs(
+    bars: pl.DataFrame, start: date, end: date, horizon: int = LABEL_HORIZON_SESSIONS
+) -> pl.DataFrame:
     """Every (ticker, session, horizon) of the sessions ``start <= d < end`` that have bars,
     with the ticker's close on each side (null where it has no bar)."""
     days = bars.select(pl.col("date").unique().sort()).filter(
         (pl.col("date") >= start) & (pl.col("date") < end)
     )["date"]
-    horizons = pl.DataFrame({"date": days, "horizon_date": horizon_dates(days)})
+    horizons = pl.DataFrame({"date": days, "horizon_date": horizon_dates(days, horizon)})
     prices = bars.select("ticker", "date", "adj_close")
     tickers = prices.select("ticker").unique()
     return (
@@ -112,14 +114,20 @@ def label_gaps(bars: pl.DataFrame, benchmark: str, start: date, end: date) -> pl
 
 
 def forward_excess_returns(
-    bars: pl.DataFrame, benchmark: str, start: date, end: date
+    bars: pl.DataFrame,
+    benchmark: str,
+    start: date,
+    end: date,
+    horizon: int = LABEL_HORIZON_SESSIONS,
 ) -> pl.DataFrame:
     """Labels for sessions ``start <= d < end`` from ``bars`` (ticker, date, adj_close), which
-    must cover those sessions and their horizon dates. Columns as the ``labels`` table.
+    must cover those sessions and their horizon dates. Columns as the ``labels`` table; the
+    stored label is over ``LABEL_HORIZON_SESSIONS``, other ``horizon`` values are for research
+    (the model selection's 1- and 20-session labels).
 
     A session without a benchmark return (its bar missing on the session or the horizon) gets no
     label (``label_gaps`` says why); only a range where no session has one fails."""
-    pairs = _pairs(bars, start, end).drop_nulls(["adj_close", "horizon_close"])
+    pairs = _pairs(bars, start, end, horizon).drop_nulls(["adj_close", "horizon_close"])
     returns = pairs.with_columns(
         (pl.col("horizon_close") / pl.col("adj_close") - 1.0).alias("forward_return")
     )
