@@ -16,6 +16,13 @@ synthetic market these defaults were both faster and better out-of-sample than t
 ones (31 leaves, 200 trees, 63 bins: LightGBM CPCV rank IC 0.0296 vs 0.0213), the larger trees
 fitting noise; see the figures in benches/bench_training.py.
 
+Options chosen by the model selection on real data (``quant_assets.models.selection``), off by
+default: ``feature_normalisation`` maps each feature within each date to its gaussianised rank or
+winsorised robust z-score (at ``feature_clip``) before fitting and predicting
+(:func:`~quant_assets.models.cross_section.normalise_features`); ``recency_half_life`` weights
+each training row by ``0.5 ** (age / half_life)``, ``age`` the number of the window's sessions
+after the row's.
+
 Early stopping (off by default) holds out a time-ordered tail of the TRAINING dates, separated
 from the fitting dates by ``label_horizon`` sessions so no fitting label overlaps a validation
 label; the test fold of a CV split is never seen. The returned model is the one trained on the
@@ -32,7 +39,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from quant_assets.models.cross_section import NormaliseMethod, normalise_label
+from quant_assets.models.cross_section import (
+    FeatureNormalisation,
+    NormaliseMethod,
+    normalise_features,
+    normalise_label,
+)
 from quant_core.conventions import LABEL_HORIZON_SESSIONS
 
 
@@ -65,10 +77,23 @@ def _time_tail_split(dates: pd.Index, fraction: float, gap: int) -> tuple[np.nda
     return values <= fit_end, values >= valid_start
 
 
+def recency_weights(dates: pd.Index, half_life: float | None) -> np.ndarray | None:
+    """``0.5 ** (age / half_life)`` per row, ``age`` = the number of distinct dates after the
+    row's; None without a half-life (equal weights)."""
+    if half_life is None:
+        return None
+    unique, codes = np.unique(dates.to_numpy(), return_inverse=True)
+    age = (len(unique) - 1 - codes).astype(np.float64)
+    return np.power(0.5, age / half_life)
+
+
 class _GBDTAlpha(BaseEstimator, RegressorMixin):
     """Shared fit/predict plumbing; subclasses define their constructor and the library calls."""
 
     normalisation: NormaliseMethod
+    feature_normalisation: FeatureNormalisation
+    feature_clip: float
+    recency_half_life: float | None
     early_stopping_rounds: int | None
     validation_fraction: float
     label_horizon: int
@@ -85,8 +110,9 @@ class _GBDTAlpha(BaseEstimator, RegressorMixin):
         keep = target.notna().to_numpy()
         X, target = X[keep], target[keep]
         self.feature_names_in_ = [str(c) for c in X.columns]
-        features = X.to_numpy(dtype=np.float32)
+        features = self._normalised(X)
         values = target.to_numpy(dtype=np.float64)
+        weights = recency_weights(X.index.get_level_values(0), self.recency_half_life)
         if self.early_stopping_rounds:
             fit_rows, valid_rows = _time_tail_split(
                 X.index.get_level_values(0), self.validation_fraction, self.label_horizon
@@ -95,9 +121,10 @@ class _GBDTAlpha(BaseEstimator, RegressorMixin):
                 features[fit_rows],
                 values[fit_rows],
                 (features[valid_rows], values[valid_rows]),
+                None if weights is None else weights[fit_rows],
             )
         else:
-            self._fit_library(features, values, None)
+            self._fit_library(features, values, None, weights)
         self.feature_importances_ = pd.Series(
             self._gain(), index=self.feature_names_in_, name="gain"
         ).sort_values(ascending=False)
@@ -110,7 +137,12 @@ class _GBDTAlpha(BaseEstimator, RegressorMixin):
         missing = set(self.feature_names_in_) - {str(c) for c in X.columns}
         if missing:
             raise ValueError(f"X lacks fitted features: {sorted(missing)[:5]}")
-        return X[self.feature_names_in_].to_numpy(dtype=np.float32)
+        return self._normalised(X[self.feature_names_in_])
+
+    def _normalised(self, X: pd.DataFrame) -> np.ndarray:
+        # a bundle pickled before the option existed has no attribute: it never normalised
+        method: FeatureNormalisation = getattr(self, "feature_normalisation", "none")
+        return normalise_features(X, method, getattr(self, "feature_clip", 3.0)).to_numpy(dtype=np.float32)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Scores, one per row of ``X`` (higher = expected to outperform within the date)."""
@@ -133,6 +165,7 @@ class _GBDTAlpha(BaseEstimator, RegressorMixin):
         features: np.ndarray,
         target: np.ndarray,
         valid: tuple[np.ndarray, np.ndarray] | None,
+        weights: np.ndarray | None,
     ) -> None:
         raise NotImplementedError
 
@@ -171,6 +204,9 @@ class LightGBMAlpha(_GBDTAlpha):
         max_bin: int = 31,
         bin_sample: int = 50_000,
         normalisation: NormaliseMethod = "rank_gauss",
+        feature_normalisation: FeatureNormalisation = "none",
+        feature_clip: float = 3.0,
+        recency_half_life: float | None = None,
         early_stopping_rounds: int | None = None,
         validation_fraction: float = 0.2,
         label_horizon: int = LABEL_HORIZON_SESSIONS,
@@ -188,6 +224,9 @@ class LightGBMAlpha(_GBDTAlpha):
         self.max_bin = max_bin
         self.bin_sample = bin_sample
         self.normalisation = normalisation
+        self.feature_normalisation = feature_normalisation
+        self.feature_clip = feature_clip
+        self.recency_half_life = recency_half_life
         self.early_stopping_rounds = early_stopping_rounds
         self.validation_fraction = validation_fraction
         self.label_horizon = label_horizon
@@ -220,6 +259,7 @@ class LightGBMAlpha(_GBDTAlpha):
         features: np.ndarray,
         target: np.ndarray,
         valid: tuple[np.ndarray, np.ndarray] | None,
+        weights: np.ndarray | None,
     ) -> None:
         import lightgbm as lgb
 
@@ -227,6 +267,7 @@ class LightGBMAlpha(_GBDTAlpha):
         train = lgb.Dataset(
             features,
             target,
+            weight=weights,
             feature_name=self.feature_names_in_,
             params={"max_bin": self.max_bin, "bin_construct_sample_cnt": self.bin_sample},
         )
@@ -288,6 +329,9 @@ class CatBoostAlpha(_GBDTAlpha):
         subsample: float = 0.3,
         border_count: int = 32,
         normalisation: NormaliseMethod = "rank_gauss",
+        feature_normalisation: FeatureNormalisation = "none",
+        feature_clip: float = 3.0,
+        recency_half_life: float | None = None,
         early_stopping_rounds: int | None = None,
         validation_fraction: float = 0.2,
         label_horizon: int = LABEL_HORIZON_SESSIONS,
@@ -302,6 +346,9 @@ class CatBoostAlpha(_GBDTAlpha):
         self.subsample = subsample
         self.border_count = border_count
         self.normalisation = normalisation
+        self.feature_normalisation = feature_normalisation
+        self.feature_clip = feature_clip
+        self.recency_half_life = recency_half_life
         self.early_stopping_rounds = early_stopping_rounds
         self.validation_fraction = validation_fraction
         self.label_horizon = label_horizon
@@ -313,6 +360,7 @@ class CatBoostAlpha(_GBDTAlpha):
         features: np.ndarray,
         target: np.ndarray,
         valid: tuple[np.ndarray, np.ndarray] | None,
+        weights: np.ndarray | None,
     ) -> None:
         from catboost import CatBoostRegressor, Pool
 
@@ -331,7 +379,7 @@ class CatBoostAlpha(_GBDTAlpha):
             verbose=False,
             allow_writing_files=False,
         )
-        train = Pool(features, target, feature_names=self.feature_names_in_)
+        train = Pool(features, target, weight=weights, feature_names=self.feature_names_in_)
         eval_set = None
         if valid is not None and self.early_stopping_rounds:
             eval_set = Pool(valid[0], valid[1], feature_names=self.feature_names_in_)

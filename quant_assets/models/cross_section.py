@@ -21,9 +21,23 @@ ensembled), so the target is each date's rank mapped to a standard normal quanti
 (1.4826 MAD) clipped at +-3: keeps magnitudes inside the clip) are available for comparison.
 Ties take the average rank; NaN labels stay NaN (the estimators drop them).
 
-Features are left as they are: tree models are invariant to monotonic transforms of a column,
-Alpha158 features are already scale-free ratios, and LightGBM / CatBoost route NaN natively, so
-no imputation or per-date feature normalisation is done.
+Feature normalisation (an option, chosen by validation)
+-------------------------------------------------------
+Tree models are invariant to a monotonic transform of a whole column, but not to a transform
+made per date: ``normalise_features`` maps each feature within each date to its gaussianised
+rank (``"rank_gauss"``) or its robust z-score winsorised at ``+-clip`` (``"robust_zscore"``),
+which removes the feature's level over time (a momentum of +30% means "top of the
+cross-section" in one year and "middle" in another) and keeps only its place among the day's
+stocks. Missing values stay missing (the trees route them). Whether it helps is a choice of
+the model selection (``quant_assets.models.selection``), measured on real data.
+
+Score neutralisation
+--------------------
+``neutralise`` removes from each date's scores their sector means, and optionally their
+exposure to a per-row variable (the market beta): the residual of the date's least-squares
+regression of the score on sector dummies and the exposure (Frisch-Waugh: both demeaned within
+sector, then the slope removed). A book built on the residual does not bet on a sector or on
+the market by accident of the model.
 
 IC metrics
 ----------
@@ -41,9 +55,12 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import polars as pl
 from scipy.special import ndtri
 
 NormaliseMethod = Literal["rank_gauss", "rank_uniform", "robust_zscore"]
+FeatureNormalisation = Literal["none", "rank_gauss", "robust_zscore"]
+Neutralisation = Literal["none", "sector", "sector_beta"]
 
 MIN_NAMES = 3  # fewer names than this on a date gives no meaningful correlation
 ROBUST_CLIP = 3.0
@@ -89,6 +106,55 @@ def normalise_label(y: pd.Series, method: NormaliseMethod = "rank_gauss") -> pd.
     out = out.where(y.notna()).astype(np.float64)
     out.name = y.name
     return out
+
+
+def normalise_features(
+    X: pd.DataFrame, method: FeatureNormalisation, clip: float = ROBUST_CLIP
+) -> pd.DataFrame:
+    """Every column of the panel ``X`` normalised within each date (module docstring);
+    ``"none"`` returns ``X`` itself. Missing values stay missing."""
+    if method == "none":
+        return X
+    if method not in ("rank_gauss", "robust_zscore"):
+        raise ValueError(f"unknown feature normalisation {method!r}")
+    columns = [str(c) for c in X.columns]
+    frame = pl.from_numpy(X.to_numpy(np.float64), schema=columns).with_columns(
+        pl.Series("_date", _dates(X).to_numpy()), pl.col(columns).fill_nan(None)
+    )
+    if method == "rank_gauss":
+        count = pl.col(columns).count().over("_date")
+        quantile = (pl.col(columns).rank("average").over("_date") - 0.5) / count
+        exprs = quantile.map_batches(lambda q: pl.Series(ndtri(q.to_numpy())))
+    else:
+        median = pl.col(columns).median().over("_date")
+        mad = (pl.col(columns) - median).abs().median().over("_date") * MAD_TO_STD
+        z = (pl.col(columns) - median) / pl.when(mad > 0).then(mad)
+        exprs = z.clip(-clip, clip)
+    values = frame.select(exprs).to_numpy().astype(np.float32)
+    return pd.DataFrame(values, index=X.index, columns=X.columns)
+
+
+def neutralise(
+    score: pd.Series, sectors: pd.Series, exposure: pd.Series | None = None
+) -> pd.Series:
+    """``score`` less its sector mean on each date and, with ``exposure`` (same index), less
+    the date's least-squares slope on the sector-demeaned exposure (module docstring). Rows
+    without a score stay NaN; a missing exposure counts as the sector's mean exposure."""
+    dates = _dates(score)
+    tickers = score.index.get_level_values(1)
+    sector = pd.Series(tickers.map(sectors.to_dict()), index=score.index).fillna("Unclassified")
+    keys = [dates, sector.to_numpy()]
+    out = score - score.groupby(keys, sort=False).transform("mean")
+    out.name = score.name
+    if exposure is None:
+        return out
+    beta = exposure.reindex(score.index).where(score.notna())
+    beta = (beta - beta.groupby(keys, sort=False).transform("mean")).fillna(0.0)
+    sums = pd.DataFrame({"xy": beta * out, "xx": beta * beta}).groupby(dates, sort=False)
+    slope = sums["xy"].transform("sum") / sums["xx"].transform("sum").where(lambda v: v > 0)
+    residual = out - slope.fillna(0.0) * beta
+    residual.name = score.name
+    return residual
 
 
 def _pearson_by_date(a: pd.Series, b: pd.Series) -> pd.Series:
