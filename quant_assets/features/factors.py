@@ -35,7 +35,8 @@ name                    formula
 Rolling statistics skip missing values (a session without a benchmark bar drops out of the
 regressions) and need 80% of their window present (``MIN_SHARE``), else the value is null; a
 shifted close before the ticker's first row is null. The sector-relative versions average the
-stocks that have the factor on that session; a stock alone in its sector gets 0.
+stocks that have the factor on that session; a stock alone in its sector gets 0, an unclassified
+stock null (unclassified names share no sector: ``quant_core.sectors``).
 
 Lookback: the last row depends on :data:`LOOKBACK_ROWS` = 252 earlier rows of its ticker (the
 252-row high and regression, ``close[-252]``); a one-day computation reads them and keeps the
@@ -48,6 +49,7 @@ from __future__ import annotations
 import polars as pl
 
 from quant_core.features import BASE_FACTORS, FACTOR_LOOKBACK_ROWS, FACTOR_NAMES
+from quant_core.sectors import UNCLASSIFIED
 
 MIN_SHARE = 0.8
 LOOKBACK_ROWS = FACTOR_LOOKBACK_ROWS
@@ -136,8 +138,8 @@ def compute_factors(
     """``ticker, date`` and the Float32 :data:`FACTOR_NAMES`, sorted by ticker and date.
 
     ``bars``: ticker, date, high, close, volume (adjusted); ``benchmark``: date, close (the
-    benchmark's adjusted close); ``sectors``: ticker, sector (a ticker without one forms the
-    sector ``Unclassified``)."""
+    benchmark's adjusted close); ``sectors``: ticker, sector (a ticker without one, or
+    ``Unclassified``, gets null sector-relative factors)."""
     market = (
         benchmark.lazy()
         .select(pl.col("date").cast(pl.Date), pl.col("close").cast(pl.Float64))
@@ -156,15 +158,20 @@ def compute_factors(
             (pl.col("close") / pl.col("close").shift(1).over("ticker") - 1.0).alias("r"),
             (pl.col("close") * pl.col("volume")).alias("dv"),
         )
-        .join(market, on="date", how="left")
+        # the rolling windows below read each ticker's rows in date order: a join that may
+        # reorder rows (Polars' default) would shuffle them
+        .join(market, on="date", how="left", maintain_order="left")
         .with_columns(_base_factors())
         # 0/0 and ln(0) (a window without price moves) are missing values, as in Alpha158
         .with_columns(pl.when(pl.col(n).is_finite()).then(pl.col(n)).alias(n) for n in BASE_FACTORS)
         .join(sectors.lazy().select("ticker", "sector"), on="ticker", how="left")
-        .with_columns(pl.col("sector").fill_null("Unclassified"))
+        .with_columns(pl.col("sector").fill_null(UNCLASSIFIED))
     )
+    classified = pl.col("sector") != UNCLASSIFIED
     relative = [
-        (pl.col(name) - pl.col(name).mean().over("date", "sector")).alias(f"{name}_SEC")
+        pl.when(classified)
+        .then(pl.col(name) - pl.col(name).mean().over("date", "sector"))
+        .alias(f"{name}_SEC")
         for name in BASE_FACTORS
     ]
     return (
