@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
 from quant_assets.execution.assets import nav, paper_orders, positions
-from quant_assets.features.assets import alpha158, labels
+from quant_assets.features.assets import alpha158, factors, labels
 from quant_assets.ingest.assets import macro_series, raw_bars, universe
 from quant_assets.models.assets import alpha_model, predictions
 from quant_assets.models.windows import model_week_for
@@ -33,7 +33,7 @@ def keys_of(*defs: dg.AssetsDefinition) -> list[dg.AssetKey]:
 # the main job (apps/cli.py) runs the daily assets in these two stages, the labels and the week's
 # training between them: bars and features over the whole range, then the current week's scores
 # through the books, their risk, the paper orders, the account, the drift report and the PDF
-INGEST_ASSETS = [universe, raw_bars, macro_series, alpha158]
+INGEST_ASSETS = [universe, raw_bars, macro_series, alpha158, factors]
 PORTFOLIO_ASSETS = [
     predictions,
     ml_views,

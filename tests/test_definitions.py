@@ -25,7 +25,12 @@ def test_definitions_load_with_every_ingest_asset_and_check():
     check_names = {k.name for k in graph.asset_check_keys}
     assert {"raw_bars_cover_the_universe", "raw_bars_are_fresh"} <= check_names
     assert defs.resolve_job_def("daily_pipeline") is not None
-    assert {"alpha158", "labels", "alpha_model", "predictions"} <= keys
+    assert {"alpha158", "factors", "labels", "alpha_model", "predictions"} <= keys
+    # the factors read what alpha158 reads: the bars (a multi-asset with its quarantine) and
+    # the universe (their sectors)
+    factor_parents = graph.get(dg.AssetKey("factors")).parent_keys
+    assert factor_parents == graph.get(dg.AssetKey("alpha158")).parent_keys
+    assert {"raw_bars", "universe"} <= {k.to_user_string() for k in factor_parents}
     assert defs.resolve_job_def("weekly_training") is not None
     assert {"paper_orders", "positions", "nav"} <= keys
     assert "positions_match_the_broker" in check_names
@@ -116,10 +121,18 @@ def test_daily_schedule_targets_the_session_and_skips_holidays(when, expect_run)
         assert pipeline.partition_key == when.date().isoformat()
         assert dg.AssetKey("labels") not in pipeline.asset_selection
         assert dg.AssetKey("predictions") in pipeline.asset_selection
-        # the whole daily graph, through the paper orders and the account
+        # the whole daily graph: both feature sets, through the paper orders and the account
         assert {
             dg.AssetKey(k)
-            for k in ("paper_orders", "positions", "nav", "drift_report", "daily_report")
+            for k in (
+                "alpha158",
+                "factors",
+                "paper_orders",
+                "positions",
+                "nav",
+                "drift_report",
+                "daily_report",
+            )
         } <= set(pipeline.asset_selection)
     else:
         assert not requests

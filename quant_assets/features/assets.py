@@ -1,5 +1,6 @@
-"""Feature assets: Qlib's Alpha158 per (ticker, session) and the 5-session forward excess return
-label. Both read what they need (lookback, horizon) from the store by date range."""
+"""Feature assets: Qlib's Alpha158 and the documented US equity factors per (ticker, session), and
+the 5-session forward excess return label. Each reads what it needs (lookback, horizon) from the
+store by date range."""
 
 from collections.abc import Iterator
 from datetime import date
@@ -8,6 +9,7 @@ import dagster as dg
 import polars as pl
 
 from quant_assets.features.alpha158 import ALPHA158_NAMES, LOOKBACK_ROWS, compute_alpha158
+from quant_assets.features.factors import BASE_FACTORS, FACTOR_NAMES, compute_factors
 from quant_assets.features.labels import (
     LabelNotAvailable,
     check_available,
@@ -19,6 +21,7 @@ from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.partitions import daily_partitions, partition_dates, shift_sessions
 from quant_assets.queries import benchmark_ticker
 from quant_core.conventions import LABEL_HORIZON_SESSIONS
+from quant_core.features import FACTOR_LOOKBACK_ROWS
 from resources.storage import Store
 
 # Alpha158 on split/dividend-adjusted prices, volume adjusted by the same factor (Qlib's
@@ -77,6 +80,70 @@ def alpha158(context: dg.AssetExecutionContext, store: Store) -> dg.MaterializeR
             "missing_value_share": float(missing_share or 0.0),
             **date_range_metadata(window),
             "preview": preview(window.select("ticker", "date", *ALPHA158_NAMES[:8])),
+        }
+    )
+
+
+# the factors' lookback counts a ticker's own rows: these extra sessions keep the 252 rows of a
+# ticker missing up to a month of bars inside what a one-day run reads
+FACTOR_MISSING_BARS_MARGIN = 21
+FACTOR_SESSIONS_READ = FACTOR_LOOKBACK_ROWS + FACTOR_MISSING_BARS_MARGIN
+
+
+@dg.asset(
+    group_name="features",
+    kinds={"polars"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[raw_bars, universe],
+)
+def factors(context: dg.AssetExecutionContext, store: Store) -> dg.MaterializeResult:
+    """The documented US equity factors (momentum, reversal, 52-week high, beta, idiosyncratic
+    volatility, skewness, MAX, Amihud illiquidity, dollar volume, turnover) and their
+    sector-relative versions, float32, for every stock of the window's sessions; formulas in
+    ``quant_assets.features.factors``. Read from the stored adjusted bars of the window and its
+    one-year lookback, the benchmark's closes and the universe's sectors; a stock with too
+    little history gets nulls."""
+    start, end = partition_dates(context)
+    lookback_start = shift_sessions(start, FACTOR_SESSIONS_READ)
+    benchmark = benchmark_ticker(store)
+    bars = store.read("raw_bars", lookback_start, end)
+    stocks = bars.filter(pl.col("ticker") != benchmark)
+    if stocks.filter(pl.col("date") >= start).is_empty():
+        raise dg.Failure(
+            f"no raw_bars stored in [{start}, {end}): materialize raw_bars for these sessions first"
+        )
+    index = bars.filter(pl.col("ticker") == benchmark).select(
+        "date", pl.col("adj_close").alias("close")
+    )
+    sectors = store.read("universe", columns=["ticker", "sector"])
+    computed = compute_factors(stocks.select(_ADJUSTED_BARS), index, sectors)
+    window = computed.filter((pl.col("date") >= start) & (pl.col("date") < end))
+    written = store.write_partition("factors", window, start, end)
+    # a sector-relative factor is null exactly where its base factor is
+    missing = window.select(pl.col(BASE_FACTORS).is_null().mean()).row(0, named=True)
+    context.log.info(f"factors [{start}, {end}): {written} rows from {bars.height} bars")
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written,
+            "tickers": window["ticker"].n_unique(),
+            "sessions": window["date"].n_unique(),
+            "features": len(FACTOR_NAMES),
+            "lookback_sessions_read": FACTOR_SESSIONS_READ,
+            "benchmark_sessions_read": index.height,
+            "missing_value_share": float(
+                sum(v or 0.0 for v in missing.values()) / len(BASE_FACTORS)
+            ),
+            "missing_share_by_factor": dg.MetadataValue.json(
+                {name: round(float(share or 0.0), 4) for name, share in missing.items()}
+            ),
+            **date_range_metadata(window),
+            # the last session: a backfill's first rows are null until a year of bars exists
+            "preview": preview(
+                window.filter(pl.col("date") == pl.col("date").max()).select(
+                    "ticker", "date", *BASE_FACTORS
+                )
+            ),
         }
     )
 

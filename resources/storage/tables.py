@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from quant_core.features import ALPHA158_NAMES
+from quant_core.features import ALPHA158_NAMES, FACTOR_NAMES
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,17 @@ ALPHA158 = TableSchema(
         Column("ticker", pl.String()),
         Column("date", pl.Date()),
         *(Column(name, pl.Float32(), nullable=True) for name in ALPHA158_NAMES),
+    ),
+    key=("ticker", "date"),
+)
+
+# the documented US equity factors and their sector-relative versions (features/factors.py)
+FACTORS = TableSchema(
+    name="factors",
+    columns=(
+        Column("ticker", pl.String()),
+        Column("date", pl.Date()),
+        *(Column(name, pl.Float32(), nullable=True) for name in FACTOR_NAMES),
     ),
     key=("ticker", "date"),
 )
@@ -477,6 +488,7 @@ TABLES: dict[str, TableSchema] = {
         RAW_BARS_QUARANTINE,
         MACRO_SERIES,
         ALPHA158,
+        FACTORS,
         LABELS,
         LABEL_GAPS,
         MODEL_VALIDATION,
