@@ -37,7 +37,8 @@ Score neutralisation
 exposure to a per-row variable (the market beta): the residual of the date's least-squares
 regression of the score on sector dummies and the exposure (Frisch-Waugh: both demeaned within
 sector, then the slope removed). A book built on the residual does not bet on a sector or on
-the market by accident of the model.
+the market by accident of the model. An unclassified name is a group of its own
+(``quant_core.sectors``): its sector-neutral score is 0, the middle of the day.
 
 IC metrics
 ----------
@@ -57,6 +58,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from scipy.special import ndtri
+
+from quant_core.sectors import sector_groups
 
 NormaliseMethod = Literal["rank_gauss", "rank_uniform", "robust_zscore"]
 FeatureNormalisation = Literal["none", "rank_gauss", "robust_zscore"]
@@ -142,8 +145,8 @@ def neutralise(
     without a score stay NaN; a missing exposure counts as the sector's mean exposure."""
     dates = _dates(score)
     tickers = score.index.get_level_values(1)
-    sector = pd.Series(tickers.map(sectors.to_dict()), index=score.index).fillna("Unclassified")
-    keys = [dates, sector.to_numpy()]
+    groups = sector_groups(sectors.reindex(tickers.unique())).to_dict()
+    keys = [dates, np.asarray(tickers.map(groups))]
     out = score - score.groupby(keys, sort=False).transform("mean")
     out.name = score.name
     if exposure is None:
