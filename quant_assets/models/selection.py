@@ -342,3 +342,78 @@ def _weights(weighting: Weighting, icir: dict[str, float]) -> dict[str, float]:
         return RankEnsemble.from_validation(icir).weights
     best = max(icir, key=lambda m: icir[m] if math.isfinite(icir[m]) else -math.inf)
     return {m: 1.0 if m == best else 0.0 for m in icir}
+
+
+@dataclass
+class SelectedScores:
+    """Walk-forward scores under the selected configurations: one column per model and the
+    ``ensemble`` (combined with the selection's weights, then neutralised as chosen), the
+    models' feature importances at every retraining, and the choice in force from each
+    cutoff."""
+
+    scores: pd.DataFrame
+    importances: dict[str, list[pd.Series]]
+    choices: dict[date, ModelChoice]
+    seconds: float
+
+
+def _horizon_ends(index: pd.Index, horizon: int) -> np.ndarray:
+    """Per row, the session its ``horizon``-session label is realised on (datetime64)."""
+    import polars as pl
+
+    days = pd.DatetimeIndex(index.get_level_values(0).unique().sort_values())
+    ends = horizon_dates(pl.Series(days.to_numpy()).cast(pl.Date), horizon).to_numpy()
+    by_day = pd.Series(ends.astype("datetime64[ns]"), index=days)
+    return by_day.reindex(index.get_level_values(0)).to_numpy()
+
+
+def walk_forward_selected(
+    data: SelectionData,
+    selections: list[Selection],
+    end: date,
+    retrain_every: int = LABEL_HORIZON_SESSIONS,
+    spec: SelectionSpec | None = None,
+    log: Log = print,
+) -> SelectedScores:
+    """From each selection's cutoff to the next one's (the last to ``end``), retrain every
+    ``retrain_every`` sessions the selection's choice on the rows whose label over the chosen
+    horizon is realised before the block (the purge), within the trailing ``window_sessions``
+    or every earlier session, and score the block."""
+    spec = spec or SelectionSpec()
+    started = time.perf_counter()
+    ordered = sorted(selections, key=lambda s: s.cutoff)
+    dates = data.X.index.get_level_values(0).to_numpy()
+    sessions = np.unique(dates)
+    columns: dict[str, np.ndarray] = {m: np.full(len(dates), np.nan) for m in spec.models}
+    ensemble = np.full(len(dates), np.nan)
+    importances: dict[str, list[pd.Series]] = {m: [] for m in spec.models}
+    for i, selection in enumerate(ordered):
+        stop = ordered[i + 1].cutoff if i + 1 < len(ordered) else end
+        choice = selection.choice
+        ends = _horizon_ends(data.X.index, choice.horizon)
+        y = data.labels[choice.horizon].reindex(data.X.index)
+        period = sessions[
+            (sessions >= np.datetime64(selection.cutoff)) & (sessions < np.datetime64(stop))
+        ]
+        in_period = np.isin(dates, period)
+        for block in np.array_split(period, np.arange(retrain_every, len(period), retrain_every)):
+            first = block[0]
+            train = (ends < first) & y.notna().to_numpy()
+            if choice.window == "trailing":
+                position = int(np.searchsorted(sessions, first))
+                train &= dates >= sessions[max(0, position - spec.window_sessions)]
+            rows = np.isin(dates, block)
+            for model in spec.models:
+                fitted = choice.estimator(model).fit(data.X.loc[train, choice.columns], y[train])
+                columns[model][rows] = fitted.predict(data.X.loc[rows, choice.columns])
+                importances[model].append(fitted.feature_importances_)
+            log(f"walk-forward {pd.Timestamp(first).date()}: {int(train.sum())} training rows")
+        members = {m: pd.Series(v, index=data.X.index).where(in_period) for m, v in columns.items()}
+        combined = RankEnsemble(selection.weights).combine(members).where(in_period)
+        combined = _neutralised(combined.dropna(), choice.neutralisation, data)
+        ensemble = np.where(in_period, combined.reindex(data.X.index).to_numpy(), ensemble)
+    frame = pd.DataFrame(columns, index=data.X.index)
+    frame["ensemble"] = ensemble
+    return SelectedScores(
+        frame, importances, {s.cutoff: s.choice for s in ordered}, time.perf_counter() - started
+    )
