@@ -192,6 +192,28 @@ ALPHA_MODELS = TableSchema(
     time_column="week",
 )
 
+# every configuration one model selection evaluated before its cutoff (models/selection.py):
+# the chosen row (an ensemble) carries the validated ensemble weights; the weekly alpha_model
+# trains the chosen row of the latest cutoff on or before its week
+MODEL_SELECTION = TableSchema(
+    name="model_selection",
+    columns=(
+        Column("cutoff", pl.Date()),
+        Column("stage", pl.String()),
+        Column("model", pl.String()),
+        Column("choice", pl.String()),
+        Column("rank_ic", pl.Float64(), nullable=True),
+        Column("rank_icir", pl.Float64(), nullable=True),
+        Column("spread_net", pl.Float64(), nullable=True),
+        Column("turnover", pl.Float64(), nullable=True),
+        Column("seconds", pl.Float64()),
+        Column("chosen", pl.Boolean()),
+        Column("weights", pl.String(), nullable=True),
+    ),
+    key=("cutoff", "stage", "model", "choice"),
+    time_column="cutoff",
+)
+
 # each week's out-of-sample ensemble score (mean over the CPCV paths) with the realised label, on
 # the window's last labelled sessions: the score -> return calibration history of ml_views
 VALIDATION_SCORES = TableSchema(
@@ -494,6 +516,7 @@ TABLES: dict[str, TableSchema] = {
         MODEL_VALIDATION,
         SHAP_SUMMARY,
         ALPHA_MODELS,
+        MODEL_SELECTION,
         VALIDATION_SCORES,
         PREDICTIONS,
         ML_VIEWS,
