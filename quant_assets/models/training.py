@@ -2,12 +2,18 @@
 validation Rank ICIR, the final fits on the whole window, and their explanations.
 
 ``train_alpha`` is what the ``alpha_model`` asset runs; it takes explicit parameters
-(:class:`TrainingSpec`) and in-memory frames, so tests and benchmarks call it directly.
+(:class:`TrainingSpec`) and in-memory frames, so tests and benchmarks call it directly. The
+asset fills the spec from the stored model selection (``quant_assets.models.selection``): the
+boosted models' columns and hyper-parameters, the CPCV purge and embargo of the trained label's
+horizon, the ensemble weighting and the neutralisation of the ensemble score.
 
 Inputs: ``X`` is the Alpha158 panel indexed by ``(date, ticker)`` (sorted) over the training
-window, ``y`` the raw 5-session forward excess return on the same index (NaN where the label is
-not realised by the end of the window: those rows are never trained on, but the TFT reads them as
-encoder history). ``sectors`` maps ticker -> sector (the TFT's static covariate).
+window, ``y`` the raw forward excess return the models are trained on, on the same index (NaN
+where the label is not realised by the end of the window: those rows are never trained on, but
+the TFT reads them as encoder history). ``evaluation_label`` (default ``y``) is the label every
+validation IC and the ensemble weights are measured against: the 5-session label the portfolio
+consumes when ``y`` is over another horizon. ``sectors`` maps ticker -> sector (the TFT's static
+covariate and the neutralisation's groups).
 
 Ensemble validation caveat: the ensemble's CPCV paths combine the models' paths with weights
 taken from those same paths, which flatters it slightly; the gate (``gate_scores``) therefore
@@ -27,8 +33,10 @@ import polars as pl
 
 from quant_assets.models.boosting import CatBoostAlpha, LightGBMAlpha
 from quant_assets.models.bundle import AlphaBundle
-from quant_assets.models.cross_section import daily_ic
+from quant_assets.models.cross_section import Neutralisation, daily_ic
 from quant_assets.models.ensemble import RankEnsemble, ensemble_cpcv
+from quant_assets.models.selection import Weighting
+from quant_assets.models.selection import _weights as ensemble_weights
 from quant_assets.models.tft import TemporalFusionAlpha
 from quant_assets.models.validation import (
     CPCVResult,
@@ -42,6 +50,7 @@ from quant_core.conventions import (
     CPCV_PURGED_SESSIONS,
     CPCV_TEST_FOLDS,
 )
+from quant_core.sectors import classified_only
 
 MODEL_NAMES = ("lightgbm", "catboost", "tft")
 ENSEMBLE = "ensemble"
@@ -49,7 +58,9 @@ ENSEMBLE = "ensemble"
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """Explicit parameters of one training. ``*_params`` go to the estimators' constructors."""
+    """Explicit parameters of one training. ``*_params`` go to the estimators' constructors;
+    ``columns`` are the boosted models' features (None: every column of ``X``); ``weighting``
+    and ``neutralisation`` as in :class:`~quant_assets.models.selection.ModelChoice`."""
 
     models: tuple[str, ...] = MODEL_NAMES
     n_folds: int = CPCV_FOLDS
@@ -60,6 +71,9 @@ class TrainingSpec:
     lightgbm_params: dict[str, Any] = field(default_factory=dict)
     catboost_params: dict[str, Any] = field(default_factory=dict)
     tft_params: dict[str, Any] = field(default_factory=dict)
+    columns: tuple[str, ...] | None = None
+    weighting: Weighting = "icir"
+    neutralisation: Neutralisation = "none"
 
     def __post_init__(self) -> None:
         unknown = set(self.models) - set(MODEL_NAMES)
@@ -77,10 +91,16 @@ class TrainingSpec:
         )
 
     def feature_columns(self, name: str, available: list[str]) -> list[str]:
-        """Every Alpha158 column for the boosted trees, the TFT's subset for the TFT."""
+        """``columns`` (or every available one) for the boosted trees, the TFT's subset of
+        Alpha158 for the TFT."""
         if name == "tft":
             return [c for c in TemporalFusionAlpha.DEFAULT_FEATURES if c in available]
-        return list(available)
+        if self.columns is None:
+            return list(available)
+        missing = [c for c in self.columns if c not in available]
+        if missing:
+            raise ValueError(f"{name}: the panel lacks {len(missing)} features: {missing[:5]}")
+        return list(self.columns)
 
 
 @dataclass
@@ -139,9 +159,11 @@ def train_alpha(
     spec: TrainingSpec,
     training_start: date,
     training_end: date,
+    evaluation_label: pd.Series | None = None,
 ) -> TrainingOutcome:
     """CPCV every model of ``spec`` on the labelled rows, weight the rank ensemble by their
-    validation Rank ICIR, refit every model on all labelled rows and explain them."""
+    validation Rank ICIR (or as ``spec.weighting`` says), neutralise its score as
+    ``spec.neutralisation`` says, refit every model on all labelled rows and explain them."""
     labelled = y.notna().to_numpy()
     if not labelled.any():
         raise ValueError("no labelled rows to train on")
@@ -178,27 +200,42 @@ def train_alpha(
         seconds[name] = time.perf_counter() - started
     # every model is evaluated on the labelled rows only, so the paths line up
     aligned = {
-        name: _labelled_only(result, y[labelled].index) for name, result in validation.items()
+        name: _labelled_only(result, y[labelled].index, evaluation_label)
+        for name, result in validation.items()
     }
-    weights = RankEnsemble.from_validation({n: r.rank_icir for n, r in aligned.items()})
-    aligned[ENSEMBLE] = ensemble_cpcv(aligned, weights)
+    rank_icir = {n: r.rank_icir for n, r in aligned.items()}
+    weights = RankEnsemble(ensemble_weights(spec.weighting, rank_icir))
     bundle = AlphaBundle(
         models=models,
         features=features,
         weights=weights.weights,
         training_start=training_start,
         training_end=training_end,
+        neutralisation=spec.neutralisation,
+        sectors=classified_only({str(t): s for t, s in sectors.items()}),
     )
+    aligned[ENSEMBLE] = _neutralised(ensemble_cpcv(aligned, weights), bundle, X)
     shap = pl.concat(shap_frames) if shap_frames else _shap_frame("none", pd.Series())
     return TrainingOutcome(aligned, bundle, shap, importances, seconds, tft)
 
 
-def _labelled_only(result: CPCVResult, rows: pd.Index) -> CPCVResult:
-    if result.predictions.index.equals(rows):
-        return result
+def _labelled_only(result: CPCVResult, rows: pd.Index, label: pd.Series | None) -> CPCVResult:
+    """``result`` on ``rows``, its metrics against ``label`` (None: its own label)."""
+    if label is None:
+        if result.predictions.index.equals(rows):
+            return result
+        label = result.label
     return result_from_predictions(
-        result.predictions.reindex(rows), result.label.reindex(rows), result.splits
+        result.predictions.reindex(rows), label.reindex(rows), result.splits
     )
+
+
+def _neutralised(result: CPCVResult, bundle: AlphaBundle, X: pd.DataFrame) -> CPCVResult:
+    """The ensemble's paths neutralised as the bundle's live scores are."""
+    if bundle.neutralisation == "none":
+        return result
+    paths = result.predictions.apply(lambda path: bundle.neutralised(path, X))
+    return result_from_predictions(paths, result.label, result.splits)
 
 
 def mean_rank_ic(scores: pd.Series, label: pd.Series) -> float | None:
