@@ -1,6 +1,7 @@
 """Jobs and schedules: the daily pipeline at 22:00 UTC on NYSE sessions (after the close), the
-labels whose horizon closed that day at 23:30 UTC, and the weekly training on Mondays at 20:00 UTC
-(the week that just ended, before Monday's daily run)."""
+labels whose horizon closed that day at 23:30 UTC, the weekly training on Mondays at 20:00 UTC
+(the week that just ended, before Monday's daily run) and the model selection for the new year
+on January 2nd at 06:00 UTC (on the data of the years before it)."""
 
 from datetime import UTC, date, datetime
 
@@ -11,6 +12,7 @@ from quant_assets.execution.assets import nav, paper_orders, positions
 from quant_assets.features.assets import alpha158, factors, labels
 from quant_assets.ingest.assets import macro_series, raw_bars, universe
 from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.models.selection_assets import first_session_of_year, model_selection
 from quant_assets.models.windows import model_week_for
 from quant_assets.monitoring.assets import drift_report
 from quant_assets.partitions import (
@@ -62,6 +64,14 @@ weekly_training = dg.define_asset_job(
     partitions_def=weekly_partitions,
     hooks={end_mlflow_on_run_finished},
     description="Trains, validates and registers the week's alpha model (one MLflow run).",
+)
+
+
+yearly_model_selection = dg.define_asset_job(
+    name="yearly_model_selection",
+    selection=dg.AssetSelection.assets(model_selection),
+    description="Chooses the model's configuration for a cutoff by CPCV on the data before it "
+    "(the weekly training trains the latest choice; one MLflow run).",
 )
 
 
@@ -119,5 +129,25 @@ def weekly_training_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReq
     return dg.RunRequest(run_key=f"weekly_training:{week}", partition_key=week)
 
 
-jobs = [daily_pipeline, weekly_training]
-schedules = [daily_pipeline_schedule, daily_labels_schedule, weekly_training_schedule]
+@dg.schedule(
+    job=yearly_model_selection,
+    cron_schedule="0 6 2 1 *",
+    execution_timezone="UTC",
+    description="Chooses the configuration the weekly training uses from the year's first "
+    "session on, on the data before it, early on January 2nd.",
+)
+def yearly_model_selection_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    cutoff = first_session_of_year(_session(context).year).isoformat()
+    return dg.RunRequest(
+        run_key=f"model_selection:{cutoff}",
+        run_config={"ops": {"model_selection": {"config": {"cutoff": cutoff}}}},
+    )
+
+
+jobs = [daily_pipeline, weekly_training, yearly_model_selection]
+schedules = [
+    daily_pipeline_schedule,
+    daily_labels_schedule,
+    weekly_training_schedule,
+    yearly_model_selection_schedule,
+]

@@ -13,7 +13,12 @@ import pytest
 
 from quant_assets.definitions import defs
 from quant_assets.models.windows import model_week_for
-from quant_assets.partitions import daily_partitions, shift_sessions, weekly_partitions
+from quant_assets.partitions import (
+    daily_partitions,
+    is_trading_day,
+    shift_sessions,
+    weekly_partitions,
+)
 from resources.settings import PROJECT_ROOT
 
 
@@ -36,6 +41,16 @@ def test_definitions_load_with_every_ingest_asset_and_check():
     assert "positions_match_the_broker" in check_names
     assert "drift_report" in keys and "features_not_drifted" in check_names
     assert defs.resolve_sensor_def("retraining_trigger") is not None
+    # the model selection reads what both feature sets and the labels are made of, and the
+    # weekly training reads the stored selection
+    selection_parents = graph.get(dg.AssetKey("model_selection")).parent_keys
+    assert {k.to_user_string() for k in selection_parents} == {
+        "alpha158",
+        "factors",
+        "raw_bars",
+        "universe",
+    }
+    assert dg.AssetKey("model_selection") in graph.get(dg.AssetKey("alpha_model")).parent_keys
 
 
 @pytest.mark.parametrize(
@@ -73,6 +88,29 @@ def test_weekly_training_targets_the_week_that_just_ended(when, week):
     assert week in weekly_partitions.get_partition_keys(when)
     # the days that week's model scores all come after its last session
     assert model_week_for(when.date()) == date.fromisoformat(week)
+
+
+@pytest.mark.parametrize(
+    ("when", "cutoff"),
+    [
+        (datetime(2024, 1, 2, 6, 0, tzinfo=UTC), "2024-01-02"),
+        (datetime(2023, 1, 2, 6, 0, tzinfo=UTC), "2023-01-03"),  # New Year's Day observed
+    ],
+)
+def test_the_yearly_selection_chooses_for_the_first_session_of_the_new_year(when, cutoff):
+    schedule = defs.resolve_schedule_def("yearly_model_selection_schedule")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    )
+    (request,) = schedule.evaluate_tick(context).run_requests or []
+    assert request.run_config == {"ops": {"model_selection": {"config": {"cutoff": cutoff}}}}
+    assert date.fromisoformat(cutoff).year == when.year and is_trading_day(
+        date.fromisoformat(cutoff)
+    )
+    job = defs.resolve_job_def("yearly_model_selection")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "model_selection"
+    }
 
 
 # tables whose asset keeps an older noun: ``alpha_model`` is the registered model and its row
@@ -120,6 +158,7 @@ def test_daily_schedule_targets_the_session_and_skips_holidays(when, expect_run)
         (pipeline,) = requests
         assert pipeline.partition_key == when.date().isoformat()
         assert dg.AssetKey("labels") not in pipeline.asset_selection
+        assert dg.AssetKey("model_selection") not in pipeline.asset_selection  # yearly
         assert dg.AssetKey("predictions") in pipeline.asset_selection
         # the whole daily graph: both feature sets, through the paper orders and the account
         assert {

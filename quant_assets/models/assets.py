@@ -1,7 +1,12 @@
 """Model assets: the weekly ``alpha_model`` multi-asset (CPCV, rank ensemble, MLflow registry
 with a champion/challenger gate) with the tables it writes, each an asset (``alpha_model``: the
 registered model and its ``alpha_models`` row; ``model_validation``, ``shap_summary``,
-``validation_scores``), and the daily ``predictions`` of the last completed week's champion."""
+``validation_scores``), and the daily ``predictions`` of the last completed week's champion.
+
+The weekly training does not search: it trains the configuration the ``model_selection`` asset
+stored (:func:`stored_choice`, the latest cutoff on or before the week; the platform's defaults
+before any selection): its features, label horizon, window, hyper-parameters, CPCV purge and
+embargo, ensemble weighting and the neutralisation of the ensemble score."""
 
 import dataclasses
 import json
@@ -18,10 +23,12 @@ import pandas as pd
 import polars as pl
 from pydantic import Field
 
-from quant_assets.features.assets import alpha158
+from quant_assets.features.assets import alpha158, factors
+from quant_assets.features.labels import LabelNotAvailable, forward_excess_returns, horizon_date
 from quant_assets.ingest.assets import universe
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models import registry
+from quant_assets.models.selection import ModelChoice
 from quant_assets.models.training import (
     ENSEMBLE,
     MODEL_NAMES,
@@ -38,14 +45,14 @@ from quant_assets.partitions import (
     shift_sessions,
     weekly_partitions,
 )
+from quant_assets.queries import benchmark_ticker
 from quant_core.conventions import (
-    CPCV_EMBARGO_SESSIONS,
     CPCV_FOLDS,
-    CPCV_PURGED_SESSIONS,
     CPCV_TEST_FOLDS,
+    LABEL_HORIZON_SESSIONS,
     TRADING_DAYS,
 )
-from quant_core.features import ALPHA158_NAMES
+from quant_core.features import ALPHA158_NAMES, FACTOR_NAMES
 from resources.mlflow import ModelRegistry
 from resources.storage import Store
 
@@ -54,16 +61,17 @@ PREDICTION_LOOKBACK_SESSIONS = 60
 
 
 class AlphaModelConfig(dg.Config):
-    """Training parameters (the UI's launchpad shows them). ``None`` keeps the estimator's
-    default. Sizes are in sessions."""
+    """Training parameters (the UI's launchpad shows them). ``None`` keeps the stored model
+    choice's value (the purge and embargo of its label horizon) or the estimator's default.
+    Sizes are in sessions."""
 
     window_sessions: int = 756
     min_training_sessions: int = 120
     models: list[str] = Field(default_factory=lambda: list(MODEL_NAMES))
     n_folds: int = CPCV_FOLDS
     n_test_folds: int = CPCV_TEST_FOLDS
-    purged_size: int = CPCV_PURGED_SESSIONS
-    embargo_size: int = CPCV_EMBARGO_SESSIONS
+    purged_size: int | None = None
+    embargo_size: int | None = None
     random_state: int = 0
     lightgbm_n_estimators: int | None = None
     catboost_iterations: int | None = None
@@ -75,19 +83,39 @@ class AlphaModelConfig(dg.Config):
     # labelled sessions of out-of-sample scores kept in validation_scores (calibration history)
     validation_score_sessions: int = TRADING_DAYS
 
-    def spec(self) -> TrainingSpec:
+    def spec(self, choice: ModelChoice | None = None) -> TrainingSpec:
+        """The training of ``choice`` (default: the platform's defaults): its columns, purge,
+        embargo, weighting, neutralisation and boosted models' parameters, overlaid with this
+        config's explicit values."""
+        choice = choice or ModelChoice()
+
         def given(**params: Any) -> dict[str, Any]:
             return {k: v for k, v in params.items() if v is not None}
 
+        purge = choice.purge if self.purged_size is None else self.purged_size
+        if purge < choice.horizon:
+            raise dg.Failure(
+                f"purged_size {purge} < the label horizon {choice.horizon}: training labels "
+                "would overlap the test folds"
+            )
         seed = self.random_state
         return TrainingSpec(
             models=tuple(self.models),
             n_folds=self.n_folds,
             n_test_folds=self.n_test_folds,
-            purged_size=self.purged_size,
-            embargo_size=self.embargo_size,
-            lightgbm_params=given(n_estimators=self.lightgbm_n_estimators, random_state=seed),
-            catboost_params=given(iterations=self.catboost_iterations, random_state=seed),
+            purged_size=purge,
+            embargo_size=choice.embargo if self.embargo_size is None else self.embargo_size,
+            columns=tuple(choice.columns),
+            weighting=choice.weighting,
+            neutralisation=choice.neutralisation,
+            lightgbm_params={
+                **choice.estimator("lightgbm").get_params(),
+                **given(n_estimators=self.lightgbm_n_estimators, random_state=seed),
+            },
+            catboost_params={
+                **choice.estimator("catboost").get_params(),
+                **given(iterations=self.catboost_iterations, random_state=seed),
+            },
             tft_params=given(
                 max_epochs=self.tft_max_epochs,
                 limit_train_batches=self.tft_limit_train_batches,
@@ -100,9 +128,52 @@ def _panel(frame: pl.DataFrame) -> pd.DataFrame:
     return frame.to_pandas().set_index(["date", "ticker"]).sort_index()
 
 
-def training_panel(store: Store, window: TrainingWindow) -> tuple[pd.DataFrame, pd.Series]:
-    """Alpha158 over the window and the labels realised by its last session (NaN otherwise)."""
-    features = store.read("alpha158", window.start, next_trading_day(window.end))
+def horizon_labels(
+    store: Store,
+    start: date | None,
+    end: date,
+    horizons: tuple[int, ...],
+    realised_by: date | None = None,
+) -> dict[int, pl.DataFrame]:
+    """Per horizon, the raw forward excess return (ticker, date, horizon_date, label) of the
+    sessions ``start <= d < end`` whose horizon session's bars are stored (and on or before
+    ``realised_by``: no bar after it is read), from the stored adjusted closes."""
+    last = shift_sessions(end, 1)
+    bars_end = horizon_date(last, max(horizons))
+    if realised_by is not None:
+        bars_end = min(bars_end, realised_by)
+    bars = store.read(
+        "raw_bars", start, bars_end + timedelta(days=1), columns=["ticker", "date", "adj_close"]
+    )
+    empty = pl.DataFrame(
+        schema={"ticker": pl.String, "date": pl.Date, "horizon_date": pl.Date, "label": pl.Float64}
+    )
+    if bars.is_empty():
+        return dict.fromkeys(horizons, empty)
+    benchmark, first = benchmark_ticker(store), bars["date"].min()
+    assert isinstance(first, date)
+    out = {}
+    for h in horizons:
+        try:
+            frame = forward_excess_returns(bars, benchmark, start or first, end, horizon=h)
+        except LabelNotAvailable:
+            # no session of the range has its horizon stored yet
+            frame = empty
+        out[h] = frame.select(empty.columns)
+    return out
+
+
+def training_panel(
+    store: Store, window: TrainingWindow, horizon: int = LABEL_HORIZON_SESSIONS
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Alpha158 and the stored factors (null where not stored) over the window, the label over
+    ``horizon`` and the stored 5-session label, each realised by the window's last session
+    (NaN otherwise)."""
+    features = store.read("alpha158", window.start, next_trading_day(window.end)).join(
+        store.read("factors", window.start, next_trading_day(window.end)),
+        on=["ticker", "date"],
+        how="left",
+    )
     realised = (
         store.read(
             "labels",
@@ -114,13 +185,57 @@ def training_panel(store: Store, window: TrainingWindow) -> tuple[pd.DataFrame, 
         .filter(pl.col("horizon_date") <= window.end)
         .select("ticker", "date", "label")
     )
-    panel = _panel(features.join(realised, on=["ticker", "date"], how="left"))
-    return panel[list(ALPHA158_NAMES)], panel["label"]
+    frame = features.join(realised, on=["ticker", "date"], how="left")
+    if horizon != LABEL_HORIZON_SESSIONS:
+        trained = horizon_labels(
+            store, window.start, next_trading_day(window.end), (horizon,), window.end
+        )[horizon]
+        frame = frame.join(
+            trained.select("ticker", "date", pl.col("label").alias("trained_label")),
+            on=["ticker", "date"],
+            how="left",
+        )
+    panel = _panel(frame)
+    y5 = panel["label"]
+    y = panel["trained_label"].rename("label") if horizon != LABEL_HORIZON_SESSIONS else y5
+    return panel[[*ALPHA158_NAMES, *FACTOR_NAMES]], y, y5
 
 
 def sector_map(store: Store) -> pd.Series:
     members = store.read("universe", columns=["ticker", "sector"])
     return members.to_pandas().set_index("ticker")["sector"]
+
+
+def stored_choice(
+    store: Store, day: date
+) -> tuple[ModelChoice, dict[str, float] | None, date | None]:
+    """The chosen row of the stored model selection with the latest cutoff on or before
+    ``day``: its choice, its validated ensemble weights and its cutoff; the platform's defaults
+    ``(ModelChoice(), None, None)`` when no selection is stored for then."""
+    chosen = store.read(
+        "model_selection",
+        None,
+        day + timedelta(days=1),
+        columns=["cutoff", "choice", "weights"],
+        where={"chosen": [True]},
+    )
+    if chosen.is_empty():
+        return ModelChoice(), None, None
+    row = chosen.sort("cutoff").row(-1, named=True)
+    weights = json.loads(row["weights"]) if row["weights"] else None
+    return ModelChoice.from_json(row["choice"]), weights, row["cutoff"]
+
+
+def choice_window(
+    store: Store, week: date, window_sessions: int, choice: ModelChoice
+) -> TrainingWindow:
+    """The week's training window: the trailing ``window_sessions`` sessions, or for an
+    expanding (or recency-weighted) choice every stored Alpha158 session up to the week's end."""
+    window = training_window(week, window_sessions)
+    bounds = store.date_bounds("alpha158")
+    if choice.window == "trailing" or bounds is None or bounds[0] > window.end:
+        return window
+    return dataclasses.replace(window, start=bounds[0])
 
 
 def _version_tags(window: TrainingWindow, run_id: str) -> dict[str, str]:
@@ -234,13 +349,16 @@ class TrainedWeek:
     version: str
     champion_version: str
     champion_tags: dict[str, str]
+    choice: ModelChoice
+    cutoff: date | None
 
 
 def labelled_panel(
-    store: Store, window: TrainingWindow, min_sessions: int
-) -> tuple[pd.DataFrame, pd.Series, int]:
-    """``training_panel`` and its number of labelled sessions; fails below ``min_sessions``."""
-    X, y = training_panel(store, window)
+    store: Store, window: TrainingWindow, min_sessions: int, horizon: int = LABEL_HORIZON_SESSIONS
+) -> tuple[pd.DataFrame, pd.Series, pd.Series, int]:
+    """``training_panel`` and its number of sessions with a realised training label; fails
+    below ``min_sessions``."""
+    X, y, y5 = training_panel(store, window, horizon)
     labelled_sessions = int(pd.Index(y.dropna().index.get_level_values("date")).nunique())
     if labelled_sessions < min_sessions:
         raise dg.Failure(
@@ -248,7 +366,7 @@ def labelled_panel(
             f"[{window.start}, {window.last_label_day}], fewer than min_training_sessions="
             f"{min_sessions}: materialize alpha158 and labels for the window first"
         )
-    return X, y, labelled_sessions
+    return X, y, y5, labelled_sessions
 
 
 def _log_params(
@@ -258,11 +376,16 @@ def _log_params(
     window: TrainingWindow,
     X: pd.DataFrame,
     y: pd.Series,
+    choice: tuple[ModelChoice, date | None],
 ) -> None:
     tracker.log_params(
         {
             **{k: v for k, v in config.model_dump().items() if k != "models"},
             "models": ",".join(spec.models),
+            "purged_size": spec.purged_size,
+            "embargo_size": spec.embargo_size,
+            "model_choice": choice[0].to_json(),
+            "selection_cutoff": _cutoff_text(choice[1]),
             "week": window.week.isoformat(),
             "training_start": window.start.isoformat(),
             "training_end": window.end.isoformat(),
@@ -289,26 +412,33 @@ def _register(
     return version
 
 
+def _cutoff_text(cutoff: date | None) -> str:
+    return str(cutoff) if cutoff else "none stored: the platform's defaults"
+
+
 def train_and_register(
     tracker: Any,
     config: AlphaModelConfig,
     window: TrainingWindow,
-    panel: tuple[pd.DataFrame, pd.Series],
+    panel: tuple[pd.DataFrame, pd.Series, pd.Series],
     sectors: pd.Series,
+    choice: tuple[ModelChoice, date | None] = (ModelChoice(), None),
 ) -> TrainedWeek:
-    """Train, log to MLflow, judge against the champion, register: the MLflow run is cleaned
-    up when any step fails."""
-    X, y = panel
-    spec = config.spec()
+    """Train ``choice`` (the stored model choice and its cutoff) on ``panel`` (features, the
+    training label, the 5-session label every IC and the gate are measured against), log to
+    MLflow, judge against the champion, register: the MLflow run is cleaned up when any step
+    fails."""
+    X, y, y5 = panel
     try:
-        outcome = train_alpha(X, y, sectors, spec, window.start, window.end)
+        spec = config.spec(choice[0])
+        outcome = train_alpha(X, y, sectors, spec, window.start, window.end, evaluation_label=y5)
         run = tracker.active_run().info
-        _log_params(tracker, config, spec, window, X, y)
+        _log_params(tracker, config, spec, window, X, y, choice)
         headline = _log_validation(tracker, outcome)
         _log_artifacts(tracker, outcome)
         client = mlflow.MlflowClient()
         champion = registry.champion_version(client)
-        decision = _judge(config, outcome, X, y, champion)
+        decision = _judge(config, outcome, X, y5, champion)
         version = _register(client, outcome, window, run.run_id, decision)
         tracker.set_tags({"gate": decision.alias, "gate_reason": decision.reason})
     except Exception:
@@ -329,6 +459,8 @@ def train_and_register(
         version=version,
         champion_version=champion_version,
         champion_tags=champion_tags,
+        choice=choice[0],
+        cutoff=choice[1],
     )
 
 
@@ -380,6 +512,8 @@ def _alpha_model_metadata(
     return {
         "rows": rows,
         "week": str(window.week),
+        "model_choice": dg.MetadataValue.json(dataclasses.asdict(trained.choice)),
+        "selection_cutoff": _cutoff_text(trained.cutoff),
         "training_start": str(window.start),
         "training_end": str(window.end),
         "labelled_sessions": labelled_sessions,
@@ -445,7 +579,14 @@ def _validation_scores_metadata(frame: pl.DataFrame, rows: int, week: date) -> d
     }
 
 
-_TRAINING_INPUTS: list[dg.AssetsDefinition | str] = [alpha158, "labels", universe]
+_TRAINING_INPUTS: list[dg.AssetsDefinition | str] = [
+    alpha158,
+    factors,
+    "labels",
+    "raw_bars",
+    universe,
+    "model_selection",
+]
 
 
 ALPHA_MODEL_SPECS = [
@@ -453,10 +594,12 @@ ALPHA_MODEL_SPECS = [
         "alpha_model",
         deps=_TRAINING_INPUTS,
         kinds={"lightgbm", "catboost", "pytorch", "mlflow"},
-        description="The week's alpha model: LightGBM, CatBoost and a TFT trained on the "
-        "trailing window of Alpha158 and realised labels, validated with combinatorial "
-        "purged CV, combined into a rank ensemble weighted by validation Rank ICIR, logged "
-        "and registered in MLflow; its ``alpha_models`` row. The version becomes "
+        description="The week's alpha model: LightGBM, CatBoost and a TFT trained as the "
+        "stored model selection chose (features, label horizon, window, hyper-parameters; "
+        "the platform's defaults before any selection: the trailing window of Alpha158 and "
+        "the 5-session label), validated with combinatorial purged CV, combined into a rank "
+        "ensemble (weighted by validation Rank ICIR by default), logged and registered in "
+        "MLflow; its ``alpha_models`` row. The version becomes "
         "``champion`` only if it beats the current champion on sessions that one never "
         "saw; otherwise it is the ``challenger``.",
     ),
@@ -499,12 +642,16 @@ def alpha_model(
     against the champion, register, then write the week's four tables, each materialized
     with its own metadata (``alpha_model`` first: its row in ``alpha_models``)."""
     store: Store = context.resources.store
-    window = training_window(date.fromisoformat(context.partition_key), config.window_sessions)
-    X, y, labelled_sessions = labelled_panel(store, window, config.min_training_sessions)
-    trained = train_and_register(
-        context.resources.mlflow, config, window, (X, y), sector_map(store)
+    week = date.fromisoformat(context.partition_key)
+    choice, _, cutoff = stored_choice(store, week)
+    window = choice_window(store, week, config.window_sessions, choice)
+    X, y, y5, labelled_sessions = labelled_panel(
+        store, window, config.min_training_sessions, choice.horizon
     )
-    tables = week_tables(trained, y, config.validation_score_sessions)
+    trained = train_and_register(
+        context.resources.mlflow, config, window, (X, y, y5), sector_map(store), (choice, cutoff)
+    )
+    tables = week_tables(trained, y5, config.validation_score_sessions)
     rows = write_week(store, window.week, tables)
     context.log.info(
         f"alpha_model {window.week}: version {trained.version} {trained.decision.reason}"
@@ -542,6 +689,7 @@ def _model_for_day(models: pl.DataFrame, day: date) -> dict[str, Any]:
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
         alpha158,
+        factors,
         dg.AssetDep(
             "alpha_model",
             partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1),
@@ -552,16 +700,15 @@ def predictions(
     context: dg.AssetExecutionContext, store: Store, model_registry: ModelRegistry
 ) -> dg.MaterializeResult:
     """Each stock's score per session from the champion of the last completed training week:
-    one column per model and the rank ensemble. A day never uses a model whose training
-    window reaches that day."""
+    one column per model and the rank ensemble (neutralised as the model's stored selection
+    chose). A day never uses a model whose training window reaches that day."""
     start, end = partition_dates(context)
     models = store.read("alpha_models")
-    features = store.read("alpha158", shift_sessions(start, PREDICTION_LOOKBACK_SESSIONS), end)
+    first = shift_sessions(start, PREDICTION_LOOKBACK_SESSIONS)
+    features = store.read("alpha158", first, end)
     sessions = features.filter(pl.col("date") >= start)["date"].unique().sort().to_list()
     if not sessions:
         raise dg.Failure(f"no alpha158 stored in [{start}, {end}): materialize alpha158 first")
-    panel = _panel(features)
-    dates = panel.index.get_level_values("date")
     model_registry.activate()
     days_by_version: dict[str, list[date]] = {}
     rows: dict[str, dict[str, Any]] = {}
@@ -572,6 +719,18 @@ def predictions(
             raise dg.Failure(f"{day}: model {version} was trained on data up to {day} or later")
         days_by_version.setdefault(version, []).append(day)
         rows[version] = row
+    bundles = {version: registry.load_bundle(version) for version in days_by_version}
+    needed = {c for bundle in bundles.values() for c in bundle.columns}
+    if needed & set(FACTOR_NAMES):
+        stored = store.read("factors", first, end)
+        if stored.filter(pl.col("date") >= start).is_empty():
+            raise dg.Failure(
+                f"the models of {sorted(bundles)} read the factors and none are stored in "
+                f"[{start}, {end}): materialize factors first"
+            )
+        features = features.join(stored, on=["ticker", "date"], how="left")
+    panel = _panel(features)
+    dates = panel.index.get_level_values("date")
     frames = []
     # one scoring call per model version over its days and their lookback (the TFT's encoder)
     for version, days in days_by_version.items():
@@ -579,7 +738,7 @@ def predictions(
             (dates >= pd.Timestamp(shift_sessions(days[0], PREDICTION_LOOKBACK_SESSIONS)))
             & (dates <= pd.Timestamp(days[-1]))
         ]
-        scores = registry.load_bundle(version).predict(history).reset_index()
+        scores = bundles[version].predict(history).reset_index()
         row = rows[version]
         frames.append(
             pl.from_pandas(scores)
