@@ -142,7 +142,9 @@ class _GBDTAlpha(BaseEstimator, RegressorMixin):
     def _normalised(self, X: pd.DataFrame) -> np.ndarray:
         # a bundle pickled before the option existed has no attribute: it never normalised
         method: FeatureNormalisation = getattr(self, "feature_normalisation", "none")
-        return normalise_features(X, method, getattr(self, "feature_clip", 3.0)).to_numpy(dtype=np.float32)
+        return normalise_features(X, method, getattr(self, "feature_clip", 3.0)).to_numpy(
+            dtype=np.float32
+        )
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Scores, one per row of ``X`` (higher = expected to outperform within the date)."""

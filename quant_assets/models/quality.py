@@ -99,8 +99,5 @@ def yearly_quality(score: pd.Series, label: pd.Series, cost_bps: float = 5.0) ->
 
 def importance_stability(importances: list[pd.Series]) -> float:
     """Mean Spearman correlation of consecutive importance vectors (NaN with fewer than 2)."""
-    pairs = [
-        a.rank().corr(b.reindex(a.index).rank())
-        for a, b in itertools.pairwise(importances)
-    ]
+    pairs = [a.rank().corr(b.reindex(a.index).rank()) for a, b in itertools.pairwise(importances)]
     return float(np.nanmean(pairs)) if pairs else float("nan")
