@@ -5,21 +5,31 @@ backtest of its scores; prints the IC table and the backtest table and logs both
 1. Inputs are checked before anything is trained: a session of the range with Alpha158 but no
    stored label (other than those ``label_gaps`` explains and the last sessions, whose 5-session
    horizon has not closed) stops the command with one line naming the sessions.
-2. Walk-forward: each model is retrained every ``--retrain`` sessions on the last
-   ``--train-sessions``, purged by the label horizon, and scores the next block out of sample
-   (:func:`quant_assets.research.walk_forward.model_scores`, the backtest's own step 1).
-   ``ensemble`` is its equal-weight rank ensemble (what the backtest trades); ``rank_ensemble``
-   weights the models by their Rank ICIR over the first ``--weights-sessions`` out-of-sample
-   sessions, as the weekly training weights them by their validation Rank ICIR. The IC table is
-   over the out-of-sample sessions after those, for every row; ICIR = mean / std of the daily IC
-   (not annualised), as in Qlib's tables.
+2. Walk-forward, under the model selection (``--selection search``, the default): for each
+   evaluation year (from ``--evaluate-from``, default the first year with ``--train-sessions``
+   of history before it) the ``model_selection`` asset chooses the configuration on the data
+   before the year's first session only (:mod:`quant_assets.models.selection`; stored and
+   logged to MLflow; ``--select FIELD=VALUE`` sets its config), then each model is retrained
+   every ``--retrain`` sessions under that choice and scores the next block out of sample
+   (:func:`~quant_assets.models.selection.walk_forward_selected`); ``ensemble`` combines them
+   with the selection's weights and neutralisation. ``--selection stored`` reads the stored
+   selections instead; ``--selection none`` is the platform's defaults without a selection:
+   each model retrained every ``--retrain`` sessions on the last ``--train-sessions``
+   (:func:`quant_assets.research.walk_forward.model_scores`, the backtest's own step 1),
+   ``ensemble`` their equal-weight rank ensemble and ``rank_ensemble`` weighted by their Rank
+   ICIR over the first ``--weights-sessions`` out-of-sample sessions. The IC table covers the
+   evaluated sessions, for every row; ICIR = mean / std of the daily IC (not annualised), as in
+   Qlib's tables. The quality table adds, per score and calendar year, the share of months with
+   a positive mean Rank IC, the weekly top-minus-bottom quintile spread gross and after 5 bps a
+   side with its turnover, and each model's feature-importance stability
+   (:mod:`quant_assets.models.quality`).
 3. Backtest: the ``backtest`` asset materialized on the Dagster instance (so the UI shows it)
    with the same range, models and sizes, trading the scores of step 2 (not retrained); its
    ``backtest_metrics`` are printed.
 
 Everything goes to the MLflow experiment ``research`` (the backtest's run nested in the
 command's), and to ``<data dir>/research/<MLflow run id>/`` (``scores.parquet`` with the labels,
-``ic_table.csv``, ``ic_by_year.csv``, ``backtest_metrics.csv``).
+``ic_table.csv``, ``ic_by_year.csv``, ``quality_by_year.csv``, ``backtest_metrics.csv``).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import re
 import sys
 import time
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,8 +52,24 @@ import polars as pl
 import pydantic
 
 from apps.cli import dagster_home
+from quant_assets.models.assets import stored_choice
 from quant_assets.models.cross_section import daily_ic, summarise_ic
 from quant_assets.models.ensemble import RankEnsemble
+from quant_assets.models.quality import importance_stability, yearly_quality
+from quant_assets.models.selection import (
+    SelectedScores,
+    Selection,
+    SelectionSpec,
+    walk_forward_selected,
+)
+from quant_assets.models.selection_assets import (
+    HORIZONS,
+    ModelSelectionConfig,
+    describe,
+    first_session_of_year,
+    model_selection,
+    selection_data,
+)
 from quant_assets.research.assets import (
     SHOWN_METRICS,
     BacktestConfig,
@@ -70,6 +96,8 @@ RANK_ENSEMBLE = "rank_ensemble"
 IC_COLUMNS = ("ic_mean", "icir", "rank_ic_mean", "rank_icir", "n_dates")
 # the walk-forward's training window: the weekly training's (alpha_model's window_sessions)
 TRAIN_SESSIONS = 756
+SELECTION_MODES = ("search", "stored", "none")
+SPREAD_COST_BPS = 5.0
 # BacktestConfig fields the named options set
 _NAMED = ("start", "end", "models", "methods", "train_sessions", "retrain_every", "scores_path")
 
@@ -114,6 +142,27 @@ def argument_parser() -> argparse.ArgumentParser:
         type=int,
         default=TRADING_DAYS,
         help="first out-of-sample sessions that set rank_ensemble's weights (default %(default)s)",
+    )
+    parser.add_argument(
+        "--selection",
+        choices=SELECTION_MODES,
+        default="search",
+        help="the model's configuration per evaluation year: search (the model_selection asset "
+        "on the data before each year), stored (the stored selections), none (the defaults, "
+        "every --retrain sessions) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--evaluate-from",
+        type=int,
+        help="first evaluation year of a selection (default: the first with --train-sessions "
+        "of history before it)",
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a model_selection config field for --selection search (e.g. max_configurations=5)",
     )
     parser.add_argument("--skip-backtest", action="store_true", help="the IC table only")
     parser.add_argument(
@@ -248,7 +297,7 @@ def check_stored(store: Store, start: date, end: date, needed: int) -> list[date
         raise ResearchError(
             f"{start}..{end} holds {len(sessions)} sessions of alpha158; the walk-forward needs "
             f"{needed} (--train-sessions + the {LABEL_HORIZON_SESSIONS}-session purge + "
-            "--weights-sessions + --retrain): widen the range or lower them"
+            "--retrain, + --weights-sessions with --selection none): widen the range or lower them"
         )
     return sessions
 
@@ -264,6 +313,8 @@ class Evaluation:
     weights_period: tuple[date, date]
     evaluated_from: date
     seconds: float
+    # with a selection: the configuration in force from each cutoff (fields off the defaults)
+    choices: dict[date, str] = field(default_factory=dict)
 
 
 def evaluate(
@@ -295,6 +346,150 @@ def evaluate(
         evaluated_from=first_evaluated.date(),
         seconds=seconds,
     )
+
+
+def select_fields(items: list[str]) -> dict[str, Any]:
+    """``--select FIELD=VALUE`` items as model_selection config fields (VALUE read as JSON)."""
+    fields: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        known = set(ModelSelectionConfig.model_fields) - {"cutoff"}
+        if not sep or name not in known:
+            raise ResearchError(
+                f"--select {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(known))}"
+            )
+        try:
+            fields[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            fields[name] = raw
+    return fields
+
+
+def evaluation_cutoffs(
+    sessions: list[date], end: date, train_sessions: int, first_year: int | None
+) -> list[date]:
+    """The first session of every evaluation year: from ``first_year``, or the first year with
+    ``train_sessions`` stored sessions (and a 20-session horizon) before it, to ``end``'s."""
+    if first_year is None:
+        needed = train_sessions + max(HORIZONS)
+        if len(sessions) <= needed:
+            raise ResearchError(
+                f"{len(sessions)} stored sessions: a selection needs more than {needed} before "
+                "its first evaluation year"
+            )
+        first_year = sessions[needed].year + 1
+    cutoffs = [first_session_of_year(y) for y in range(first_year, end.year + 1)]
+    cutoffs = [c for c in cutoffs if c <= end]
+    if not cutoffs or cutoffs[0] <= sessions[0]:
+        raise ResearchError(
+            f"no evaluation year from {first_year} within {sessions[0]}..{end}: "
+            "set --evaluate-from to a year of the range after its first session"
+        )
+    return cutoffs
+
+
+def materialize(
+    asset: Any, op_config: dict[str, Any], experiment: str, parent_run_id: str
+) -> dg.ExecuteInProcessResult:
+    """``asset`` on the Dagster instance with the code location's resources, its MLflow run
+    nested under the command's."""
+    resources = {
+        **resources_from_env(),
+        "mlflow": mlflow_resource.configured(
+            {"experiment_name": experiment, "parent_run_id": parent_run_id}
+        ),
+    }
+    with dg.DagsterInstance.from_config(str(dagster_home())) as instance:
+        return dg.materialize(
+            [asset],
+            resources=resources,
+            run_config={
+                "ops": {asset.op.name: {"config": op_config}},
+                "loggers": {"console": {"config": {"log_level": "INFO"}}},
+            },
+            instance=instance,
+            raise_on_error=False,
+        )
+
+
+def stored_selection(store: Store, cutoff: date) -> Selection:
+    """The stored selection of ``cutoff`` (its choice and ensemble weights)."""
+    choice, weights, stored_cutoff = stored_choice(store, cutoff)
+    if stored_cutoff != cutoff or weights is None:
+        raise ResearchError(
+            f"no model_selection stored for the cutoff {cutoff}: run with --selection search, "
+            f"or materialize model_selection with cutoff {cutoff}"
+        )
+    return Selection(cutoff, choice, weights, pd.DataFrame(), 0.0)
+
+
+def selections(
+    store: Store, cutoffs: list[date], args: argparse.Namespace, run: Any
+) -> list[Selection]:
+    """Each cutoff's selection: searched now (the ``model_selection`` asset, stored) or read."""
+    out = []
+    for cutoff in cutoffs:
+        if args.selection == "search":
+            config = {**select_fields(args.select), "cutoff": cutoff.isoformat()}
+            print(f"model selection for {cutoff} (data before it only)...", flush=True)
+            result = materialize(model_selection, config, args.experiment, run.info.run_id)
+            if not result.success:
+                raise ResearchError(f"the model selection failed: {failure_of(result)}")
+        out.append(stored_selection(store, cutoff))
+    return out
+
+
+def evaluate_selected(
+    store: Store,
+    config: BacktestConfig,
+    args: argparse.Namespace,
+    run: Any,
+) -> tuple[Evaluation, SelectedScores]:
+    """Step 2 with a selection: each evaluation year scored weekly (every --retrain sessions)
+    under the configuration chosen on the data before it."""
+    spec = config.spec()
+    if "tft" in spec.models:
+        raise ResearchError("--selection chooses the boosted models' configuration: drop tft")
+    start, end = date.fromisoformat(config.start or ""), date.fromisoformat(config.end or "")
+    data = selection_data(store, start, end)
+    sessions = sorted({d.date() for d in data.X.index.get_level_values(0).unique()})
+    cutoffs = evaluation_cutoffs(sessions, sessions[-1], spec.train_sessions, args.evaluate_from)
+    chosen = selections(store, cutoffs, args, run)
+    for selection in chosen:
+        weights = ", ".join(f"{m} {w:.3f}" for m, w in selection.weights.items())
+        print(f"from {selection.cutoff}: {describe(selection.choice)}; weights {weights}")
+    started = time.perf_counter()
+    selection_spec = SelectionSpec(models=spec.models, window_sessions=spec.train_sessions)
+    result = walk_forward_selected(
+        data, chosen, end, spec.retrain_every, selection_spec, log=lambda _: None
+    )
+    evaluation = Evaluation(
+        scores=result.scores,
+        weights=chosen[-1].weights,
+        weights_period=(cutoffs[-1], cutoffs[-1]),
+        evaluated_from=cutoffs[0],
+        seconds=time.perf_counter() - started,
+        choices={s.cutoff: describe(s.choice) for s in chosen},
+    )
+    return evaluation, result
+
+
+def quality_report(
+    evaluation: Evaluation, labels: pd.Series, result: SelectedScores | None
+) -> pd.DataFrame:
+    """Per score column and calendar year (and ``all``): Rank IC, its IR, the share of positive
+    months, the weekly top-minus-bottom quintile spread gross and after 5 bps a side, its
+    turnover; the importance stability of each model's retrainings in ``all``'s row."""
+    scores = evaluated(evaluation)
+    frames = {}
+    for name in scores.columns:
+        table = yearly_quality(scores[name].dropna(), labels, cost_bps=SPREAD_COST_BPS)
+        if result is not None and name in result.importances:
+            table.loc["all", "importance_stability"] = importance_stability(
+                result.importances[name]
+            )
+        frames[name] = table
+    return pd.concat(frames, names=["score", "year"])
 
 
 def evaluated(evaluation: Evaluation) -> pd.DataFrame:
@@ -381,26 +576,9 @@ def log_evaluation(
 def materialize_backtest(
     config: BacktestConfig, experiment: str, parent_run_id: str
 ) -> dg.ExecuteInProcessResult:
-    """The ``backtest`` asset on the Dagster instance with the code location's resources, its
-    MLflow run nested under the command's."""
-    resources = {
-        **resources_from_env(),
-        "mlflow": mlflow_resource.configured(
-            {"experiment_name": experiment, "parent_run_id": parent_run_id}
-        ),
-    }
+    """The ``backtest`` asset (:func:`materialize`) with the command's config."""
     given = config.model_dump(exclude_none=True, exclude_defaults=True)
-    with dg.DagsterInstance.from_config(str(dagster_home())) as instance:
-        return dg.materialize(
-            [backtest],
-            resources=resources,
-            run_config={
-                "ops": {"backtest": {"config": given}},
-                "loggers": {"console": {"config": {"log_level": "INFO"}}},
-            },
-            instance=instance,
-            raise_on_error=False,
-        )
+    return materialize(backtest, given, experiment, parent_run_id)
 
 
 def failure_of(result: dg.ExecuteInProcessResult) -> str:
@@ -462,13 +640,21 @@ def backtest_years(store: Store, order: list[str]) -> pl.DataFrame:
 def report(evaluation: Evaluation, table: pd.DataFrame, yearly: pd.DataFrame) -> str:
     weights = ", ".join(f"{m} {w:.3f}" for m, w in evaluation.weights.items())
     first, last = evaluation.weights_period
-    return (
-        f"walk-forward: {evaluation.seconds:.1f} s; {RANK_ENSEMBLE} weights from the Rank ICIR "
-        f"of {first}..{last}: {weights}\n"
-        f"IC out of sample from {evaluation.evaluated_from} (ensemble: equal weights, the "
-        f"backtest's; ICIR = mean / std of the daily IC):\n{shown(table)}\n"
-        f"mean daily Rank IC by year:\n{shown(yearly)}"
-    )
+    if evaluation.choices:
+        header = (
+            f"walk-forward: {evaluation.seconds:.1f} s; configuration from each cutoff: "
+            + "; ".join(f"{c}: {d}" for c, d in evaluation.choices.items())
+            + f"\nIC out of sample from {evaluation.evaluated_from} (ensemble: the selection's "
+            "weights and neutralisation; ICIR = mean / std of the daily IC):"
+        )
+    else:
+        header = (
+            f"walk-forward: {evaluation.seconds:.1f} s; {RANK_ENSEMBLE} weights from the Rank "
+            f"ICIR of {first}..{last}: {weights}\n"
+            f"IC out of sample from {evaluation.evaluated_from} (ensemble: equal weights, the "
+            "backtest's; ICIR = mean / std of the daily IC):"
+        )
+    return f"{header}\n{shown(table)}\nmean daily Rank IC by year:\n{shown(yearly)}"
 
 
 def load(store: Store, args: argparse.Namespace) -> tuple[BacktestConfig, pd.DataFrame, Market]:
@@ -478,9 +664,9 @@ def load(store: Store, args: argparse.Namespace) -> tuple[BacktestConfig, pd.Dat
     )
     config = backtest_config(args, start, end)
     spec = config.spec()
-    needed = (
-        spec.train_sessions + LABEL_HORIZON_SESSIONS + args.weights_sessions + spec.retrain_every
-    )
+    # with a selection the ensemble's weights come from it, not from --weights-sessions
+    weights_sessions = args.weights_sessions if args.selection == "none" else 0
+    needed = spec.train_sessions + LABEL_HORIZON_SESSIONS + weights_sessions + spec.retrain_every
     sessions = check_stored(store, start, end, needed)
     X, market = stored_history(store, config)
     print(
@@ -496,30 +682,49 @@ def load(store: Store, args: argparse.Namespace) -> tuple[BacktestConfig, pd.Dat
 def research(args: argparse.Namespace) -> None:
     store = store_from_env()
     config, X, market = load(store, args)
-    evaluation = evaluate(X, market, config.spec(), args.weights_sessions)
-    table = ic_table(evaluation, market.labels)
-    yearly = rank_ic_by_year(evaluation, market.labels)
-    print(report(evaluation, table, yearly), flush=True)
     with start_run(args.experiment) as run:
+        result = None
+        if args.selection == "none":
+            evaluation = evaluate(X, market, config.spec(), args.weights_sessions)
+        else:
+            evaluation, result = evaluate_selected(store, config, args, run)
+        table = ic_table(evaluation, market.labels)
+        yearly = rank_ic_by_year(evaluation, market.labels)
+        quality = quality_report(evaluation, market.labels, result)
+        print(report(evaluation, table, yearly), flush=True)
+        print(
+            f"quality by year (5-session label; spread: weekly top-minus-bottom quintile, "
+            f"annualised, net of {SPREAD_COST_BPS:g} bps a side):\n{shown(quality)}",
+            flush=True,
+        )
         folder = data_dir() / "research" / run.info.run_id
         folder.mkdir(parents=True, exist_ok=True)
         scores_path = write_scores(folder, evaluation, market.labels)
         table.to_csv(folder / "ic_table.csv", index_label="model")
         yearly.to_csv(folder / "ic_by_year.csv")
+        quality.to_csv(folder / "quality_by_year.csv")
         log_evaluation(config, args, evaluation, table)
         if not args.skip_backtest:
-            metrics, facts = run_backtest_step(store, config, scores_path, args.experiment, run)
-            metrics.write_csv(folder / "backtest_metrics.csv")
-            rows = metrics.select("strategy", *SHOWN_METRICS).to_pandas().set_index("strategy")
-            print(f"backtest (backtest_metrics):\n{shown(rows)}")
-            print(backtest_facts(facts))
-            by_year = backtest_years(store, metrics["strategy"].to_list())
-            by_year.write_csv(folder / "backtest_yearly_returns.csv")
-            print(
-                f"net return by calendar year, and costs paid:\n{shown(by_year.to_pandas().set_index('strategy'))}"
-            )
+            backtest_step(store, config, scores_path, args.experiment, run, folder)
         mlflow.log_artifacts(str(folder))
         print(f"MLflow run {run.info.run_id} (experiment {args.experiment}); files in {folder}")
+
+
+def backtest_step(
+    store: Store, config: BacktestConfig, scores_path: Path, experiment: str, run: Any, folder: Path
+) -> None:
+    """Step 3, printed and written to ``folder``."""
+    metrics, facts = run_backtest_step(store, config, scores_path, experiment, run)
+    metrics.write_csv(folder / "backtest_metrics.csv")
+    rows = metrics.select("strategy", *SHOWN_METRICS).to_pandas().set_index("strategy")
+    print(f"backtest (backtest_metrics):\n{shown(rows)}")
+    print(backtest_facts(facts))
+    by_year = backtest_years(store, metrics["strategy"].to_list())
+    by_year.write_csv(folder / "backtest_yearly_returns.csv")
+    print(
+        "net return by calendar year, and costs paid:\n"
+        f"{shown(by_year.to_pandas().set_index('strategy'))}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

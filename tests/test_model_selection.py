@@ -18,6 +18,7 @@ from quant_assets.models.selection import (
     FEATURE_SETS,
     ModelChoice,
     SelectionData,
+    SelectionError,
     SelectionSpec,
     select_model,
 )
@@ -120,6 +121,13 @@ def test_a_search_over_the_budget_stops_with_a_clear_error() -> None:
     spec = dataclasses.replace(SMALL, max_configurations=1)
     with pytest.raises(ValueError, match="exceeds 1 configurations"):
         select_model(SelectionData(X, labels, _sectors(X)), CUTOFF, spec, log=lambda _: None)
+
+
+def test_a_history_too_short_for_any_split_is_a_clear_error_not_a_choice() -> None:
+    # 3 tickers x 150 training dates: no leaf of 500 rows, every prediction constant
+    X, labels = _panel(n_tickers=3)
+    with pytest.raises(SelectionError, match="no horizon candidate could be scored"):
+        select_model(SelectionData(X, labels, _sectors(X)), CUTOFF, SMALL, log=lambda _: None)
 
 
 @pytest.mark.parametrize("horizon", [1, 5, 20])

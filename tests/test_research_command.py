@@ -22,7 +22,7 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 
 from apps import research
-from quant_assets.features.assets import alpha158, labels
+from quant_assets.features.assets import alpha158, factors, labels
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_core.calendar import trading_sessions
 from resources.market_data.resource import MarketData
@@ -36,6 +36,8 @@ TRAIN, RETRAIN, WEIGHTS, PURGE = 120, 21, 40, 5
 MODELS = ("lightgbm", "catboost")
 ROWS = (*MODELS, "ensemble", "rank_ensemble")
 ARGS = [
+    "--selection",
+    "none",
     "--end",
     LAST_LABEL,
     "--train-sessions",
@@ -72,7 +74,9 @@ def env(tmp_path_factory) -> dict[str, str]:
     store_url = str(root / "quant.duckdb")
     resources = {"store": Store(url=store_url), "market_data": MarketData(n_tickers=20)}
     span = dict(zip(RANGE, (FIRST, LAST_BAR), strict=True))
-    assert dg.materialize([universe, raw_bars, alpha158], resources=resources, tags=span).success
+    assert dg.materialize(
+        [universe, raw_bars, alpha158, factors], resources=resources, tags=span
+    ).success
     span = dict(zip(RANGE, (FIRST, LAST_LABEL), strict=True))
     assert dg.materialize([labels], resources=resources, tags=span).success
     close_all()
@@ -105,6 +109,51 @@ def run(env: dict[str, str]) -> Run:
         env["MLFLOW_TRACKING_URI"],
         Path(env["DAGSTER_HOME"]),
     )
+
+
+SELECTED_ARGS = [
+    "--end",
+    LAST_LABEL,
+    "--train-sessions",
+    str(TRAIN),
+    "--retrain",
+    str(RETRAIN),
+    "--evaluate-from",
+    "2024",
+    "--skip-backtest",
+    "--select",
+    "window_sessions=240",
+    "--select",
+    "n_folds=4",
+    "--select",
+    'search=["features"]',
+]
+CUTOFF = date(2024, 1, 2)
+
+
+def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "apps.research", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def files_of(done: subprocess.CompletedProcess[str]) -> Path:
+    return Path(done.stdout.strip().splitlines()[-1].rsplit("files in ", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def selected(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], ...]:
+    """The command with a model selection searched for 2024 (stored), then again reading it."""
+    searched = command(env, "--selection", "search", *SELECTED_ARGS)
+    stored = command(env, "--selection", "stored", *SELECTED_ARGS)
+    return searched, stored
 
 
 def printed_table(stdout: str, header: str, names: tuple[str, ...]) -> dict[str, list[float]]:
@@ -306,3 +355,55 @@ def test_a_failed_backtest_run_is_reported_by_its_root_error_in_one_line():
 
     result = dg.materialize([broken], raise_on_error=False)
     assert research.failure_of(result) == "2011-02-17: benchmark SPY has no return this session"
+
+
+def test_a_searched_selection_is_stored_and_scores_the_year_from_its_cutoff_only(
+    env: dict[str, str], selected
+):
+    searched, _ = selected
+    store = Store(url=env["QUANT_STORE_URL"])
+    chosen = store.read("model_selection", where={"chosen": [True]})
+    assert chosen["cutoff"].to_list() == [CUTOFF]
+    from quant_assets.models.selection import ModelChoice
+    from quant_assets.models.selection_assets import describe
+
+    choice = ModelChoice.from_json(chosen["choice"][0])
+    assert f"from {CUTOFF}: {describe(choice)}" in searched.stdout
+    scores = pl.read_parquet(files_of(searched) / "scores.parquet")
+    assert scores["date"].min() >= CUTOFF
+    assert evaluated_from(searched.stdout) == CUTOFF
+    # the ensemble row of the IC table is the scores' own daily IC against the stored label
+    printed = printed_table(searched.stdout, "IC out of sample", (*MODELS, "ensemble"))
+    stored_labels = store.read("labels", columns=["ticker", "date", "label"])
+    for name in (*MODELS, "ensemble"):
+        expected = summary(daily_correlations(scores, stored_labels, name))
+        np.testing.assert_allclose(printed[name], expected, rtol=2e-3, atol=6e-4)
+    quality = pl.read_csv(files_of(searched) / "quality_by_year.csv")
+    assert set(quality["year"].cast(pl.String)) == {"2024", "all"}
+    assert {"spread_net", "positive_months", "importance_stability"} <= set(quality.columns)
+
+
+def test_the_stored_selection_gives_the_searched_scores_again(selected):
+    searched, stored = selected
+    first = pl.read_parquet(files_of(searched) / "scores.parquet")
+    again = pl.read_parquet(files_of(stored) / "scores.parquet")
+    assert first.equals(again)
+    assert "model selection for" not in stored.stdout
+
+
+def test_a_missing_stored_selection_names_the_cutoff_and_how_to_store_it(tmp_path):
+    empty = Store(url=str(tmp_path / "empty.duckdb"))
+    with pytest.raises(
+        research.ResearchError, match="no model_selection stored for the cutoff 2024-01-02"
+    ):
+        research.stored_selection(empty, CUTOFF)
+
+
+def test_an_evaluation_year_without_history_before_it_is_one_line(env, monkeypatch, capsys):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    args = ["--selection", "stored", "--evaluate-from", "2023", "--end", LAST_LABEL]
+    code = research.main([*args, "--train-sessions", str(TRAIN), "--skip-backtest"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "no evaluation year from 2023" in err and "--evaluate-from" in err

@@ -175,6 +175,10 @@ def _realised(y: pd.Series, horizon: int, cutoff: date) -> pd.Series:
     return y.where(known)
 
 
+class SelectionError(ValueError):
+    """A selection that cannot be made on the data it was given (the reason in words)."""
+
+
 @dataclass
 class Selection:
     """The chosen configuration, the ensemble weights validated for it, and one row per
@@ -295,6 +299,12 @@ def select_model(
     for name, values in spec.search:
         candidates = [best, *(dataclasses.replace(best, **{name: v}) for v in values)]
         scores = [evaluate(name, c) for c in candidates]
+        if np.isnan(scores).all():
+            raise SelectionError(
+                f"selection for {cutoff}: no {name} candidate could be scored (every CPCV "
+                "prediction constant or unlabelled); too few rows before the cutoff for the "
+                "trees' min_child_samples: widen window_sessions or store more history"
+            )
         best = candidates[int(np.nanargmax(scores))]
     for model in spec.models:
         evaluate("members", best, model)

@@ -28,6 +28,7 @@ from quant_assets.models.selection import (
     ModelChoice,
     Selection,
     SelectionData,
+    SelectionError,
     SelectionSpec,
     select_model,
 )
@@ -194,7 +195,10 @@ def model_selection(
     data = selection_data(store, None, cutoff)
     if data.X.empty:
         raise dg.Failure(f"no alpha158 stored before {cutoff}: materialize alpha158 first")
-    selection = select_model(data, cutoff, config.spec(), log=context.log.info)
+    try:
+        selection = select_model(data, cutoff, config.spec(), log=context.log.info)
+    except SelectionError as error:
+        raise dg.Failure(str(error)) from error
     table = selection_table(selection)
     written = store.write_partition("model_selection", table, cutoff, cutoff + timedelta(days=1))
     chosen = table.filter(pl.col("chosen")).row(0, named=True)
