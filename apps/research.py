@@ -178,19 +178,21 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def extra_fields(items: list[str]) -> dict[str, Any]:
-    """``--set FIELD=VALUE`` items as config fields (VALUE read as JSON where it parses)."""
+def field_items(
+    option: str, items: list[str], known: typing.Iterable[str], own: typing.Iterable[str] = ()
+) -> dict[str, Any]:
+    """``option FIELD=VALUE`` items as config fields (VALUE read as JSON where it parses);
+    ``own`` are the fields the command sets through its own options."""
+    known, own = sorted(set(known) - set(own)), set(own)
     fields: dict[str, Any] = {}
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not name:
-            raise ResearchError(f"--set {item!r}: expected FIELD=VALUE")
-        if name in _NAMED:
-            raise ResearchError(f"--set {name}: use the command's own option for it")
-        if name not in BacktestConfig.model_fields:
-            raise ResearchError(
-                f"--set {name}: not a backtest config field ({', '.join(sorted(BacktestConfig.model_fields))})"
-            )
+            raise ResearchError(f"{option} {item!r}: expected FIELD=VALUE")
+        if name in own:
+            raise ResearchError(f"{option} {name}: use the command's own option for it")
+        if name not in known:
+            raise ResearchError(f"{option} {name}: not a config field ({', '.join(known)})")
         try:
             fields[name] = json.loads(raw)
         except json.JSONDecodeError:
@@ -207,7 +209,7 @@ def backtest_config(args: argparse.Namespace, start: date, end: date) -> Backtes
         "methods": [m for m in args.methods.split(",") if m],
         "train_sessions": args.train_sessions,
         "retrain_every": args.retrain,
-        **extra_fields(args.set),
+        **field_items("--set", args.set, BacktestConfig.model_fields, _NAMED),
     }
     try:
         config = BacktestConfig(**fields)
@@ -348,23 +350,6 @@ def evaluate(
     )
 
 
-def select_fields(items: list[str]) -> dict[str, Any]:
-    """``--select FIELD=VALUE`` items as model_selection config fields (VALUE read as JSON)."""
-    fields: dict[str, Any] = {}
-    for item in items:
-        name, sep, raw = item.partition("=")
-        known = set(ModelSelectionConfig.model_fields) - {"cutoff"}
-        if not sep or name not in known:
-            raise ResearchError(
-                f"--select {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(known))}"
-            )
-        try:
-            fields[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            fields[name] = raw
-    return fields
-
-
 def evaluation_cutoffs(
     sessions: list[date], end: date, train_sessions: int, first_year: int | None
 ) -> list[date]:
@@ -423,14 +408,20 @@ def stored_selection(store: Store, cutoff: date) -> Selection:
     return Selection(cutoff, choice, weights, pd.DataFrame(), 0.0)
 
 
+def selection_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """``--select`` as model_selection config fields (the cutoff is the command's)."""
+    return field_items("--select", args.select, ModelSelectionConfig.model_fields, ["cutoff"])
+
+
 def selections(
     store: Store, cutoffs: list[date], args: argparse.Namespace, run: Any
 ) -> list[Selection]:
     """Each cutoff's selection: searched now (the ``model_selection`` asset, stored) or read."""
+    fields = selection_fields(args)
     out = []
     for cutoff in cutoffs:
         if args.selection == "search":
-            config = {**select_fields(args.select), "cutoff": cutoff.isoformat()}
+            config = {**fields, "cutoff": cutoff.isoformat()}
             print(f"model selection for {cutoff} (data before it only)...", flush=True)
             result = materialize(model_selection, config, args.experiment, run.info.run_id)
             if not result.success:
@@ -681,6 +672,7 @@ def load(store: Store, args: argparse.Namespace) -> tuple[BacktestConfig, pd.Dat
 
 def research(args: argparse.Namespace) -> None:
     store = store_from_env()
+    selection_fields(args)  # a bad --select stops the command before anything is loaded
     config, X, market = load(store, args)
     with start_run(args.experiment) as run:
         result = None

@@ -92,19 +92,10 @@ def env(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def run(env: dict[str, str]) -> Run:
     """The command once, as a user runs it (its own process)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "apps.research", *ARGS],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    folder = Path(done.stdout.strip().splitlines()[-1].rsplit("files in ", 1)[1])
+    done = command(env, *ARGS)
     return Run(
         Store(url=env["QUANT_STORE_URL"]),
-        folder,
+        files_of(done),
         done.stdout,
         env["MLFLOW_TRACKING_URI"],
         Path(env["DAGSTER_HOME"]),
@@ -327,8 +318,10 @@ def test_a_hole_in_the_stored_labels_is_named_as_a_span(env, monkeypatch, capsys
     [
         (["--start", "2024-13-01"], "--start '2024-13-01' is not a date: use YYYY-MM-DD"),
         (["--start", "2024-06-20", "--end", "2024-01-02"], "--start 2024-06-20 is after --end"),
-        (["--set", "astrology=1"], "--set astrology: not a backtest config field"),
+        (["--set", "astrology=1"], "--set astrology: not a config field"),
         (["--set", "train_sessions=5"], "--set train_sessions: use the command's own option"),
+        (["--select", "astrology=1"], "--select astrology: not a config field"),
+        (["--select", "cutoff=2024-01-02"], "--select cutoff: use the command's own option"),
         (["--methods", "astrology"], "astrology"),
         (["--models", "xgboost"], "models must be a non-empty subset"),
         (["--retrain", "weekly"], "argument --retrain: invalid int value: 'weekly'"),
