@@ -116,6 +116,42 @@ def test_the_planted_factor_signal_is_found_and_the_ensemble_is_not_worse_than_i
     )
 
 
+def _designed_predictions(
+    data: SelectionData, choice: ModelChoice, model: str, spec: SelectionSpec
+):
+    """In place of CPCV: the 5-session horizon predicts the label perfectly on even dates and
+    is noise on odd ones (high Rank IC, unstable); the 20-session one is the label plus noise
+    on every date (lower Rank IC, stable)."""
+    y = data.labels[5]
+    dates = y.index.get_level_values(0)
+    window = y[dates >= np.sort(dates.unique())[-spec.window_sessions]].dropna()
+    rng = np.random.default_rng(1)
+    noise = pd.Series(rng.normal(size=len(window)), window.index)
+    if choice.horizon == 5:
+        day = window.index.get_level_values(0).dayofyear.to_numpy()
+        score = window.where(day % 2 == 0, noise * window.std())
+    else:
+        score = window + 2.0 * window.std() * noise
+    return pd.DataFrame({0: score, 1: score})
+
+
+@pytest.mark.parametrize(("objective", "horizon"), [("rank_ic", 5), ("rank_icir", 20)])
+def test_the_objective_decides_between_a_higher_ic_and_a_steadier_one(
+    objective, horizon, monkeypatch
+) -> None:
+    from quant_assets.models import selection as module
+
+    monkeypatch.setattr(module, "_cpcv_predictions", _designed_predictions)
+    X, labels = _panel(n_tickers=20)
+    spec = dataclasses.replace(SMALL, objective=objective)
+    chosen = select_model(SelectionData(X, labels, _sectors(X)), CUTOFF, spec, log=lambda _: None)
+    assert chosen.choice.horizon == horizon
+    lightgbm = chosen.table[chosen.table["stage"] != "combination"].set_index("stage")
+    # the designed case really opposes the two objectives
+    assert lightgbm.loc["start", "rank_ic"] > lightgbm.loc["horizon", "rank_ic"]
+    assert lightgbm.loc["start", "rank_icir"] < lightgbm.loc["horizon", "rank_icir"]
+
+
 def test_a_search_over_the_budget_stops_with_a_clear_error() -> None:
     X, labels = _panel(n_tickers=6)
     spec = dataclasses.replace(SMALL, max_configurations=1)

@@ -19,7 +19,8 @@ How (:func:`select_model`), for one ``cutoff`` (the first session the choice wil
    window (less ``horizon`` sessions of gap) to every split's training dates, so every
    configuration is judged on the same test dates.
 3. The objective is the mean over CPCV paths of the mean daily Rank IC against the 5-session
-   label (the label the portfolio consumes), after the configuration's neutralisation.
+   label (the label the portfolio consumes), after the configuration's neutralisation; or, with
+   ``objective="rank_icir"``, the mean over paths of that daily Rank IC's mean / std.
 4. A coordinate search from :class:`ModelChoice`'s defaults, with LightGBM: the values of one
    field at a time (:data:`SEARCH`), keeping the best before moving to the next field
    (1 + 2 + 2 + 2 + 2 = 9 configurations, within the ``max_configurations`` budget). The other
@@ -59,6 +60,7 @@ from quant_core.features import ALPHA158_NAMES, FACTOR_NAMES
 FeatureSet = Literal["alpha158", "alpha158+factors", "factors"]
 Window = Literal["trailing", "expanding", "recency"]
 Weighting = Literal["equal", "icir", "best"]
+Objective = Literal["rank_ic", "rank_icir"]
 
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "alpha158": ALPHA158_NAMES,
@@ -142,6 +144,7 @@ class SelectionSpec:
     cost_bps: float = 5.0
     search: tuple[tuple[str, tuple[Any, ...]], ...] = SEARCH
     start: ModelChoice = field(default_factory=lambda: ModelChoice())
+    objective: Objective = "rank_ic"
 
 
 @dataclass
@@ -290,9 +293,9 @@ def select_model(
             results[(choice, model)] = {**row, "seconds": time.perf_counter() - t0}
             log(
                 f"selection for {cutoff}: {stage} {model} {choice.to_json()} "
-                f"rank IC {row['rank_ic']:.4f}"
+                f"rank IC {row['rank_ic']:.4f}, Rank ICIR {row['rank_icir']:.4f}"
             )
-        return float(results[(choice, model)]["rank_ic"])
+        return float(results[(choice, model)][spec.objective])
 
     best = spec.start
     evaluate("start", best)
@@ -340,7 +343,7 @@ def _choose_combination(
             )
             choice = dataclasses.replace(best, neutralisation=how, weighting=weighting)  # type: ignore[arg-type]
             rows.append(_row("combination", "ensemble", choice, combined, data, spec))
-            options.append((rows[-1]["rank_ic"], choice, ensemble.weights))
+            options.append((rows[-1][spec.objective], choice, ensemble.weights))
     _, choice, weights = max(options, key=lambda o: -math.inf if math.isnan(o[0]) else o[0])
     return choice, weights
 

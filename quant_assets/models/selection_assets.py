@@ -26,6 +26,7 @@ from quant_assets.models.assets import _panel, horizon_labels, sector_map
 from quant_assets.models.selection import (
     SEARCH,
     ModelChoice,
+    Objective,
     Selection,
     SelectionData,
     SelectionError,
@@ -74,6 +75,7 @@ class ModelSelectionConfig(dg.Config):
     n_test_folds: int = SelectionSpec.n_test_folds
     max_configurations: int = SelectionSpec.max_configurations
     search: list[str] = Field(default_factory=lambda: [name for name, _ in SEARCH])
+    objective: Objective = SelectionSpec.objective
 
     def spec(self) -> SelectionSpec:
         unknown = sorted(set(self.search) - {name for name, _ in SEARCH})
@@ -85,6 +87,7 @@ class ModelSelectionConfig(dg.Config):
             n_test_folds=self.n_test_folds,
             max_configurations=self.max_configurations,
             search=tuple((name, values) for name, values in SEARCH if name in self.search),
+            objective=self.objective,
         )
 
     def cutoff_date(self, store: Store) -> date:
