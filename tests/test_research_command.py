@@ -35,15 +35,12 @@ FIRST, LAST_BAR, LAST_LABEL = "2023-01-03", "2024-06-28", "2024-06-20"
 TRAIN, RETRAIN, WEIGHTS, PURGE = 120, 21, 40, 5
 MODELS = ("lightgbm", "catboost")
 ROWS = (*MODELS, "ensemble", "rank_ensemble")
+# the range and the walk-forward's cadence, with or without a selection
+WALK = ["--end", LAST_LABEL, "--train-sessions", str(TRAIN), "--retrain", str(RETRAIN)]
 ARGS = [
     "--selection",
     "none",
-    "--end",
-    LAST_LABEL,
-    "--train-sessions",
-    str(TRAIN),
-    "--retrain",
-    str(RETRAIN),
+    *WALK,
     "--weights-sessions",
     str(WEIGHTS),
     "--methods",
@@ -103,12 +100,7 @@ def run(env: dict[str, str]) -> Run:
 
 
 SELECTED_ARGS = [
-    "--end",
-    LAST_LABEL,
-    "--train-sessions",
-    str(TRAIN),
-    "--retrain",
-    str(RETRAIN),
+    *WALK,
     "--evaluate-from",
     "2024",
     "--skip-backtest",

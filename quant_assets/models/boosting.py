@@ -14,7 +14,11 @@ and features are binned coarsely (31 LightGBM bins from a 50,000-row sample, 32 
 borders: returns-based features carry far less than 5 bits of signal per split). On the
 synthetic market these defaults were both faster and better out-of-sample than the previous
 ones (31 leaves, 200 trees, 63 bins: LightGBM CPCV rank IC 0.0296 vs 0.0213), the larger trees
-fitting noise; see the figures in benches/bench_training.py.
+fitting noise; see the figures in benches/bench_training.py. These are the defaults before any
+selection; on real data the stored model selection chooses among them and other presets
+(``quant_assets.models.selection.PARAMS``), and on the shared real sample it chose the slower
+learning rate with fewer features per tree for every evaluation year (README, "Model quality on
+real US equities").
 
 Options chosen by the model selection on real data (``quant_assets.models.selection``), off by
 default: ``feature_normalisation`` maps each feature within each date to its gaussianised rank or
