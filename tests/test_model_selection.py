@@ -289,6 +289,22 @@ def test_quintile_spread_earns_top_minus_bottom_and_pays_costs_on_traded_weight(
     assert quintile_spread(flipped, label, 5, 10.0)["turnover"] == pytest.approx(1.0)
 
 
+def test_the_spread_is_the_mean_of_the_staggered_weekly_books_not_one_weekday() -> None:
+    days = pd.DatetimeIndex(trading_sessions(date(2021, 1, 4), date(2021, 2, 20)))[:20]
+    tickers = [f"T{i}" for i in range(10)]
+    index = pd.MultiIndex.from_product([days, tickers])
+    label = pd.Series(np.tile(np.linspace(-0.01, 0.01, 10), 20), index)
+    # right on every fifth session from the first, backwards on the four others
+    right = np.repeat(np.arange(20) % 5 == 0, 10)
+    score = pd.Series(np.where(right, 1.0, -1.0) * np.tile(np.arange(10.0), 20), index)
+    out = quintile_spread(score, label, rebalance_every=5, cost_bps=0.0)
+    one_book = (0.01 + np.linspace(-0.01, 0.01, 10)[8]) / 2 - (
+        -0.01 + np.linspace(-0.01, 0.01, 10)[1]
+    ) / 2
+    # the book started on the first session earns +one_book, the four others -one_book
+    assert out["gross"] == pytest.approx((1 - 4) / 5 * one_book * 252 / 5)
+
+
 def test_yearly_quality_reports_each_year_and_importance_stability_compares_retrainings() -> None:
     X, labels = _panel(n_tickers=10)
     table = yearly_quality(X["REV21"].astype(float), labels[5])

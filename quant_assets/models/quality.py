@@ -10,7 +10,9 @@
   legs) and pays ``cost_bps`` per side on every unit of weight traded (``sum |w_t - w_{t-1}|``
   over both legs, the first book bought from cash). Annualised by ``252 / rebalance_every``.
   ``turnover`` is the mean share of the book replaced per rebalance (``sum |dw| / 4``: 1 means
-  both legs entirely new).
+  both legs entirely new). Figures are the mean over the ``rebalance_every`` staggered books
+  (starting on each of the first sessions), as overlapping portfolios are measured: one book
+  alone sees a fifth of the dates and its figure depends on the weekday it started on.
 - :func:`importance_stability`: the mean Spearman correlation between the feature importances
   of consecutive retrainings (1: the same features matter every week).
 """
@@ -51,23 +53,37 @@ def quintile_spread(
     rebalance_every: int = LABEL_HORIZON_SESSIONS,
     cost_bps: float = 5.0,
 ) -> dict[str, float]:
-    """gross and net annualised top-minus-bottom quintile return, turnover (module docstring)."""
+    """gross and net annualised top-minus-bottom quintile return, turnover (module docstring),
+    averaged over the ``rebalance_every`` staggered books (one per starting session)."""
     frame = _frame(score, label)
     dates = frame["date"].unique().sort()
-    rebalances = dates.gather_every(rebalance_every)
-    book = _legs(frame.filter(pl.col("date").is_in(rebalances.implode())))
-    if book.is_empty():
+    books = [
+        _staggered_book(frame, dates[offset:].gather_every(rebalance_every), cost_bps)
+        for offset in range(min(rebalance_every, len(dates)))
+    ]
+    if not books:
         return {"gross": float("nan"), "net": float("nan"), "turnover": float("nan")}
+    per_year = TRADING_DAYS / rebalance_every
+    return {
+        "gross": float(np.mean([b["gross"] for b in books]) * per_year),
+        "net": float(np.mean([b["net"] for b in books]) * per_year),
+        "turnover": float(np.nanmean([b["turnover"] for b in books])),
+    }
+
+
+def _staggered_book(
+    frame: pl.DataFrame, rebalances: pl.Series, cost_bps: float
+) -> dict[str, float]:
+    """One book rebalanced on ``rebalances``: mean gross and net return per period, turnover."""
+    book = _legs(frame.filter(pl.col("date").is_in(rebalances.implode())))
     wide = book.pivot(on="ticker", index="date", values="weight").sort("date").fill_null(0.0)
     weights = wide.drop("date").to_numpy()
     traded = np.abs(np.diff(weights, axis=0, prepend=0.0)).sum(axis=1)
     period = book.group_by("date").agg((pl.col("weight") * pl.col("label")).sum()).sort("date")
     gross = period["weight"].to_numpy()
-    net = gross - traded * cost_bps / 1e4
-    per_year = TRADING_DAYS / rebalance_every
     return {
-        "gross": float(gross.mean() * per_year),
-        "net": float(net.mean() * per_year),
+        "gross": float(gross.mean()),
+        "net": float((gross - traded * cost_bps / 1e4).mean()),
         "turnover": float(traded[1:].mean() / 4) if len(traded) > 1 else float("nan"),
     }
 
