@@ -629,8 +629,6 @@ def backtest_years(store: Store, order: list[str]) -> pl.DataFrame:
 
 
 def report(evaluation: Evaluation, table: pd.DataFrame, yearly: pd.DataFrame) -> str:
-    weights = ", ".join(f"{m} {w:.3f}" for m, w in evaluation.weights.items())
-    first, last = evaluation.weights_period
     if evaluation.choices:
         header = (
             f"walk-forward: {evaluation.seconds:.1f} s; configuration from each cutoff: "
@@ -639,6 +637,8 @@ def report(evaluation: Evaluation, table: pd.DataFrame, yearly: pd.DataFrame) ->
             "weights and neutralisation; ICIR = mean / std of the daily IC):"
         )
     else:
+        weights = ", ".join(f"{m} {w:.3f}" for m, w in evaluation.weights.items())
+        first, last = evaluation.weights_period
         header = (
             f"walk-forward: {evaluation.seconds:.1f} s; {RANK_ENSEMBLE} weights from the Rank "
             f"ICIR of {first}..{last}: {weights}\n"
