@@ -379,6 +379,75 @@ impl OrderBook {
     fn reject(id: OrderId, reason: RejectReason, events: &mut Vec<Event>) {
         events.push(Event::Rejected { id, reason });
     }
+
+    /// Aggregate of the level at `price` on `side`: (open quantity, order count); (0, 0) for an
+    /// empty level or a price outside the band. What an L2 feed publishes after a change.
+    pub fn level(&self, side: Side, price: Price) -> (Qty, u32) {
+        let Some(l) = self.index(price) else {
+            return (0, 0);
+        };
+        let q = match side {
+            Side::Buy => &self.bids.levels[l as usize],
+            Side::Sell => &self.asks.levels[l as usize],
+        };
+        (q.qty, q.count)
+    }
+
+    /// Every resting order in priority order: bids best level first, then asks best level
+    /// first, each level in time priority. Clears `out` first. With [`OrderBook::restore`] it
+    /// is a snapshot: restoring this list into an empty book rebuilds the same book.
+    pub fn resting_orders(&self, out: &mut Vec<OrderView>) {
+        out.clear();
+        for sb in [&self.bids, &self.asks] {
+            let mut l = sb.best;
+            while l != NONE {
+                let mut i = sb.levels[l as usize].head;
+                while i != NIL {
+                    let s = self.arena.get(i);
+                    out.push(OrderView {
+                        id: s.id,
+                        side: s.side,
+                        price: self.price_of(l),
+                        remaining: s.remaining,
+                        filled: s.filled,
+                    });
+                    i = s.next;
+                }
+                l = sb.next_worse(l);
+            }
+        }
+    }
+
+    /// Rebuilds an empty book from a [`OrderBook::resting_orders`] list and the fill sequence
+    /// number it had. Fails (book unchanged from the first bad order on) if the book is not
+    /// empty, an order is outside the band, has no open quantity, repeats an id, would cross
+    /// the other side, or the orders exceed `max_orders`.
+    pub fn restore(&mut self, orders: &[OrderView], last_seq: SeqNo) -> Result<(), String> {
+        if self.len != 0 {
+            return Err("restore needs an empty book".into());
+        }
+        for o in orders {
+            let level = self
+                .index(o.price)
+                .ok_or_else(|| format!("order {} price {} outside the band", o.id, o.price))?;
+            if o.remaining == 0 {
+                return Err(format!("order {} has no open quantity", o.id));
+            }
+            if self.len >= self.config.max_orders {
+                return Err("more orders than max_orders".into());
+            }
+            if self.ids.get(o.id, self.arena.slots()).is_some() {
+                return Err(format!("order id {} repeated", o.id));
+            }
+            if self.crosses_opposite(o.side, level) {
+                return Err(format!("order {} crosses the other side", o.id));
+            }
+            let i = self.rest(o.id, o.side, level, o.remaining, o.filled);
+            self.ids.insert_new(o.id, i);
+        }
+        self.seq = last_seq;
+        Ok(())
+    }
 }
 
 /// The taker of a sweep (constant during it).
