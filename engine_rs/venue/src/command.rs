@@ -94,6 +94,8 @@ pub enum Kind {
     Cancel = 2,
     /// OrderCancelReplaceRequest (35=G).
     Replace = 3,
+    /// OrderStatusRequest (35=H): changes nothing, answered in sequence.
+    Status = 4,
 }
 
 /// OrdType (40): the two the venue trades.
@@ -230,6 +232,7 @@ impl Command {
             1 => Kind::New,
             2 => Kind::Cancel,
             3 => Kind::Replace,
+            4 => Kind::Status,
             _ => return Err(RecordError::BadField("kind")),
         };
         let side = match buf[13] {

@@ -27,6 +27,8 @@ pub enum ExecKind {
     Cancelled,
     Replaced,
     Rejected,
+    /// The answer to an OrderStatusRequest (ExecType I).
+    Status,
     /// An OrderCancelReject (35=9) answering a cancel (`response_to_replace = false`) or a
     /// replace request.
     CancelReject {
@@ -35,7 +37,7 @@ pub enum ExecKind {
 }
 
 /// OrdStatus (39) after the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum OrdStatus {
     New,
     PartiallyFilled,
@@ -169,6 +171,8 @@ pub struct VenueCore {
     listings: Vec<Listing>,
     by_symbol: HashMap<Symbol, u32>,
     live: HashMap<u64, LiveOrder>,
+    /// Orders that left the book, with their final status (for OrderStatusRequest).
+    finished: HashMap<u64, (LiveOrder, OrdStatus)>,
     /// Every ClOrdID a session used (orders, cancels, replaces) -> the order it names; a
     /// ClOrdID is unique per session for the life of the venue's state.
     ids: HashMap<(u16, ClOrdId), u64>,
@@ -194,6 +198,7 @@ impl VenueCore {
             listings: listings.to_vec(),
             by_symbol,
             live: HashMap::new(),
+            finished: HashMap::new(),
             ids: HashMap::new(),
             last_seq: 0,
             events: Vec::with_capacity(1024),
@@ -228,6 +233,7 @@ impl VenueCore {
             Kind::New => self.new_order(seq, c, out),
             Kind::Cancel => self.cancel(seq, c, out),
             Kind::Replace => self.replace(seq, c, out),
+            Kind::Status => self.status(seq, c, out),
             Kind::Nop => {}
         }
         self.publish_levels(seq, out);
@@ -352,6 +358,38 @@ impl VenueCore {
         self.translate(seq, c, out);
     }
 
+    /// ExecutionReport(ExecType I) on the order `c.cl_ord_id` names, live or finished; an
+    /// unknown one is answered with OrdStatus Rejected and reason "unknown order".
+    fn status(&mut self, seq: u64, c: &Command, out: &mut Vec<Output>) {
+        let id = self.ids.get(&(c.session, c.cl_ord_id)).copied();
+        let report = match id {
+            Some(id) if self.live.contains_key(&id) => self.report(seq, id, ExecKind::Status, c),
+            Some(id) if self.finished.contains_key(&id) => {
+                let (o, status) = self.finished[&id];
+                let Output::Report(mut r) = self.report_of(seq, id, &o, ExecKind::Status) else {
+                    unreachable!("report_of gives a report")
+                };
+                r.status = status;
+                if status != OrdStatus::Filled {
+                    r.leaves_qty = 0;
+                }
+                Output::Report(r)
+            }
+            _ => Output::Report(Report {
+                kind: ExecKind::Status,
+                order_id: 0,
+                ..reject(seq, c, Reason::UnknownOrder)
+            }),
+        };
+        out.push(report);
+    }
+
+    fn finish(&mut self, id: u64, status: OrdStatus) {
+        if let Some(o) = self.live.remove(&id) {
+            self.finished.insert(id, (o, status));
+        }
+    }
+
     fn run(&mut self, command: EngineCommand) {
         self.events.clear();
         self.engine.process(command, &mut self.events);
@@ -366,7 +404,7 @@ impl VenueCore {
                     let reason = engine_reason(reason);
                     let report = match c.kind {
                         Kind::New => {
-                            self.live.remove(&id);
+                            self.finish(id, OrdStatus::Rejected);
                             reject(seq, c, reason)
                         }
                         // a modify the engine refuses leaves the order as it was
@@ -412,7 +450,7 @@ impl VenueCore {
                         }
                     }
                     out.push(r);
-                    self.live.remove(&id);
+                    self.finish(id, OrdStatus::Cancelled);
                 }
                 Event::Modified { id, price, .. } => {
                     if let Some(o) = self.live.get_mut(&id) {
@@ -426,16 +464,18 @@ impl VenueCore {
                     }
                     out.push(r);
                 }
-                Event::Done { id, .. } => {
-                    self.live.remove(&id);
-                }
+                Event::Done { id, .. } => self.finish(id, OrdStatus::Filled),
             }
         }
     }
 
     /// A report on live order `id` as it stands now.
     fn report(&self, seq: u64, id: u64, kind: ExecKind, c: &Command) -> Output {
-        let o = self.live[&id];
+        let _ = c;
+        self.report_of(seq, id, &self.live[&id], kind)
+    }
+
+    fn report_of(&self, seq: u64, id: u64, o: &LiveOrder, kind: ExecKind) -> Output {
         let leaves = o.qty - o.cum;
         let status = match (leaves, o.cum) {
             (0, _) => OrdStatus::Filled,
@@ -443,7 +483,6 @@ impl VenueCore {
             _ => OrdStatus::PartiallyFilled,
         };
         let symbol = self.listings[o.symbol as usize].symbol;
-        let _ = c;
         Output::Report(Report {
             seq,
             exec_id: 0,
@@ -515,6 +554,11 @@ impl VenueCore {
             h.u64(*id);
             h.live(o);
         }
+        for (id, (o, status)) in self.finished.iter().collect::<BTreeMap<_, _>>() {
+            h.u64(*id);
+            h.live(o);
+            h.u64(*status as u64);
+        }
         for ((s, c), id) in self.ids.iter().collect::<BTreeMap<_, _>>() {
             h.u64(*s as u64);
             h.bytes(c.as_str().as_bytes());
@@ -536,6 +580,12 @@ impl VenueCore {
         live.sort_by_key(|(id, _)| *id);
         let mut ids: Vec<_> = self.ids.iter().map(|(k, v)| (k.0, k.1, *v)).collect();
         ids.sort();
+        let mut finished: Vec<_> = self
+            .finished
+            .iter()
+            .map(|(id, (o, st))| (SnapshotOrder::from_live(*id, o), *st))
+            .collect();
+        finished.sort_by_key(|(o, _)| o.id);
         CoreSnapshot {
             last_seq: self.last_seq,
             books,
@@ -543,6 +593,7 @@ impl VenueCore {
                 .into_iter()
                 .map(|(id, o)| SnapshotOrder::from_live(id, &o))
                 .collect(),
+            finished,
             ids,
         }
     }
@@ -564,6 +615,9 @@ impl VenueCore {
         for o in &snap.live {
             core.live.insert(o.id, o.to_live());
         }
+        for (o, st) in &snap.finished {
+            core.finished.insert(o.id, (o.to_live(), *st));
+        }
         for (s, c, id) in &snap.ids {
             core.ids.insert((*s, *c), *id);
         }
@@ -579,6 +633,7 @@ pub struct CoreSnapshot {
     pub last_seq: u64,
     pub books: Vec<(u64, Vec<OrderView>)>,
     pub live: Vec<SnapshotOrder>,
+    pub finished: Vec<(SnapshotOrder, OrdStatus)>,
     pub ids: Vec<(u16, ClOrdId, u64)>,
 }
 

@@ -11,7 +11,7 @@
 
 use crate::command::{ClOrdId, Command, Kind, OrdType, Refusal, Symbol, Tif};
 use crate::config::{from_ticks, to_ticks, Config, Pricing};
-use crate::core::{ExecKind, OrdStatus, Report};
+use crate::core::{ExecKind, OrdStatus, Reason, Report};
 use crate::sequencer::{mono_ns, InputProducer, ReportSink};
 use async_trait::async_trait;
 use disruptor::Producer;
@@ -217,10 +217,11 @@ pub fn parse(
         MsgType::NewOrderSingle => Kind::New,
         MsgType::OrderCancelRequest => Kind::Cancel,
         MsgType::OrderCancelReplaceRequest => Kind::Replace,
+        MsgType::OrderStatusRequest => Kind::Status,
         _ => {
             return Err(RejectReason::new(
                 INVALID_MSG_TYPE,
-                "MsgType not supported by the venue (D, F, G)",
+                "MsgType not supported by the venue (D, F, G, H)",
             ))
         }
     };
@@ -236,10 +237,10 @@ pub fn parse(
         RejectReason::new(VALUE_INCORRECT, "Symbol empty or longer than 16 characters")
             .with_ref_tag(55)
     })?;
-    if kind != Kind::New {
+    if kind == Kind::Cancel || kind == Kind::Replace {
         c.orig_cl_ord_id = id_field(m, 41)?;
     }
-    if kind == Kind::Cancel {
+    if kind == Kind::Cancel || kind == Kind::Status {
         return Ok(c);
     }
     c.qty = qty_field(m)?;
@@ -395,8 +396,10 @@ pub fn build_message(conn: &Connection, r: &Report, tick_nanos: u64) -> Outbound
             .push_str(41, r.orig_cl_ord_id.as_str())
             .push_char(39, status_char(r.status))
             .push_char(434, if response_to_replace { '2' } else { '1' })
-            .push_uint(102, r.reason.fix_code(true) as u64)
-            .push_str(58, r.reason.text());
+            .push_uint(102, r.reason.fix_code(true) as u64);
+        if !r.reason.text().is_empty() {
+            m.push_str(58, r.reason.text());
+        }
         return m;
     }
     let mut m = conn.acquire(MsgType::ExecutionReport);
@@ -406,10 +409,15 @@ pub fn build_message(conn: &Connection, r: &Report, tick_nanos: u64) -> Outbound
         ExecKind::Cancelled => '4',
         ExecKind::Replaced => '5',
         ExecKind::Rejected => '8',
+        ExecKind::Status => 'I',
         ExecKind::CancelReject { .. } => unreachable!("handled above"),
     };
-    m.push_str(37, &r.order_id.to_string())
-        .push_str(11, r.cl_ord_id.as_str());
+    let order_id = if r.order_id == 0 {
+        "NONE".to_string()
+    } else {
+        r.order_id.to_string()
+    };
+    m.push_str(37, &order_id).push_str(11, r.cl_ord_id.as_str());
     if !r.orig_cl_ord_id.is_empty() {
         m.push_str(41, r.orig_cl_ord_id.as_str());
     }
@@ -420,7 +428,7 @@ pub fn build_message(conn: &Connection, r: &Report, tick_nanos: u64) -> Outbound
         .push_char(54, side)
         .push_uint(38, r.order_qty)
         .push_char(40, r.ord_type as u8 as char);
-    if r.ord_type == OrdType::Limit && r.kind != ExecKind::Rejected {
+    if r.ord_type == OrdType::Limit && r.status != OrdStatus::Rejected {
         m.push_str(44, &from_ticks(r.price as i128, tick_nanos));
     }
     m.push_char(59, r.tif as u8 as char);
@@ -432,7 +440,7 @@ pub fn build_message(conn: &Connection, r: &Report, tick_nanos: u64) -> Outbound
         .push_uint(14, r.cum_qty)
         .push_str(6, &avg_px(r, tick_nanos))
         .push_str(60, &utc_timestamp());
-    if r.kind == ExecKind::Rejected {
+    if r.status == OrdStatus::Rejected && r.reason != Reason::None {
         m.push_uint(103, r.reason.fix_code(false) as u64)
             .push_str(58, r.reason.text());
     }

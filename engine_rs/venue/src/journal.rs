@@ -13,7 +13,7 @@
 //! and refuses a gap or a damaged record in the middle.
 
 use crate::command::{ClOrdId, Command, OrdType, Tif, RECORD_LEN};
-use crate::core::{CoreSnapshot, Listing, SnapshotOrder, VenueCore};
+use crate::core::{CoreSnapshot, Listing, OrdStatus, SnapshotOrder, VenueCore};
 use engine_rs::{OrderView, Side};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -356,6 +356,50 @@ impl R<'_> {
     }
 }
 
+fn write_order(w: &mut W, o: &SnapshotOrder) {
+    w.u64(o.id);
+    w.u64(o.session as u64);
+    w.u64(o.symbol as u64);
+    w.u8(o.side as u8);
+    w.u8(o.ord_type as u8);
+    w.u8(o.tif as u8);
+    w.u64(o.price as u64);
+    w.u64(o.qty);
+    w.u64(o.cum);
+    w.u64(o.notional as u64);
+    w.u64((o.notional >> 64) as u64);
+    w.text(&o.cl_ord_id);
+}
+
+fn read_order(r: &mut R<'_>) -> Result<SnapshotOrder, String> {
+    let id = r.u64()?;
+    let session = r.u64()? as u16;
+    let symbol = r.u64()? as u32;
+    let side = r.side()?;
+    let ord_type = match r.u8()? {
+        b'1' => OrdType::Market,
+        _ => OrdType::Limit,
+    };
+    let tif = match r.u8()? {
+        b'3' => Tif::Ioc,
+        b'4' => Tif::Fok,
+        _ => Tif::Day,
+    };
+    Ok(SnapshotOrder {
+        id,
+        session,
+        symbol,
+        side,
+        ord_type,
+        tif,
+        price: r.u64()? as i64,
+        qty: r.u64()?,
+        cum: r.u64()?,
+        notional: r.u64()? as u128 | (r.u64()? as u128) << 64,
+        cl_ord_id: r.text()?,
+    })
+}
+
 fn write_snapshot(dir: &Path, core: &VenueCore) -> io::Result<PathBuf> {
     let snap = core.snapshot();
     let mut w = W(Vec::with_capacity(1 << 16));
@@ -377,18 +421,12 @@ fn write_snapshot(dir: &Path, core: &VenueCore) -> io::Result<PathBuf> {
     }
     w.u64(snap.live.len() as u64);
     for o in &snap.live {
-        w.u64(o.id);
-        w.u64(o.session as u64);
-        w.u64(o.symbol as u64);
-        w.u8(o.side as u8);
-        w.u8(o.ord_type as u8);
-        w.u8(o.tif as u8);
-        w.u64(o.price as u64);
-        w.u64(o.qty);
-        w.u64(o.cum);
-        w.u64(o.notional as u64);
-        w.u64((o.notional >> 64) as u64);
-        w.text(&o.cl_ord_id);
+        write_order(&mut w, o);
+    }
+    w.u64(snap.finished.len() as u64);
+    for (o, st) in &snap.finished {
+        write_order(&mut w, o);
+        w.u8(*st as u8);
     }
     w.u64(snap.ids.len() as u64);
     for (s, c, id) in &snap.ids {
@@ -446,32 +484,20 @@ fn read_snapshot(path: &Path, listings: &[Listing]) -> Result<VenueCore, String>
     }
     let mut live = Vec::new();
     for _ in 0..r.u64()? {
-        let id = r.u64()?;
-        let session = r.u64()? as u16;
-        let symbol = r.u64()? as u32;
-        let side = r.side()?;
-        let ord_type = match r.u8()? {
-            b'1' => OrdType::Market,
-            _ => OrdType::Limit,
+        live.push(read_order(&mut r)?);
+    }
+    let mut finished = Vec::new();
+    for _ in 0..r.u64()? {
+        let o = read_order(&mut r)?;
+        let st = match r.u8()? {
+            0 => OrdStatus::New,
+            1 => OrdStatus::PartiallyFilled,
+            2 => OrdStatus::Filled,
+            3 => OrdStatus::Cancelled,
+            4 => OrdStatus::Rejected,
+            _ => return Err("bad status in snapshot".into()),
         };
-        let tif = match r.u8()? {
-            b'3' => Tif::Ioc,
-            b'4' => Tif::Fok,
-            _ => Tif::Day,
-        };
-        live.push(SnapshotOrder {
-            id,
-            session,
-            symbol,
-            side,
-            ord_type,
-            tif,
-            price: r.u64()? as i64,
-            qty: r.u64()?,
-            cum: r.u64()?,
-            notional: r.u64()? as u128 | (r.u64()? as u128) << 64,
-            cl_ord_id: r.text()?,
-        });
+        finished.push((o, st));
     }
     let mut ids = Vec::new();
     for _ in 0..r.u64()? {
@@ -483,6 +509,7 @@ fn read_snapshot(path: &Path, listings: &[Listing]) -> Result<VenueCore, String>
             last_seq,
             books,
             live,
+            finished,
             ids,
         },
     )?;

@@ -399,3 +399,27 @@ fn a_journal_written_under_other_listings_is_refused() {
         .unwrap();
     assert!(err.contains("other listings"), "{err}");
 }
+
+#[test]
+fn a_status_request_answers_live_finished_and_unknown_orders() {
+    let mut r = Run::new();
+    r.send(cmd(Kind::New, 0, "s", Side::Sell, 100, 3));
+    r.send(cmd(Kind::New, 1, "b", Side::Buy, 100, 3));
+    r.send(cmd(Kind::New, 0, "rest", Side::Buy, 95, 2));
+    let ask =
+        |r: &mut Run, session, id: &str| r.send(cmd(Kind::Status, session, id, Side::Buy, 0, 0))[0];
+    let filled = ask(&mut r, 1, "b");
+    assert_eq!(
+        (filled.kind, filled.status, filled.cum_qty, filled.notional),
+        (ExecKind::Status, OrdStatus::Filled, 3, 300)
+    );
+    let live = ask(&mut r, 0, "rest");
+    assert_eq!((live.status, live.leaves_qty), (OrdStatus::New, 2));
+    let unknown = ask(&mut r, 0, "nope");
+    assert_eq!(
+        (unknown.status, unknown.reason),
+        (OrdStatus::Rejected, Reason::UnknownOrder)
+    );
+    // another session cannot see it
+    assert_eq!(ask(&mut r, 2, "b").status, OrdStatus::Rejected);
+}
