@@ -64,6 +64,9 @@ def broker_from_env() -> Broker:
         alpaca_api_key=_secret("ALPACA_API_KEY"),
         alpaca_secret_key=_secret("ALPACA_SECRET_KEY"),
         alpaca_base_url=env("ALPACA_PAPER_URL") or None,
+        venue_host=env("QUANT_VENUE_HOST") or "127.0.0.1",
+        venue_port=int(env("QUANT_VENUE_PORT") or 9878),
+        venue_sender_comp_id=env("QUANT_VENUE_COMP_ID") or "QUANT",
     )
 
 

@@ -71,7 +71,12 @@ def test_the_main_job_covers_every_asset_of_the_daily_schedule():
     assert scheduled == planned
     # a multi-asset is planned with every table it writes
     assert {"raw_bars", "raw_bars_quarantine"} <= set(DAILY_SELECTION.split(","))
-    assert {"paper_orders", "order_journal", "simulated_broker_orders"} <= planned
+    assert {
+        "paper_orders",
+        "order_journal",
+        "simulated_broker_orders",
+        "venue_broker_orders",
+    } <= planned
 
 
 # --- bad arguments: one line, what was wrong and a valid example, exit code 2 ------------------

@@ -26,6 +26,7 @@ from quant_assets.risk.limits import breached_limits
 from resources.broker.base import TERMINAL_STATUSES, BrokerClient, OrderRequest
 from resources.broker.resource import Broker
 from resources.broker.simulated import TABLE as SIMULATED_BROKER_TABLE
+from resources.broker.venue import TABLE as VENUE_BROKER_TABLE
 from resources.execution_policy import ExecutionPolicy
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
@@ -189,6 +190,23 @@ def _simulated_broker_orders_metadata(
     }
 
 
+def _venue_broker_orders_metadata(
+    store: Store, broker: str, start: date, end: date
+) -> dict[str, Any]:
+    """The venue's reports on the run's sessions (none unless the orders went to the venue)."""
+    records = store.read(VENUE_BROKER_TABLE, start, end)
+    return {
+        "rows": records.height,
+        "broker": broker,
+        "status_counts": dg.MetadataValue.json(
+            dict(records.group_by("status").len().sort("status").iter_rows())
+        ),
+        "filled_qty": int(records["filled_qty"].sum()) if records.height else 0,
+        **date_range_metadata(records),
+        "preview": preview(records.sort("date", "ticker"), rows=20),
+    }
+
+
 # allocation_status and risk_metrics carry the blocking checks that stop the orders of a run
 # whose live book is infeasible or breaches a risk limit
 _ORDER_INPUTS = ["target_weights", "allocation_status", "risk_metrics", "raw_bars"]
@@ -217,6 +235,14 @@ _ORDER_INPUTS = ["target_weights", "allocation_status", "risk_metrics", "raw_bar
             kinds={"rust", "polars"},
             description="The simulated broker's own books: one row per order it accepted, with "
             "its fills on the Rust order book (empty for sessions sent to Alpaca).",
+        ),
+        dg.AssetSpec(
+            "venue_broker_orders",
+            deps=_ORDER_INPUTS,
+            kinds={"rust", "polars"},
+            description="What the venue (engine_rs/venue, over FIX 4.4) reported on each order "
+            "the venue broker sent: status, fills, the venue's reject text (empty unless "
+            "QUANT_BROKER=venue).",
         ),
     ],
     group_name="execution",
@@ -260,6 +286,10 @@ def paper_orders(
     yield dg.MaterializeResult(
         asset_key="simulated_broker_orders",
         metadata=_simulated_broker_orders_metadata(store, client.name, start, end),
+    )
+    yield dg.MaterializeResult(
+        asset_key="venue_broker_orders",
+        metadata=_venue_broker_orders_metadata(store, client.name, start, end),
     )
 
 

@@ -1,7 +1,8 @@
 """The ``broker`` resource: which paper broker the orders go to.
 
 ``simulated`` (the default) needs nothing outside the process; ``alpaca`` sends to Alpaca's
-PAPER API with the account's keys and refuses a live endpoint. There is no live trading.
+PAPER API with the account's keys and refuses a live endpoint; ``venue`` sends over FIX 4.4 to a
+running venue (``make venue``, engine_rs/venue). There is no live trading.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import dagster as dg
 
 from resources.broker.base import BrokerClient
 from resources.broker.simulated import FillModel, SimulatedBroker
+from resources.settings import data_dir
 from resources.storage import Store
 
-BROKER_KINDS = ("simulated", "alpaca")
+BROKER_KINDS = ("simulated", "alpaca", "venue")
 
 
 class Broker(dg.ConfigurableResource):
@@ -31,6 +33,13 @@ class Broker(dg.ConfigurableResource):
     alpaca_api_key: str | None = None
     alpaca_secret_key: str | None = None
     alpaca_base_url: str | None = None
+    # the venue's FIX acceptor and the platform's session on it (engine_rs/venue/venue.toml)
+    venue_host: str = "127.0.0.1"
+    venue_port: int = 9878
+    venue_sender_comp_id: str = "QUANT"
+    venue_target_comp_id: str = "VENUE"
+    # QuickFIX's store (sequence numbers) and logs; relative paths are under QUANT_DATA_DIR
+    venue_fix_dir: str = "fix"
 
     def fill_model(self) -> FillModel:
         """The simulated broker's fill model (the backtest fills its orders with it too)."""
@@ -53,5 +62,18 @@ class Broker(dg.ConfigurableResource):
 
             return AlpacaBroker(
                 self.alpaca_api_key, self.alpaca_secret_key, base_url=self.alpaca_base_url
+            )
+        if self.kind == "venue":
+            from resources.broker.venue import VenueBroker
+
+            return VenueBroker(
+                store,
+                self.venue_host,
+                self.venue_port,
+                data_dir() / self.venue_fix_dir,
+                sender_comp_id=self.venue_sender_comp_id,
+                target_comp_id=self.venue_target_comp_id,
+                initial_cash=self.initial_cash,
+                tick_size=self.tick_size,
             )
         raise dg.Failure(f"unknown broker kind {self.kind!r}; known: {BROKER_KINDS}")

@@ -441,6 +441,28 @@ SIMULATED_BROKER_ORDERS = TableSchema(
     key=("client_order_id",),
 )
 
+# the venue broker's record of what the venue reported (its side of the reconciliation): one
+# row per order sent over FIX, updated from execution reports and order status answers
+VENUE_BROKER_ORDERS = TableSchema(
+    name="venue_broker_orders",
+    columns=(
+        Column("date", pl.Date()),
+        Column("client_order_id", pl.String()),
+        Column("broker_order_id", pl.String(), nullable=True),
+        Column("ticker", pl.String()),
+        Column("side", pl.String()),
+        Column("qty", pl.Int64()),
+        Column("limit_price", pl.Float64(), nullable=True),
+        Column("status", pl.String()),
+        Column("filled_qty", pl.Int64()),
+        Column("avg_fill_price", pl.Float64(), nullable=True),
+        Column("reason", pl.String(), nullable=True),
+        # ISO-8601 UTC of the last report
+        Column("updated_at", pl.String()),
+    ),
+    key=("client_order_id",),
+)
+
 # holdings at each session's close (fills of the orders decided on earlier sessions)
 POSITIONS = TableSchema(
     name="positions",
@@ -529,6 +551,7 @@ TABLES: dict[str, TableSchema] = {
         BACKTEST_CPCV,
         ORDER_JOURNAL,
         SIMULATED_BROKER_ORDERS,
+        VENUE_BROKER_ORDERS,
         POSITIONS,
         NAV,
         FEATURE_DRIFT,
