@@ -5,7 +5,7 @@
 #   docker build -t quant-platform .
 #
 # Two stages: `build` compiles the Rust matching engine's Python binding (engine_rs/py, PyO3 via
-# maturin) and installs the locked environment (`uv sync --frozen --no-dev`) into /opt/quant/.venv;
+# maturin) and the venue binary (engine_rs/venue), and installs the locked environment (`uv sync --frozen --no-dev`) into /opt/quant/.venv;
 # the runtime stage copies that environment and the sources, without compilers or Rust.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -25,7 +25,9 @@ ENV RUSTUP_HOME=/usr/local/rustup \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/quant/.venv \
-    MATURIN_PEP517_ARGS=--locked
+    MATURIN_PEP517_ARGS=--locked \
+    CFLAGS="-O0 -g0" \
+    CXXFLAGS="-O0 -g0"
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential ca-certificates pkg-config \
@@ -45,6 +47,12 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/opt/quant/target \
     uv sync --frozen --no-dev --no-install-project
+
+# the trading venue (engine_rs/venue): a binary of the same workspace, copied out of the cache
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/opt/quant/target \
+    cargo build --release --locked -p venue \
+    && mkdir -p /opt/quant/bin && cp target/release/venue /opt/quant/bin/venue
 
 # the project itself (installed editable: resources/settings.py finds the project root from it)
 COPY README.md workspace.yaml ./
@@ -81,6 +89,8 @@ ENV VIRTUAL_ENV=/opt/quant/.venv \
 
 WORKDIR /opt/quant
 COPY --from=build /opt/quant/.venv /opt/quant/.venv
+COPY --from=build /opt/quant/bin/venue /usr/local/bin/venue
+COPY engine_rs/venue/venue.toml /opt/quant/venue.toml
 COPY pyproject.toml uv.lock README.md workspace.yaml ./
 COPY quant_core ./quant_core
 COPY quant_assets ./quant_assets
@@ -95,7 +105,7 @@ RUN mkdir -p /opt/quant/data /opt/dagster/storage /mlflow/artifacts \
     && chown -R quant:quant /opt/quant/data /opt/dagster /mlflow
 
 USER quant
-EXPOSE 3000 5000 8000 8050
+EXPOSE 3000 5000 8000 8050 9878
 
 # the default service; docker-compose.yml gives each service its own command
 CMD ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "/opt/quant/workspace.yaml"]

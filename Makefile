@@ -7,7 +7,7 @@ UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 # one planned event per asset for single-run backfills (see apps/cli.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: bootstrap run ingest train research test test-rust postgres lint ui bench bench-engine fuzz-build clean-data
+.PHONY: bootstrap run ingest train research test test-rust postgres lint ui bench bench-engine bench-venue venue fuzz-build clean-data
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -33,6 +33,11 @@ research: bootstrap
 
 postgres:
 	@bash scripts/postgres.sh
+
+## the trading venue: FIX 4.4 on 127.0.0.1:9878, L2 market data to 127.0.0.1:9879, journal in
+## data/venue (engine_rs/venue/venue.toml; ARGS="--data-dir DIR --listen HOST:PORT ...")
+venue:
+	cargo run --release --locked -p venue -- --config engine_rs/venue/venue.toml $(ARGS)
 
 ## every test: the Rust engine's tests, then the Python suite against DuckDB and a real
 ## PostgreSQL server, with coverage

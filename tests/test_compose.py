@@ -35,7 +35,15 @@ ENV_EXAMPLE = ROOT / ".env.example"
 INSTANCE_YAML = ROOT / "docker" / "dagster.yaml"
 INITDB_SCRIPT = ROOT / "docker" / "initdb" / "10-quant-databases.sh"
 
-SERVICES = {"timescaledb", "mlflow", "dagster-webserver", "dagster-daemon", "api", "dashboard"}
+SERVICES = {
+    "timescaledb",
+    "mlflow",
+    "dagster-webserver",
+    "dagster-daemon",
+    "api",
+    "dashboard",
+    "venue",
+}
 BUILT_SERVICES = SERVICES - {"timescaledb"}
 # the services that run the platform's code and read its settings from .env
 PLATFORM_SERVICES = {"dagster-webserver", "dagster-daemon", "api", "dashboard"}
@@ -222,6 +230,9 @@ def test_services_run_the_expected_commands():
     assert command_text(services["dagster-daemon"]).startswith("dagster-daemon run")
     assert command_text(services["api"]) == "quant-api --host 0.0.0.0"
     assert command_text(services["dashboard"]) == "quant-dashboard --host 0.0.0.0"
+    venue = command_text(services["venue"])
+    assert venue.startswith("venue --config /opt/quant/venue.toml")
+    assert "--data-dir /opt/quant/data/venue" in venue
 
 
 def test_database_and_artifacts_live_on_named_volumes():
@@ -257,7 +268,8 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies():
         for dependency, spec in depends.items():
             assert spec == {"condition": "service_healthy"}, (name, dependency)
             assert "healthcheck" in services[dependency], (name, dependency)
-    for name in BUILT_SERVICES:
+    # the venue keeps its own journal and needs no database
+    for name in BUILT_SERVICES - {"venue"}:
         assert "timescaledb" in services[name]["depends_on"], name
     assert "mlflow" in services["dagster-webserver"]["depends_on"]
     assert "mlflow" in services["dagster-daemon"]["depends_on"]
