@@ -9,9 +9,10 @@
 //! the tick, an unsupported TimeInForce or OrdType) go through the sequencer and come back as
 //! ExecutionReport(Rejected), like the engine's own rejects.
 
-use crate::command::{ClOrdId, Command, Kind, OrdType, Refusal, Symbol, Tif};
-use crate::config::{from_ticks, to_ticks, Config, Pricing};
+use crate::command::{Command, OrdType, Symbol};
+use crate::config::{from_ticks, Config, Pricing};
 use crate::core::{ExecKind, OrdStatus, Reason, Report};
+use crate::fix_parse::parse;
 use crate::sequencer::{mono_ns, InputProducer, ReportSink};
 use async_trait::async_trait;
 use disruptor::Producer;
@@ -30,12 +31,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-
-/// Session-level Reject reasons (373) the gateway uses.
-const REQUIRED_TAG_MISSING: u32 = 1;
-const VALUE_INCORRECT: u32 = 5;
-const INCORRECT_FORMAT: u32 = 6;
-const INVALID_MSG_TYPE: u32 = 11;
 
 /// Sends the core's reports to the live sessions. Reports for a session that is not logged on
 /// are counted and dropped (the member reconciles with an order status on its next logon).
@@ -162,125 +157,6 @@ impl Gateway {
     }
 }
 
-fn missing(tag: u32) -> RejectReason {
-    RejectReason::new(REQUIRED_TAG_MISSING, "Required tag missing").with_ref_tag(tag)
-}
-
-fn field<'a>(m: &RawMessage<'a>, tag: u32) -> Result<&'a str, RejectReason> {
-    m.get_field_str(tag).ok_or_else(|| missing(tag))
-}
-
-fn id_field(m: &RawMessage<'_>, tag: u32) -> Result<ClOrdId, RejectReason> {
-    let s = field(m, tag)?;
-    ClOrdId::new(s).filter(|c| !c.is_empty()).ok_or_else(|| {
-        RejectReason::new(
-            VALUE_INCORRECT,
-            "identifier empty or longer than 48 characters",
-        )
-        .with_ref_tag(tag)
-    })
-}
-
-fn side_field(m: &RawMessage<'_>) -> Result<Side, RejectReason> {
-    match field(m, 54)? {
-        "1" => Ok(Side::Buy),
-        "2" => Ok(Side::Sell),
-        _ => Err(
-            RejectReason::new(VALUE_INCORRECT, "Side must be 1 (buy) or 2 (sell)").with_ref_tag(54),
-        ),
-    }
-}
-
-fn qty_field(m: &RawMessage<'_>) -> Result<u64, RejectReason> {
-    let s = field(m, 38)?;
-    let bad = || {
-        RejectReason::new(
-            INCORRECT_FORMAT,
-            "OrderQty must be a whole number of shares",
-        )
-        .with_ref_tag(38)
-    };
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if !frac.bytes().all(|c| c == b'0') {
-        return Err(bad());
-    }
-    int.parse::<u64>().map_err(|_| bad())
-}
-
-/// Parses a NewOrderSingle / OrderCancelRequest / OrderCancelReplaceRequest.
-pub fn parse(
-    m: &RawMessage<'_>,
-    session: u16,
-    pricing: &HashMap<Symbol, u64>,
-) -> Result<Command, RejectReason> {
-    let kind = match m.msg_type() {
-        MsgType::NewOrderSingle => Kind::New,
-        MsgType::OrderCancelRequest => Kind::Cancel,
-        MsgType::OrderCancelReplaceRequest => Kind::Replace,
-        MsgType::OrderStatusRequest => Kind::Status,
-        _ => {
-            return Err(RejectReason::new(
-                INVALID_MSG_TYPE,
-                "MsgType not supported by the venue (D, F, G, H)",
-            ))
-        }
-    };
-    let mut c = Command {
-        kind,
-        session,
-        cl_ord_id: id_field(m, 11)?,
-        side: side_field(m)?,
-        ..Command::default()
-    };
-    let sym = field(m, 55)?;
-    c.symbol = Symbol::new(sym).filter(|s| !s.is_empty()).ok_or_else(|| {
-        RejectReason::new(VALUE_INCORRECT, "Symbol empty or longer than 16 characters")
-            .with_ref_tag(55)
-    })?;
-    if kind == Kind::Cancel || kind == Kind::Replace {
-        c.orig_cl_ord_id = id_field(m, 41)?;
-    }
-    if kind == Kind::Cancel || kind == Kind::Status {
-        return Ok(c);
-    }
-    c.qty = qty_field(m)?;
-    c.ord_type = match field(m, 40)? {
-        "1" => OrdType::Market,
-        "2" => OrdType::Limit,
-        _ => {
-            c.refusal = Refusal::UnsupportedOrdType;
-            OrdType::Limit
-        }
-    };
-    c.tif = match m.get_field_str(59).unwrap_or("0") {
-        "0" => Tif::Day,
-        "3" => Tif::Ioc,
-        "4" => Tif::Fok,
-        _ => {
-            c.refusal = Refusal::UnsupportedTimeInForce;
-            Tif::Day
-        }
-    };
-    if c.ord_type == OrdType::Limit && c.refusal != Refusal::UnsupportedOrdType {
-        let price = field(m, 44)?;
-        // an unknown symbol has no tick: the core rejects it as unknown
-        if let Some(&tick) = pricing.get(&c.symbol) {
-            match to_ticks(price, tick) {
-                Ok(t) => c.price = t,
-                Err(true) => c.refusal = Refusal::PriceOffTick,
-                Err(false) => {
-                    return Err(RejectReason::new(
-                        INCORRECT_FORMAT,
-                        "Price is not a decimal number",
-                    )
-                    .with_ref_tag(44))
-                }
-            }
-        }
-    }
-    Ok(c)
-}
-
 #[async_trait]
 impl Application for Gateway {
     async fn on_create(&self, _session_id: &SessionId) {}
@@ -311,7 +187,7 @@ impl Application for Gateway {
         session_id: &SessionId,
     ) -> Result<(), RejectReason> {
         let Some(session) = self.session_index(session_id) else {
-            return Err(RejectReason::new(VALUE_INCORRECT, "unknown session"));
+            return Err(RejectReason::new(5, "unknown session"));
         };
         match parse(message, session, &self.pricing) {
             Ok(command) => {
@@ -321,7 +197,11 @@ impl Application for Gateway {
             Err(r) => {
                 self.session_rejects.fetch_add(1, Ordering::Relaxed);
                 eprintln!("venue: {session_id}: session reject: {r:?}");
-                Err(r)
+                let reason = RejectReason::new(r.code, r.text);
+                Err(match r.ref_tag {
+                    Some(tag) => reason.with_ref_tag(tag),
+                    None => reason,
+                })
             }
         }
     }

@@ -15,8 +15,12 @@
 pub mod command;
 pub mod config;
 pub mod core;
+pub mod fix_parse;
+pub mod fuzzing;
+#[cfg(feature = "server")]
 pub mod gateway;
 pub mod journal;
 pub mod md;
 pub mod sbe;
+#[cfg(feature = "server")]
 pub mod sequencer;
