@@ -332,7 +332,8 @@ struct Server {
     md: std::net::UdpSocket,
 }
 
-fn start_venue(dir: &Path, sessions: usize, max_orders: usize) -> Server {
+fn start_venue(dir: &Path, sessions: usize, max_orders: usize, fsync: &str) -> Server {
+    let store_sync = std::env::var("VENUE_BENCH_STORE_SYNC").unwrap_or_else(|_| "every-64".into());
     let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/venue");
     assert!(
         binary.exists(),
@@ -345,8 +346,8 @@ fn start_venue(dir: &Path, sessions: usize, max_orders: usize) -> Server {
         .port();
     let md = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut cfg = format!(
-        "[fix]\nlisten = \"127.0.0.1:{port}\"\nsession_store_sync = \"every-64\"\nmax_pending_reports = 1000000\n\
-         [journal]\ndir = \"{}\"\nfsync = \"batch\"\nmax_batch = 512\nsnapshot_every = 0\n\
+        "[fix]\nlisten = \"127.0.0.1:{port}\"\nsession_store_sync = \"{store_sync}\"\nmax_pending_reports = 1000000\n\
+         [journal]\ndir = \"{}\"\nfsync = \"{fsync}\"\nmax_batch = 512\nsnapshot_every = 0\n\
          [market_data]\ndestination = \"{}\"\nsnapshot_ms = 1000\n",
         dir.join("data").display(),
         md.local_addr().unwrap()
@@ -376,11 +377,41 @@ fn start_venue(dir: &Path, sessions: usize, max_orders: usize) -> Server {
     Server { child, port, md }
 }
 
-fn stop_venue(mut s: Server) {
+/// CPU seconds per thread name of the venue process (from /proc), summed by name.
+fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
+    let tick = 100.0; // USER_HZ
+    let mut by: std::collections::BTreeMap<String, f64> = Default::default();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = stat[open + 1..close].to_string();
+            let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            let cpu = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+                + f.get(12).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0);
+            *by.entry(name).or_default() += cpu / tick;
+        }
+    }
+    by.into_iter().collect()
+}
+
+fn stop_venue(mut s: Server) -> Vec<(String, f64)> {
+    let cpu = thread_cpu(s.child.id());
     let _ = Proc::new("kill")
         .args(["-TERM", &s.child.id().to_string()])
         .status();
     let _ = s.child.wait();
+    cpu
+}
+
+fn cpu_line(cpu: &[(String, f64)], secs: f64) -> String {
+    cpu.iter()
+        .filter(|(_, c)| *c > 0.0)
+        .map(|(n, c)| format!("{n} {:.0}%", 100.0 * c / secs))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn connect(port: u16, s: usize) -> (Connection, mpsc::UnboundedReceiver<(usize, Instant)>) {
@@ -442,42 +473,43 @@ fn over_fix(a: &Args) {
         "over FIX on 127.0.0.1 ({cores} cores; load average before: {})",
         loadavg()
     );
-    println!("  waits: venue core/report/market-data threads spin 64, yield 64, then sleep 50 us; tokio (2 workers) parks; load generator 1 tokio thread");
+    println!("  waits: venue core/report/market-data threads spin 64, yield 64, then park until unparked by their producer; tokio (2 workers) parks; load generator 1 tokio thread");
 
     // round trip, one at a time
-    let dir = tempdir("venue-bench-rtt");
-    let server = start_venue(&dir, 1, max_orders);
-    let port = server.port;
-    let mut hist = Histogram::<u64>::new(3).unwrap();
-    rt.block_on(async {
-        let (conn, mut rx) = connect(port, 0).await;
-        let all: Vec<Op> = stream
-            .setup
-            .iter()
-            .chain(&stream.ops[..a.latency_orders])
-            .copied()
-            .collect();
-        let commands = session_commands(&all, 0, 1);
-        let warm = stream.setup.len() + a.latency_orders / 10;
-        for (k, c) in commands.iter().enumerate() {
-            let t0 = Instant::now();
-            conn.send(fix_message(&conn, c, k)).await.unwrap();
-            loop {
-                let (j, at) = rx.recv().await.unwrap();
-                if j == k {
-                    if k >= warm {
-                        hist.record(at.duration_since(t0).as_nanos() as u64)
-                            .unwrap();
+    for fsync in ["batch", "none"] {
+        let dir = tempdir("venue-bench-rtt");
+        let server = start_venue(&dir, 1, max_orders, fsync);
+        let port = server.port;
+        let mut hist = Histogram::<u64>::new(3).unwrap();
+        rt.block_on(async {
+            let (conn, mut rx) = connect(port, 0).await;
+            let all: Vec<Op> = stream
+                .setup
+                .iter()
+                .chain(&stream.ops[..a.latency_orders])
+                .copied()
+                .collect();
+            let commands = session_commands(&all, 0, 1);
+            let warm = stream.setup.len() + a.latency_orders / 10;
+            for (k, c) in commands.iter().enumerate() {
+                let t0 = Instant::now();
+                conn.send(fix_message(&conn, c, k)).await.unwrap();
+                loop {
+                    let (j, at) = rx.recv().await.unwrap();
+                    if j == k {
+                        if k >= warm {
+                            hist.record(at.duration_since(t0).as_nanos() as u64)
+                                .unwrap();
+                        }
+                        break;
                     }
-                    break;
                 }
             }
-        }
-        let _ = conn.logout().await;
-    });
-    stop_venue(server);
-    println!(
-        "  round trip (order -> its first execution report), {} orders after {} warm-up: p50 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  max {:.1} us",
+            let _ = conn.logout().await;
+        });
+        stop_venue(server);
+        println!(
+        "  round trip, journal fsync {fsync:<5} (order -> its first execution report), {} orders after {} warm-up: p50 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  max {:.1} us",
         hist.len(),
         a.latency_orders / 10,
         hist.value_at_quantile(0.5) as f64 / 1e3,
@@ -485,10 +517,11 @@ fn over_fix(a: &Args) {
         hist.value_at_quantile(0.999) as f64 / 1e3,
         hist.max() as f64 / 1e3
     );
+    }
 
     for &n in &a.sessions {
         let dir = tempdir("venue-bench-tput");
-        let server = start_venue(&dir, n, max_orders);
+        let server = start_venue(&dir, n, max_orders, "batch");
         let port = server.port;
         let md = server.md.try_clone().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -555,12 +588,16 @@ fn over_fix(a: &Args) {
         std::thread::sleep(Duration::from_millis(100));
         stop.store(true, Ordering::Relaxed);
         sub.join().unwrap();
-        stop_venue(server);
+        let cpu = stop_venue(server);
         println!(
             "  {n} session(s): {total} requests answered in {secs:.2} s = {:.0} requests/s (group commit on); {:.0} L2 incrementals/s received; load average after: {}",
             total as f64 / secs,
             incrementals.load(Ordering::Relaxed) as f64 / secs,
             loadavg()
+        );
+        println!(
+            "    venue CPU by thread over the run: {}",
+            cpu_line(&cpu, secs)
         );
     }
 }

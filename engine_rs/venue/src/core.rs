@@ -8,7 +8,8 @@ use engine_rs::{
     BookConfig, Command as EngineCommand, Engine, Event, MatchingBook, NewOrder, OrderType,
     OrderView, Price, Qty, RejectReason, Side,
 };
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeMap;
 
 /// One listed symbol: its price band in ticks and its capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +185,7 @@ pub struct VenueCore {
 impl VenueCore {
     pub fn new(listings: &[Listing]) -> Self {
         let mut engine = Engine::new();
-        let mut by_symbol = HashMap::new();
+        let mut by_symbol = HashMap::default();
         for l in listings {
             let id = engine.add_symbol(BookConfig {
                 min_price: l.min_price,
@@ -197,9 +198,9 @@ impl VenueCore {
             engine,
             listings: listings.to_vec(),
             by_symbol,
-            live: HashMap::new(),
-            finished: HashMap::new(),
-            ids: HashMap::new(),
+            live: HashMap::default(),
+            finished: HashMap::default(),
+            ids: HashMap::default(),
             last_seq: 0,
             events: Vec::with_capacity(1024),
             touched: Vec::with_capacity(64),

@@ -109,12 +109,18 @@ pub struct Gateway {
     sessions: HashMap<String, u16>,
     pricing: HashMap<Symbol, u64>,
     producer: Mutex<InputProducer>,
+    core: std::thread::Thread,
     pub orders_in: AtomicU64,
     pub session_rejects: AtomicU64,
 }
 
 impl Gateway {
-    pub fn new(config: &Config, pricing: &[Pricing], producer: InputProducer) -> Self {
+    pub fn new(
+        config: &Config,
+        pricing: &[Pricing],
+        producer: InputProducer,
+        core: std::thread::Thread,
+    ) -> Self {
         Gateway {
             sessions: config
                 .sessions
@@ -124,6 +130,7 @@ impl Gateway {
                 .collect(),
             pricing: pricing.iter().map(|p| (p.symbol, p.tick_nanos)).collect(),
             producer: Mutex::new(producer),
+            core,
             orders_in: AtomicU64::new(0),
             session_rejects: AtomicU64::new(0),
         }
@@ -149,6 +156,7 @@ impl Gateway {
                 .is_ok()
             };
             if done {
+                self.core.unpark();
                 self.orders_in.fetch_add(1, Ordering::Relaxed);
                 return;
             }

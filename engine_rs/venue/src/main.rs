@@ -109,7 +109,12 @@ fn run() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let gateway = Arc::new(Gateway::new(&config, &pricing, running.producer.clone()));
+    let gateway = Arc::new(Gateway::new(
+        &config,
+        &pricing,
+        running.producer.clone(),
+        running.core_thread.clone(),
+    ));
     let pricing_map: Arc<HashMap<_, _>> =
         Arc::new(pricing.iter().map(|p| (p.symbol, p.tick_nanos)).collect());
     let store_dir = config.journal.dir.join("fix");

@@ -5,8 +5,10 @@
 //! which two threads read in parallel: the report dispatcher ([`ReportSink`]) and the
 //! market-data [`Publisher`].
 //!
-//! Waiting: every consumer uses [`Backoff`] (spin, then yield, then sleep 50 us): on a 2-core
-//! machine busy-spinning consumers starve the gateway and the clients, so idle threads sleep.
+//! Waiting: every consumer uses [`Backoff`] (spin 64, yield 64, then park up to 1 ms) and every
+//! producer unparks its consumer after publishing: on a 2-core machine busy-spinning consumers
+//! starve the gateway and the clients, so idle threads sleep, and are woken as soon as there is
+//! work (an unpark of a running thread is one atomic swap).
 
 use crate::command::Command;
 use crate::core::{Output, Report, VenueCore};
@@ -42,7 +44,8 @@ pub trait ReportSink: Send + 'static {
     fn flush(&mut self) {}
 }
 
-/// Spin 64 times, yield 64 times, then sleep 50 us per wait; reset after work.
+/// Spin 64 times, yield 64 times, then park (woken by the producer's unpark, or after 1 ms);
+/// reset after work.
 #[derive(Default)]
 pub struct Backoff(u32);
 
@@ -57,7 +60,7 @@ impl Backoff {
         } else if self.0 < 128 {
             std::thread::yield_now();
         } else {
-            std::thread::sleep(Duration::from_micros(50));
+            std::thread::park_timeout(Duration::from_millis(1));
         }
         self.0 = self.0.saturating_add(1);
     }
@@ -88,6 +91,8 @@ pub type InputProducer = MultiProducer<InSlot, SingleConsumerBarrier>;
 /// the rings and stops the threads.
 pub struct Running {
     pub producer: InputProducer,
+    /// The core thread: unpark it after publishing into the input ring.
+    pub core_thread: std::thread::Thread,
     pub stats: Arc<Stats>,
     core: JoinHandle<CoreSummary>,
     others: Vec<JoinHandle<()>>,
@@ -137,71 +142,6 @@ pub fn start(p: Pipeline) -> Running {
         publisher,
         ..
     } = p;
-    let max_batch = journal.policy().max_batch() as u64;
-    let st = Arc::clone(&stats);
-    let core_thread = std::thread::Builder::new()
-        .name("venue-core".into())
-        .spawn(move || {
-            let mut batch: Vec<InSlot> = Vec::with_capacity(max_batch as usize);
-            let mut outputs: Vec<Output> = Vec::with_capacity(4096);
-            let mut backoff = Backoff::default();
-            let mut last_snapshot = core.last_seq();
-            loop {
-                match in_poller.take(max_batch) {
-                    Ok(mut guard) => {
-                        batch.clear();
-                        batch.extend(&mut guard);
-                    }
-                    Err(Polling::NoEvents) => {
-                        backoff.wait();
-                        continue;
-                    }
-                    Err(Polling::Shutdown) => break,
-                }
-                backoff.reset();
-                let first = core.last_seq() + 1;
-                for (k, slot) in batch.iter().enumerate() {
-                    journal.append(first + k as u64, &slot.command);
-                }
-                if let Err(e) = journal.commit() {
-                    // nothing unjournaled may be matched: stop the venue
-                    eprintln!("venue: journal write failed ({e}); stopping before matching");
-                    std::process::exit(74);
-                }
-                for slot in &batch {
-                    outputs.clear();
-                    core.apply(core.last_seq() + 1, &slot.command, &mut outputs);
-                    for o in &outputs {
-                        out.publish(|s| {
-                            s.output = Some(*o);
-                            s.stamp_ns = slot.stamp_ns;
-                        });
-                    }
-                }
-                st.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                st.batches.fetch_add(1, Ordering::Relaxed);
-                st.fsyncs.store(journal.fsyncs, Ordering::Relaxed);
-                st.last_seq.store(core.last_seq(), Ordering::Relaxed);
-                if snapshot_every > 0 && core.last_seq() - last_snapshot >= snapshot_every {
-                    match journal.snapshot(&core) {
-                        Ok(_) => last_snapshot = core.last_seq(),
-                        Err(e) => eprintln!("venue: snapshot failed ({e}); the journal goes on"),
-                    }
-                }
-            }
-            if snapshot_on_exit && core.last_seq() > last_snapshot {
-                if let Err(e) = journal.snapshot(&core) {
-                    eprintln!("venue: snapshot at exit failed ({e})");
-                }
-            }
-            drop(out);
-            CoreSummary {
-                last_seq: core.last_seq(),
-                state_hash: core.state_hash(),
-            }
-        })
-        .expect("spawn core thread");
-
     let st = Arc::clone(&stats);
     let report_thread = std::thread::Builder::new()
         .name("venue-reports".into())
@@ -271,8 +211,77 @@ pub fn start(p: Pipeline) -> Running {
         })
         .expect("spawn market-data thread");
 
+    let max_batch = journal.policy().max_batch() as u64;
+    let st = Arc::clone(&stats);
+    let wake = [report_thread.thread().clone(), md_thread.thread().clone()];
+    let core_thread = std::thread::Builder::new()
+        .name("venue-core".into())
+        .spawn(move || {
+            let mut batch: Vec<InSlot> = Vec::with_capacity(max_batch as usize);
+            let mut outputs: Vec<Output> = Vec::with_capacity(4096);
+            let mut backoff = Backoff::default();
+            let mut last_snapshot = core.last_seq();
+            loop {
+                match in_poller.take(max_batch) {
+                    Ok(mut guard) => {
+                        batch.clear();
+                        batch.extend(&mut guard);
+                    }
+                    Err(Polling::NoEvents) => {
+                        backoff.wait();
+                        continue;
+                    }
+                    Err(Polling::Shutdown) => break,
+                }
+                backoff.reset();
+                let first = core.last_seq() + 1;
+                for (k, slot) in batch.iter().enumerate() {
+                    journal.append(first + k as u64, &slot.command);
+                }
+                if let Err(e) = journal.commit() {
+                    // nothing unjournaled may be matched: stop the venue
+                    eprintln!("venue: journal write failed ({e}); stopping before matching");
+                    std::process::exit(74);
+                }
+                for slot in &batch {
+                    outputs.clear();
+                    core.apply(core.last_seq() + 1, &slot.command, &mut outputs);
+                    for o in &outputs {
+                        out.publish(|s| {
+                            s.output = Some(*o);
+                            s.stamp_ns = slot.stamp_ns;
+                        });
+                    }
+                }
+                wake.iter().for_each(std::thread::Thread::unpark);
+                st.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                st.batches.fetch_add(1, Ordering::Relaxed);
+                st.fsyncs.store(journal.fsyncs, Ordering::Relaxed);
+                st.last_seq.store(core.last_seq(), Ordering::Relaxed);
+                if snapshot_every > 0 && core.last_seq() - last_snapshot >= snapshot_every {
+                    match journal.snapshot(&core) {
+                        Ok(_) => last_snapshot = core.last_seq(),
+                        Err(e) => eprintln!("venue: snapshot failed ({e}); the journal goes on"),
+                    }
+                }
+            }
+            if snapshot_on_exit && core.last_seq() > last_snapshot {
+                if let Err(e) = journal.snapshot(&core) {
+                    eprintln!("venue: snapshot at exit failed ({e})");
+                }
+            }
+            drop(out);
+            wake.iter().for_each(std::thread::Thread::unpark);
+            CoreSummary {
+                last_seq: core.last_seq(),
+                state_hash: core.state_hash(),
+            }
+        })
+        .expect("spawn core thread");
+
     Running {
         producer,
+        core_thread: core_thread.thread().clone(),
         stats,
         core: core_thread,
         others: vec![report_thread, md_thread],
