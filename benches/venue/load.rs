@@ -10,6 +10,7 @@
 //!   report for it received, HDR histogram (us);
 //! - throughput: 1 and 4 sessions, each keeping up to 512 requests in flight; requests/s until
 //!   every request is answered; L2 incrementals received per second by a subscriber.
+//!
 //! In process: the same stream straight into engine_rs::Engine, through the venue core, and
 //! through journal + core (the core thread's work, fsync per batch of 512 and no fsync); then the
 //! replay of a journal of `--replay` commands (default 10M) to the same state hash.

@@ -182,7 +182,7 @@ pub fn to_ticks(price: &str, tick_nanos: u64) -> Result<i64, bool> {
 pub fn from_ticks(ticks: i128, tick_nanos: u64) -> String {
     let v = ticks * tick_nanos as i128;
     let decimals = (0..=9)
-        .find(|d| tick_nanos % 10u64.pow(9 - d) == 0)
+        .find(|d| tick_nanos.is_multiple_of(10u64.pow(9 - d)))
         .unwrap_or(9);
     let scale = 10i128.pow(9 - decimals);
     let (sign, v) = if v < 0 { ("-", -v) } else { ("", v) };

@@ -135,7 +135,7 @@ fn a_market_order_sweeps_levels_at_the_makers_prices() {
         .map(|x| (x.last_px, x.last_qty))
         .collect();
     assert_eq!(fills, vec![(100, 2), (101, 2), (102, 1)]);
-    let done = m.iter().filter(|x| x.session == 1).last().unwrap();
+    let done = m.iter().rfind(|x| x.session == 1).unwrap();
     assert_eq!(
         (done.status, done.notional),
         (OrdStatus::Filled, 200 + 202 + 102)
