@@ -67,7 +67,7 @@ ui: bootstrap
 	@$(UV) run python -c "from apps.cli import dagster_home; dagster_home()"
 	$(UV) run dagster dev -w workspace.yaml
 
-bench: bootstrap bench-engine
+bench: bootstrap bench-engine bench-venue
 	$(UV) run python benches/bench_ingest.py
 	$(UV) run python benches/bench_alpha158.py
 	$(UV) run python benches/bench_training.py
@@ -79,6 +79,13 @@ bench-engine: bootstrap
 	cargo bench --locked
 	cargo run --release --locked -p engine_bench --bin latency
 	$(UV) run python benches/bench_engine_python.py
+
+## the venue over FIX on loopback (round trip, requests/s over 1 and 4 sessions, L2 updates/s),
+## the same stream straight into engine_rs and through the venue core, the replay of a 10M-command
+## journal: make bench-venue ARGS="--orders 200000 --replay 10000000"
+bench-venue:
+	cargo build --release --locked -p venue
+	cargo run --release --locked -p engine_bench --bin venue_load -- $(ARGS)
 
 clean-data:
 	rm -rf data .dagster_home
