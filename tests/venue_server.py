@@ -33,7 +33,13 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 class Venue:
-    def __init__(self, binary: Path, workdir: Path, max_pending_reports: int = 65536) -> None:
+    def __init__(
+        self,
+        binary: Path,
+        workdir: Path,
+        max_pending_reports: int = 65536,
+        symbols: tuple[str, ...] = ("AAPL", "MSFT"),
+    ) -> None:
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
@@ -63,15 +69,12 @@ class Venue:
             comp_id = "MM"
             [[sessions]]
             comp_id = "RAW"
-            [[symbols]]
-            symbol = "AAPL"
-            min_price = "1.00"
-            max_price = "500.00"
-            [[symbols]]
-            symbol = "MSFT"
-            min_price = "1.00"
-            max_price = "500.00"
             """)
+            + "".join(
+                f'[[symbols]]\nsymbol = "{s}"\nmin_price = "0.01"\nmax_price = "5000.00"\n'
+                "max_orders = 10000\n"
+                for s in symbols
+            )
         )
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []

@@ -148,6 +148,8 @@ fn run() -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         Ok::<(), String>(())
     })?;
+    // the sessions' tasks hold the gateway (and its producer): drop them before draining
+    runtime.shutdown_timeout(Duration::from_secs(2));
     drop(gateway);
     let summary = running.shutdown();
     println!(
