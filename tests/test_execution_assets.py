@@ -282,7 +282,9 @@ def test_a_breached_risk_limit_lets_only_risk_reducing_orders_out(account):
         shrinks = row["side"] == "sell" and row["qty"] <= held.get(row["ticker"], 0)
         if not shrinks:
             assert row["status"] == "REJECTED" and row["reason"].startswith("risk limit breached")
-    event, journal_event, broker_event = result.asset_materializations_for_node("paper_orders")
+    event, journal_event, broker_event, venue_event = result.asset_materializations_for_node(
+        "paper_orders"
+    )
     assert "live_book_within_concentration_limits" in str(
         event.metadata["risk_limits_breached"].value
     )
@@ -290,6 +292,12 @@ def test_a_breached_risk_limit_lets_only_risk_reducing_orders_out(account):
     assert journal_event.asset_key == dg.AssetKey("order_journal")
     assert journal_event.metadata["rows"].value == orders.height
     assert broker_event.asset_key == dg.AssetKey("simulated_broker_orders")
+    # nothing went to the venue on the simulated broker: its asset says so
+    assert venue_event.asset_key == dg.AssetKey("venue_broker_orders")
+    assert (venue_event.metadata["rows"].value, venue_event.metadata["broker"].value) == (
+        0,
+        "simulated",
+    )
     sent = account.read("simulated_broker_orders", day, DAYS[5])
     assert broker_event.metadata["rows"].value == sent.height
     assert next_trading_day(day) == DAYS[5]
