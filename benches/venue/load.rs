@@ -334,7 +334,7 @@ struct Server {
 }
 
 fn start_venue(dir: &Path, sessions: usize, max_orders: usize, fsync: &str) -> Server {
-    let store_sync = std::env::var("VENUE_BENCH_STORE_SYNC").unwrap_or_else(|_| "every-64".into());
+    let store_sync = std::env::var("VENUE_BENCH_STORE_SYNC").unwrap_or_else(|_| "never".into());
     let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/venue");
     assert!(
         binary.exists(),

@@ -33,7 +33,9 @@ pub struct FixConfig {
     /// Execution reports queued for one session before the venue decides the client is not
     /// reading and disconnects it.
     pub max_pending_reports: usize,
-    /// Session stores' fsync: "every-write", "every-64" (N writes) or "never".
+    /// Session stores' fsync: "every-write", "every-N" (N writes) or "never" (the default:
+    /// written, not fsync'd, as QuickFIX's FileStore does; the command journal is the fsync'd
+    /// record of the orders).
     pub session_store_sync: String,
 }
 
@@ -44,7 +46,7 @@ impl Default for FixConfig {
             comp_id: "VENUE".into(),
             heartbeat_secs: 30,
             max_pending_reports: 65_536,
-            session_store_sync: "every-64".into(),
+            session_store_sync: "never".into(),
         }
     }
 }
