@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
+import polars as pl
+
 # the journal's lifecycle; NEW is written before the broker hears of the order
 ORDER_STATUSES = ("NEW", "SUBMITTED", "PARTIALLY_FILLED", "FILLED", "REJECTED", "CANCELLED")
 TERMINAL_STATUSES = frozenset({"FILLED", "REJECTED", "CANCELLED"})
@@ -98,3 +100,30 @@ class BrokerClient(Protocol):
     def positions(self) -> dict[str, int]: ...
 
     def cash(self) -> float: ...
+
+
+def signed_fill_qty() -> pl.Expr:
+    """Filled shares, negative for sells (a broker's records: ``side``, ``filled_qty``)."""
+    return pl.when(pl.col("side") == "buy").then(1).otherwise(-1) * pl.col("filled_qty")
+
+
+def positions_from_fills(fills: pl.DataFrame) -> dict[str, int]:
+    """Net shares by ticker of a broker's filled orders, names with none left out."""
+    if fills.is_empty():
+        return {}
+    held = (
+        fills.group_by("ticker")
+        .agg(signed_fill_qty().sum().alias("qty"))
+        .filter(pl.col("qty") != 0)
+        .sort("ticker")
+    )
+    return dict(zip(held["ticker"].to_list(), held["qty"].to_list(), strict=True))
+
+
+def cash_after_fills(initial_cash: float, fills: pl.DataFrame) -> float:
+    """Cash left after paying for the fills (``avg_fill_price``) and their ``fees`` if any."""
+    if fills.is_empty():
+        return initial_cash
+    spent = fills.select((signed_fill_qty() * pl.col("avg_fill_price")).sum()).item()
+    fees = float(fills["fees"].sum()) if "fees" in fills.columns else 0.0
+    return initial_cash - float(spent) - fees

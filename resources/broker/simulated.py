@@ -38,7 +38,13 @@ from typing import Any
 import polars as pl
 
 from quant_core.calendar import next_trading_day
-from resources.broker.base import DuplicateOrderError, OrderRequest, OrderState
+from resources.broker.base import (
+    DuplicateOrderError,
+    OrderRequest,
+    OrderState,
+    cash_after_fills,
+    positions_from_fills,
+)
 from resources.broker.liquidity import execute_batch
 from resources.storage import Store
 from resources.storage.tables import SIMULATED_BROKER_ORDERS
@@ -227,29 +233,10 @@ class SimulatedBroker:
         return self._store.read(TABLE).filter(pl.col("filled_qty") > 0)
 
     def positions(self) -> dict[str, int]:
-        fills = self._fills()
-        if fills.is_empty():
-            return {}
-        held = (
-            fills.group_by("ticker")
-            .agg(_signed_qty().sum().alias("qty"))
-            .filter(pl.col("qty") != 0)
-            .sort("ticker")
-        )
-        return dict(zip(held["ticker"].to_list(), held["qty"].to_list(), strict=True))
+        return positions_from_fills(self._fills())
 
     def cash(self) -> float:
-        fills = self._fills()
-        if fills.is_empty():
-            return self.initial_cash
-        spent = fills.select(
-            (_signed_qty() * pl.col("avg_fill_price")).sum() + pl.col("fees").sum()
-        ).item()
-        return self.initial_cash - float(spent)
-
-
-def _signed_qty() -> pl.Expr:
-    return pl.when(pl.col("side") == "buy").then(1).otherwise(-1) * pl.col("filled_qty")
+        return cash_after_fills(self.initial_cash, self._fills())
 
 
 def _accepted(order: OrderRequest, fill_date: date) -> dict:

@@ -26,6 +26,8 @@ from resources.broker.base import (
     DuplicateOrderError,
     OrderRequest,
     OrderState,
+    cash_after_fills,
+    positions_from_fills,
 )
 from resources.broker.fix_client import FixClient, session_settings
 from resources.storage import Store
@@ -137,7 +139,7 @@ class VenueBroker:
             return None
         if row is None:
             row = {
-                "date": datetime.strptime(client_order_id[:8], "%Y%m%d").date(),
+                "date": session_date(client_order_id),
                 "client_order_id": client_order_id,
                 "ticker": ticker,
                 "side": side,
@@ -147,23 +149,10 @@ class VenueBroker:
         return self._record(row, answer)
 
     def positions(self) -> dict[str, int]:
-        fills = self._fills()
-        if fills.is_empty():
-            return {}
-        held = (
-            fills.group_by("ticker")
-            .agg(_signed_qty().sum().alias("qty"))
-            .filter(pl.col("qty") != 0)
-            .sort("ticker")
-        )
-        return dict(zip(held["ticker"].to_list(), held["qty"].to_list(), strict=True))
+        return positions_from_fills(self._fills())
 
     def cash(self) -> float:
-        fills = self._fills()
-        if fills.is_empty():
-            return self.initial_cash
-        spent = fills.select((_signed_qty() * pl.col("avg_fill_price")).sum()).item()
-        return self.initial_cash - float(spent)
+        return cash_after_fills(self.initial_cash, self._fills())
 
     # ------------------------------------------------------------------ internals
     def _wait(self, client: FixClient, cid: str, mark: int, match) -> dict[int, str]:
@@ -210,9 +199,6 @@ class VenueBroker:
         return self._store.read(TABLE).filter(pl.col("filled_qty") > 0)
 
 
-def _signed_qty() -> pl.Expr:
-    return pl.when(pl.col("side") == "buy").then(1).otherwise(-1) * pl.col("filled_qty")
-
-
 def session_date(client_order_id: str) -> date:
+    """The session of a platform client order id (its ``yyyymmdd`` prefix)."""
     return datetime.strptime(client_order_id[:8], "%Y%m%d").date()

@@ -297,8 +297,15 @@ impl VenueCore {
         self.translate(seq, c, out);
     }
 
-    /// The live order a cancel or replace names, or the reason it cannot be found.
+    /// The live order a cancel or replace names, or why the request is refused (a gateway
+    /// refusal, a ClOrdID already used, an unknown or finished order).
     fn target(&self, c: &Command) -> Result<u64, Reason> {
+        if let Some(reason) = refusal_reason(c.refusal) {
+            return Err(reason);
+        }
+        if self.ids.contains_key(&(c.session, c.cl_ord_id)) {
+            return Err(Reason::DuplicateClOrdId);
+        }
         match self.ids.get(&(c.session, c.orig_cl_ord_id)) {
             None => Err(Reason::UnknownOrder),
             Some(id) if !self.live.contains_key(id) => Err(Reason::TooLateToCancel),
@@ -307,16 +314,9 @@ impl VenueCore {
     }
 
     fn cancel(&mut self, seq: u64, c: &Command, out: &mut Vec<Output>) {
-        let refused = |reason| Output::Report(cancel_reject(seq, c, reason, false));
-        if let Some(reason) = refusal_reason(c.refusal) {
-            return out.push(refused(reason));
-        }
-        if self.ids.contains_key(&(c.session, c.cl_ord_id)) {
-            return out.push(refused(Reason::DuplicateClOrdId));
-        }
         let id = match self.target(c) {
             Ok(id) => id,
-            Err(r) => return out.push(refused(r)),
+            Err(r) => return out.push(Output::Report(cancel_reject(seq, c, r, false))),
         };
         self.ids.insert((c.session, c.cl_ord_id), id);
         let o = self.live[&id];
@@ -330,12 +330,6 @@ impl VenueCore {
 
     fn replace(&mut self, seq: u64, c: &Command, out: &mut Vec<Output>) {
         let refused = |reason| Output::Report(cancel_reject(seq, c, reason, true));
-        if let Some(reason) = refusal_reason(c.refusal) {
-            return out.push(refused(reason));
-        }
-        if self.ids.contains_key(&(c.session, c.cl_ord_id)) {
-            return out.push(refused(Reason::DuplicateClOrdId));
-        }
         let id = match self.target(c) {
             Ok(id) => id,
             Err(r) => return out.push(refused(r)),

@@ -40,6 +40,12 @@ fn changes(n: usize, seed: u64) -> Vec<LevelChange> {
         .collect()
 }
 
+/// A publisher to `rx` that sends snapshots only when told to.
+fn publisher_to(rx: &UdpSocket) -> Publisher {
+    let (bind, dest) = ("127.0.0.1:0".parse().unwrap(), rx.local_addr().unwrap());
+    Publisher::new(bind, dest, symbols(), Duration::from_secs(3600), 1).unwrap()
+}
+
 fn receiver() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
@@ -60,14 +66,7 @@ fn drain(sock: &UdpSocket) -> Vec<Vec<u8>> {
 #[test]
 fn the_subscriber_rebuilds_the_publishers_books_and_recovers_from_dropped_datagrams() {
     let rx = receiver();
-    let mut p = Publisher::new(
-        "127.0.0.1:0".parse().unwrap(),
-        rx.local_addr().unwrap(),
-        symbols(),
-        Duration::from_secs(3600),
-        1,
-    )
-    .unwrap();
+    let mut p = publisher_to(&rx);
     let all = changes(3000, 42);
     let mut sub = Subscriber::new();
     // before any snapshot nothing is served
@@ -136,14 +135,7 @@ fn garbage_datagrams_are_counted_and_never_break_the_books() {
 #[test]
 fn a_deep_book_is_snapshotted_in_chunks_that_reassemble_exactly() {
     let rx = receiver();
-    let mut p = Publisher::new(
-        "127.0.0.1:0".parse().unwrap(),
-        rx.local_addr().unwrap(),
-        symbols(),
-        Duration::from_secs(3600),
-        1,
-    )
-    .unwrap();
+    let mut p = publisher_to(&rx);
     for k in 0..500u64 {
         p.on_level(&LevelChange {
             seq: k + 1,
