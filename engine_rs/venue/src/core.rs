@@ -167,13 +167,60 @@ struct LiveOrder {
     cl_ord_id: ClOrdId,
 }
 
+/// What the venue keeps of an order that left the book: its fate, not its identifiers (the
+/// ClOrdID map names it; a status request is answered with the ClOrdID it asked about). Half the
+/// size of a live order: every order of the day ends up here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Finished {
+    status: OrdStatus,
+    side: Side,
+    ord_type: OrdType,
+    tif: Tif,
+    symbol: u32,
+    price: Price,
+    qty: Qty,
+    cum: Qty,
+    notional: u128,
+}
+
+impl Finished {
+    fn of(o: &LiveOrder, status: OrdStatus) -> Self {
+        Finished {
+            status,
+            side: o.side,
+            ord_type: o.ord_type,
+            tif: o.tif,
+            symbol: o.symbol,
+            price: o.price,
+            qty: o.qty,
+            cum: o.cum,
+            notional: o.notional,
+        }
+    }
+
+    fn to_live(self, session: u16, cl_ord_id: ClOrdId) -> LiveOrder {
+        LiveOrder {
+            session,
+            symbol: self.symbol,
+            side: self.side,
+            ord_type: self.ord_type,
+            tif: self.tif,
+            price: self.price,
+            qty: self.qty,
+            cum: self.cum,
+            notional: self.notional,
+            cl_ord_id,
+        }
+    }
+}
+
 pub struct VenueCore {
     engine: Engine,
     listings: Vec<Listing>,
     by_symbol: HashMap<Symbol, u32>,
     live: HashMap<u64, LiveOrder>,
     /// Orders that left the book, with their final status (for OrderStatusRequest).
-    finished: HashMap<u64, (LiveOrder, OrdStatus)>,
+    finished: HashMap<u64, Finished>,
     /// Every ClOrdID a session used (orders, cancels, replaces) -> the order it names; a
     /// ClOrdID is unique per session for the life of the venue's state.
     ids: HashMap<(u16, ClOrdId), u64>,
@@ -360,7 +407,8 @@ impl VenueCore {
         let report = match id {
             Some(id) if self.live.contains_key(&id) => self.report(seq, id, ExecKind::Status, c),
             Some(id) if self.finished.contains_key(&id) => {
-                let (o, status) = self.finished[&id];
+                let f = self.finished[&id];
+                let (o, status) = (f.to_live(c.session, c.cl_ord_id), f.status);
                 let Output::Report(mut r) = self.report_of(seq, id, &o, ExecKind::Status) else {
                     unreachable!("report_of gives a report")
                 };
@@ -381,7 +429,7 @@ impl VenueCore {
 
     fn finish(&mut self, id: u64, status: OrdStatus) {
         if let Some(o) = self.live.remove(&id) {
-            self.finished.insert(id, (o, status));
+            self.finished.insert(id, Finished::of(&o, status));
         }
     }
 
@@ -549,10 +597,10 @@ impl VenueCore {
             h.u64(*id);
             h.live(o);
         }
-        for (id, (o, status)) in self.finished.iter().collect::<BTreeMap<_, _>>() {
+        for (id, f) in self.finished.iter().collect::<BTreeMap<_, _>>() {
             h.u64(*id);
-            h.live(o);
-            h.u64(*status as u64);
+            h.live(&f.to_live(0, ClOrdId::EMPTY));
+            h.u64(f.status as u64);
         }
         for ((s, c), id) in self.ids.iter().collect::<BTreeMap<_, _>>() {
             h.u64(*s as u64);
@@ -578,7 +626,10 @@ impl VenueCore {
         let mut finished: Vec<_> = self
             .finished
             .iter()
-            .map(|(id, (o, st))| (SnapshotOrder::from_live(*id, o), *st))
+            .map(|(id, f)| {
+                let o = f.to_live(0, ClOrdId::EMPTY);
+                (SnapshotOrder::from_live(*id, &o), f.status)
+            })
             .collect();
         finished.sort_by_key(|(o, _)| o.id);
         CoreSnapshot {
@@ -611,7 +662,7 @@ impl VenueCore {
             core.live.insert(o.id, o.to_live());
         }
         for (o, st) in &snap.finished {
-            core.finished.insert(o.id, (o.to_live(), *st));
+            core.finished.insert(o.id, Finished::of(&o.to_live(), *st));
         }
         for (s, c, id) in &snap.ids {
             core.ids.insert((*s, *c), *id);

@@ -413,6 +413,11 @@ fn a_status_request_answers_live_finished_and_unknown_orders() {
         (filled.kind, filled.status, filled.cum_qty, filled.notional),
         (ExecKind::Status, OrdStatus::Filled, 3, 300)
     );
+    assert_eq!(
+        filled.cl_ord_id.as_str(),
+        "b",
+        "the ClOrdID asked about is echoed"
+    );
     let live = ask(&mut r, 0, "rest");
     assert_eq!((live.status, live.leaves_qty), (OrdStatus::New, 2));
     let unknown = ask(&mut r, 0, "nope");
