@@ -4,6 +4,7 @@ for the L2 feed. The venue runs as its own process, as an operator starts it."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -276,3 +277,48 @@ def test_the_l2_feed_read_by_the_python_reader_matches_the_orders_resting_on_the
         assert reader.book("MSFT") is not None and reader.book("MSFT").bids == {}
     finally:
         q.stop()
+
+
+def test_the_python_reader_counts_a_lost_datagram_and_recovers_at_the_next_snapshot(
+    venue, tmp_path
+):
+    from resources.broker.venue_feed import INCREMENTAL, decode_packet
+
+    q = client(venue, tmp_path, "QUANT").start()
+    datagrams: list[bytes] = []
+    venue.md_sock.settimeout(0.05)
+
+    def collect(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                datagrams.append(venue.md_sock.recv(65536))
+
+    try:
+        collect(0.5)  # at least one snapshot of the empty books first
+        for k in range(6):
+            q.new_order(f"L{k}", "MSFT", "buy", 10 + k, f"{200 + k}.00")
+            q.wait_for(is_report(f"L{k}", "0"))
+            collect(0.05)
+        collect(0.6)  # snapshots after the last change
+    finally:
+        q.stop()
+    with_increments = [
+        i
+        for i, d in enumerate(datagrams)
+        if any(m.template == INCREMENTAL and m.symbol == "MSFT" for m in decode_packet(d)[2])
+    ]
+    assert len(with_increments) >= 3
+    lost = with_increments[2]
+    reader = FeedReader()
+    for i, d in enumerate(datagrams):
+        if i != lost:
+            reader.on_packet(d)
+    assert reader.gaps >= 1
+    book = reader.book("MSFT")
+    assert book is not None, "recovered at a snapshot after the gap"
+    assert book.bids == {(200 + k) * 100: (10 + k, 1) for k in range(6)}
+    full = FeedReader()
+    for d in datagrams:
+        full.on_packet(d)
+    assert full.gaps == 0 and full.book("MSFT").bids == book.bids
