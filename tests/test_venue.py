@@ -187,7 +187,7 @@ def test_malformed_input_gets_session_rejects_and_bad_orders_get_execution_repor
         raw.send("D", [(11, "x2"), (55, "AAPL"), (54, "1"), (38, "abc"), (40, "2"), (44, "1")])
         assert raw.expect(lambda m: m.get(35) == "3").get(371) == "38"
         order = [(55, "AAPL"), (54, "1"), (38, "5"), (40, "2")]
-        raw.send("D", [(11, "band"), *order, (44, "900.00")])
+        raw.send("D", [(11, "band"), *order, (44, "9000.00")])
         assert "band" in raw.expect(lambda m: m.get(11) == "band")[58]
         raw.send("D", [(11, "tick"), *order, (44, "100.001")])
         assert "tick" in raw.expect(lambda m: m.get(11) == "tick")[58]
