@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import quickfix as fix
@@ -257,7 +256,3 @@ class FixClient:
         m.setField(fix.Symbol(symbol))
         m.setField(fix.Side(SIDES[side]))
         self.send(m)
-
-
-def utc_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]

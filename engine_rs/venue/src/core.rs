@@ -405,7 +405,7 @@ impl VenueCore {
     fn status(&mut self, seq: u64, c: &Command, out: &mut Vec<Output>) {
         let id = self.ids.get(&(c.session, c.cl_ord_id)).copied();
         let report = match id {
-            Some(id) if self.live.contains_key(&id) => self.report(seq, id, ExecKind::Status, c),
+            Some(id) if self.live.contains_key(&id) => self.report(seq, id, ExecKind::Status),
             Some(id) if self.finished.contains_key(&id) => {
                 let f = self.finished[&id];
                 let (o, status) = (f.to_live(c.session, c.cl_ord_id), f.status);
@@ -442,7 +442,7 @@ impl VenueCore {
     fn translate(&mut self, seq: u64, c: &Command, out: &mut Vec<Output>) {
         for k in 0..self.events.len() {
             match self.events[k] {
-                Event::Accepted { id } => out.push(self.report(seq, id, ExecKind::New, c)),
+                Event::Accepted { id } => out.push(self.report(seq, id, ExecKind::New)),
                 Event::Rejected { id, reason } => {
                     let reason = engine_reason(reason);
                     let report = match c.kind {
@@ -471,7 +471,7 @@ impl VenueCore {
                         if let Some(o) = self.live.get_mut(&id) {
                             o.cum += qty;
                             o.notional += price as u128 * qty as u128;
-                            let mut r = self.report(seq, id, ExecKind::Trade, c);
+                            let mut r = self.report(seq, id, ExecKind::Trade);
                             if let Output::Report(r) = &mut r {
                                 r.last_qty = qty;
                                 r.last_px = price;
@@ -483,7 +483,7 @@ impl VenueCore {
                     self.touched.push((symbol, taker_side.opposite(), price));
                 }
                 Event::Cancelled { id, .. } => {
-                    let mut r = self.report(seq, id, ExecKind::Cancelled, c);
+                    let mut r = self.report(seq, id, ExecKind::Cancelled);
                     if let Output::Report(r) = &mut r {
                         r.leaves_qty = 0;
                         r.status = OrdStatus::Cancelled;
@@ -501,7 +501,7 @@ impl VenueCore {
                         o.qty = c.qty;
                         o.cl_ord_id = c.cl_ord_id;
                     }
-                    let mut r = self.report(seq, id, ExecKind::Replaced, c);
+                    let mut r = self.report(seq, id, ExecKind::Replaced);
                     if let Output::Report(r) = &mut r {
                         r.orig_cl_ord_id = c.orig_cl_ord_id;
                     }
@@ -513,8 +513,7 @@ impl VenueCore {
     }
 
     /// A report on live order `id` as it stands now.
-    fn report(&self, seq: u64, id: u64, kind: ExecKind, c: &Command) -> Output {
-        let _ = c;
+    fn report(&self, seq: u64, id: u64, kind: ExecKind) -> Output {
         self.report_of(seq, id, &self.live[&id], kind)
     }
 

@@ -16,7 +16,7 @@ use crate::command::{ClOrdId, Command, OrdType, Tif, RECORD_LEN};
 use crate::core::{CoreSnapshot, Listing, OrdStatus, SnapshotOrder, VenueCore};
 use engine_rs::{OrderView, Side};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"VJNL0001";
@@ -517,9 +517,4 @@ fn read_snapshot(path: &Path, listings: &[Listing]) -> Result<VenueCore, String>
         return Err("restored state hash differs from the one written".into());
     }
     Ok(core)
-}
-
-/// Seeks past a segment's header (for tools reading records directly).
-pub fn skip_header(f: &mut File) -> io::Result<()> {
-    f.seek(SeekFrom::Start(HEADER_LEN as u64)).map(|_| ())
 }

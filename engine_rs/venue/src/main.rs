@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use venue::config::Config;
@@ -150,8 +151,28 @@ fn run() -> Result<(), String> {
     })?;
     // the sessions' tasks hold the gateway (and its producer): drop them before draining
     runtime.shutdown_timeout(Duration::from_secs(2));
+    let stats = std::sync::Arc::clone(&running.stats);
+    let counts = (
+        gateway.orders_in.load(Relaxed),
+        gateway.session_rejects.load(Relaxed),
+        router.undeliverable.load(Relaxed),
+        router.disconnected_slow.load(Relaxed),
+    );
     drop(gateway);
     let summary = running.shutdown();
+    println!(
+        "venue: {} requests sequenced in {} batches ({} fsyncs), {} session rejects, {} reports \
+         sent, {} undeliverable (member logged out), {} sessions cut for not reading, {} L2 \
+         datagrams",
+        counts.0,
+        stats.batches.load(Relaxed),
+        stats.fsyncs.load(Relaxed),
+        counts.1,
+        stats.reports.load(Relaxed),
+        counts.2,
+        counts.3,
+        stats.md_packets.load(Relaxed)
+    );
     println!(
         "venue: stopped at seq {}; state hash {:016x}",
         summary.last_seq, summary.state_hash
