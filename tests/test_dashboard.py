@@ -196,8 +196,10 @@ def populate(store: Store, backtest: bool = True) -> None:
             "date": [LAST] * 20,
             "feature": [f"F{i:02d}" for i in range(20)],
             "psi": [0.01 * i for i in range(20)],
-            "ks_pvalue": [0.5 - 0.02 * i for i in range(20)],
+            "ks_statistic": [0.01 * i for i in range(20)],
             "js_distance": [0.01 * i for i in range(20)],
+            "p_value": [0.5 - 0.02 * i for i in range(20)],
+            "p_adjusted": [0.9 - 0.04 * i for i in range(20)],
             "drifted": [i >= 15 for i in range(20)],
         }
     )

@@ -1,6 +1,6 @@
-"""Drift monitoring: Evidently's PSI / KS / Jensen-Shannon against independent computations, the
-false-positive rate on unchanged distributions, detection of mean and scale shifts, explanation
-drift, the live book's rolling Sharpe by hand, a real ``drift_report`` materialization with its
+"""Drift monitoring: PSI / KS / Jensen-Shannon against independent computations, the
+block-calibrated test on an unchanged but dependent panel (against the textbook KS test), a
+planted shift, what cannot be evaluated, explanation drift, the live book's rolling Sharpe by hand, a real ``drift_report`` materialization with its
 checks on a DuckDB store of synthetic bars and features, and the retraining sensor."""
 
 import json
@@ -25,11 +25,18 @@ from quant_assets.models.assets import alpha_model
 from quant_assets.monitoring import checks
 from quant_assets.monitoring.assets import drift_report
 from quant_assets.monitoring.drift import (
+    DriftReference,
     DriftThresholds,
     Severity,
+    bin_counts,
+    block_stride,
     explanation_drift,
     feature_drift,
+    js_distance,
+    ks_statistic,
     prediction_drift,
+    psi,
+    quantile_edges,
     severity_name,
 )
 from quant_assets.monitoring.sensors import latest_complete_week, retraining_trigger
@@ -42,90 +49,116 @@ from resources.storage import Store
 from schedules import weekly_training
 
 RANGE = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+FEATURES_12 = [f"f{j}" for j in range(12)]
 
 
-def _frame(
-    rng: np.random.Generator, n: int, columns: dict[str, tuple[float, float]]
-) -> pl.DataFrame:
-    return pl.DataFrame({c: rng.normal(mu, sd, size=n) for c, (mu, sd) in columns.items()})
-
-
-# --- the measures against independent computations -------------------------------------------
-
-
-def _psi_by_hand(reference: np.ndarray, current: np.ndarray) -> float:
-    """PSI on Sturges bins of the pooled sample, empty shares set to 1e-4 (Evidently's doc'd
-    binning, reimplemented)."""
-    edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")
-    ref = np.histogram(reference, edges)[0] / reference.size
-    cur = np.histogram(current, edges)[0] / current.size
-    ref = np.where(ref == 0, 1e-4, ref)
-    cur = np.where(cur == 0, 1e-4, cur)
-    return float(np.sum((ref - cur) * np.log(ref / cur)))
-
-
-def _js_by_hand(reference: np.ndarray, current: np.ndarray) -> float:
-    edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")
-    ref = np.histogram(reference, edges)[0] / reference.size
-    cur = np.histogram(current, edges)[0] / current.size
-    return float(jensenshannon(ref, cur))
+def _panel(rng: np.random.Generator, sessions: int, tickers: int, features: int) -> pl.DataFrame:
+    """An AR(1) panel: each feature follows a common factor (persistence 0.95, as a 20-session
+    rolling feature would) plus independent noise per ticker: overlapping, cross-sectionally
+    dependent windows like Alpha158's, with no change anywhere."""
+    days = trading_sessions(date(2015, 1, 2), date(2030, 1, 1))[:sessions]
+    factor = np.zeros((sessions, features))
+    for t in range(1, sessions):
+        factor[t] = 0.95 * factor[t - 1] + rng.normal(0.0, 0.05, size=features)
+    values = factor[:, None, :] + rng.normal(size=(sessions, tickers, features))
+    return pl.DataFrame(
+        {
+            "date": np.repeat(np.array(days, dtype="datetime64[D]"), tickers),
+            **{f"f{j}": values[:, :, j].ravel() for j in range(features)},
+        }
+    ).with_columns(pl.col("date").cast(pl.Date))
 
 
 def test_psi_ks_and_js_match_independent_computations():
     rng = np.random.default_rng(11)
-    reference = _frame(rng, 3000, {"a": (0.0, 1.0), "b": (0.0, 1.0)})
-    current = _frame(rng, 800, {"a": (0.3, 1.0), "b": (0.0, 1.3)})
-    table = feature_drift(current, reference, ["a", "b"]).table
-    for column in ("a", "b"):
-        row = table.filter(pl.col("feature") == column).row(0, named=True)
-        ref, cur = reference[column].to_numpy(), current[column].to_numpy()
-        assert row["ks_pvalue"] == pytest.approx(ks_2samp(ref, cur).pvalue, rel=1e-9)
-        assert row["psi"] == pytest.approx(_psi_by_hand(ref, cur), rel=1e-9)
-        assert row["js_distance"] == pytest.approx(_js_by_hand(ref, cur), rel=1e-9)
+    current = rng.integers(0, 50, size=(3, 20)).astype(float)
+    reference = rng.integers(1, 50, size=(3, 20)).astype(float)
+    current[0, 4] = 0  # an empty bin: PSI takes its share as 1e-4
+    for c, r, got_psi, got_ks, got_js in zip(
+        current,
+        reference,
+        psi(current, reference),
+        ks_statistic(current, reference),
+        js_distance(current, reference),
+        strict=True,
+    ):
+        cs, rs = c / c.sum(), r / r.sum()
+        cf, rf = np.where(cs == 0, 1e-4, cs), np.where(rs == 0, 1e-4, rs)
+        assert got_psi == pytest.approx(np.sum((cf - rf) * np.log(cf / rf)), rel=1e-12)
+        assert got_ks == pytest.approx(np.abs(np.cumsum(cs) - np.cumsum(rs)).max(), rel=1e-12)
+        assert got_js == pytest.approx(jensenshannon(cs, rs), rel=1e-9)
 
 
-def test_same_distribution_rarely_flags_drift():
-    """Ten seeded draws of four unchanged features (normal, fat-tailed, skewed, discrete-ish):
-    a false-positive rate of at most 5% of the 40 feature tests (KS at 5% bounds it), and no
-    day above OK. PSI and JS alone would flag 6 of the 40 (their sampling floor on 210 rows)."""
-    thresholds = DriftThresholds()
-    flagged, tested = 0, 0
-    for seed in range(10):
-        rng = np.random.default_rng(seed)
-
-        def draw(n: int, rng: np.random.Generator = rng) -> pl.DataFrame:
-            return pl.DataFrame(
-                {
-                    "normal": rng.normal(size=n),
-                    "student": rng.standard_t(4, size=n),
-                    "lognormal": rng.lognormal(0.0, 0.7, size=n),
-                    "poisson": rng.poisson(30, size=n).astype(np.float64),
-                }
-            )
-
-        result = feature_drift(draw(210), draw(2000), ["normal", "student", "lognormal", "poisson"])
-        flagged += int(result.table["drifted"].sum())
-        tested += result.table.height
-        assert thresholds.feature_severity(result.drifted_share) is Severity.OK
-    assert tested == 40
-    assert flagged / tested <= 0.05, f"false-positive rate {flagged}/{tested}"
+def test_bins_are_the_reference_quantiles_and_counts_match_numpy():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(4000, 2))
+    values[:7, 1] = np.nan
+    edges = quantile_edges(values, 10)
+    counts = bin_counts(values, edges, np.zeros(4000, np.int64), 1)[0]
+    assert counts[0].tolist() == [400] * 10
+    assert counts[1].sum() == 3993
+    expected = np.histogram(values[7:, 1], np.concatenate([[-np.inf], edges[1], [np.inf]]))[0]
+    assert counts[1].tolist() == expected.tolist()
 
 
-@pytest.mark.parametrize(
-    ("shifted", "change"),
-    [((0.5, 1.0), "mean shift of half a standard deviation"), ((0.0, 1.6), "scale x1.6")],
-)
-def test_shifted_distribution_is_detected(shifted, change):
-    rng = np.random.default_rng(5)
-    reference = _frame(rng, 2000, {"moved": (0.0, 1.0), "still": (0.0, 1.0)})
-    current = _frame(rng, 210, {"moved": shifted, "still": (0.0, 1.0)})
-    result = feature_drift(current, reference, ["moved", "still"])
+def test_unchanged_dependent_panel_rarely_alarms_where_iid_ks_always_does():
+    """Twenty windows of an unchanged but persistent, cross-sectionally dependent panel: the
+    block-calibrated family-wise test alarms on at most one of them, while the textbook KS test
+    on the same rows rejects for most features (its rows are not independent)."""
+    rng = np.random.default_rng(0)
+    panel = _panel(rng, sessions=756 + 20 * 21, tickers=40, features=12)
+    days = panel["date"].unique().sort()
+    reference = DriftReference.build(panel.filter(pl.col("date") < days[756]), FEATURES_12, 21)
+    alarms, iid_rejections = 0, []
+    for k in range(20):
+        window = panel.filter(pl.col("date").is_between(days[756 + 21 * k], days[776 + 21 * k]))
+        alarms += bool(feature_drift(window, reference).alarm)
+        old = panel.filter(pl.col("date") < days[756])
+        iid_rejections.append(
+            np.mean([ks_2samp(window[f], old[f]).pvalue <= 0.05 for f in FEATURES_12])
+        )
+    assert alarms <= 1
+    assert np.mean(iid_rejections) >= 0.5
+
+
+def test_a_planted_shift_is_flagged_and_unshifted_features_are_not():
+    rng = np.random.default_rng(1)
+    panel = _panel(rng, sessions=800, tickers=40, features=12)
+    days = panel["date"].unique().sort()
+    reference = DriftReference.build(panel.filter(pl.col("date") < days[756]), FEATURES_12, 21)
+    window = panel.filter(pl.col("date").is_between(days[770], days[790]))
+    sd = float(panel["f3"].std())  # type: ignore[arg-type]
+    moved = window.with_columns(pl.col("f3") + 1.0 * sd)
+    result = feature_drift(moved, reference)
     rows = {r["feature"]: r for r in result.table.iter_rows(named=True)}
-    assert rows["moved"]["drifted"], (change, rows["moved"])
-    assert rows["moved"]["psi"] >= 0.1 and rows["moved"]["ks_pvalue"] <= 0.05
-    assert not rows["still"]["drifted"], rows["still"]
-    assert result.drifted_share == pytest.approx(0.5)
-    assert DriftThresholds().feature_severity(result.drifted_share) is Severity.ERROR
+    assert rows["f3"]["drifted"] and rows["f3"]["p_adjusted"] <= 1e-4, rows["f3"]
+    assert result.drifted == 1 and result.alarm is True
+    assert result.tested == 12
+    assert DriftThresholds().feature_severity(result.drifted, result.tested) is Severity.WARN
+
+
+def test_blocks_overlapping_the_window_are_left_out_of_its_null():
+    rng = np.random.default_rng(2)
+    panel = _panel(rng, sessions=600, tickers=20, features=3)
+    days = panel["date"].unique().sort()
+    reference = DriftReference.build(panel, ["f0", "f1", "f2"], 21)
+    assert reference.overlap == pytest.approx(21 / block_stride(600, 21, 200), abs=1.0)
+    # the reference's last window is itself the current window: its blocks are not its null
+    late = panel.filter(pl.col("date") >= days[-21])
+    full = feature_drift(late, reference).table
+    assert full["p_value"].is_not_null().all()
+    assert not full["drifted"].any()
+
+
+def test_a_reference_too_short_for_19_windows_is_not_evaluated():
+    rng = np.random.default_rng(4)
+    panel = _panel(rng, sessions=300, tickers=20, features=3)
+    reference = DriftReference.build(panel, ["f0", "f1", "f2"], 21)
+    result = feature_drift(panel.tail(21 * 20), reference)
+    assert result.table.height == 3
+    assert result.table["p_adjusted"].is_null().all()
+    assert result.tested == 0 and result.alarm is None
+    assert DriftThresholds().feature_severity(result.drifted, result.tested) is None
 
 
 def test_prediction_drift_grades_the_score_psi():
@@ -134,9 +167,10 @@ def test_prediction_drift_grades_the_score_psi():
     same = prediction_drift(rng.uniform(-0.5, 0.5, size=1000), reference)
     squeezed = prediction_drift(rng.normal(0.0, 0.08, size=1000), reference)
     thresholds = DriftThresholds()
-    assert thresholds.prediction_severity(same.max_psi) is Severity.OK
-    assert thresholds.prediction_severity(squeezed.max_psi) is Severity.ERROR
-    assert squeezed.table["drifted"].item()
+    assert thresholds.prediction_severity(same["psi"]) is Severity.OK
+    assert thresholds.prediction_severity(squeezed["psi"]) is Severity.ERROR
+    assert squeezed["ks_pvalue"] < 1e-6 < same["ks_pvalue"]
+    assert all(math.isnan(v) for v in prediction_drift(reference[:10], reference).values())
 
 
 def test_explanation_drift_is_the_spearman_correlation_of_shap():
@@ -171,31 +205,32 @@ def test_live_sharpe_by_hand():
 
 def test_thresholds_are_validated_and_graded():
     thresholds = DriftThresholds()
-    assert thresholds.feature_severity(0.29) is Severity.OK
-    assert thresholds.feature_severity(0.3) is Severity.WARN
-    assert thresholds.feature_severity(0.5) is Severity.ERROR
+    assert thresholds.feature_severity(0, 158) is Severity.OK
+    assert thresholds.feature_severity(1, 158) is Severity.WARN
+    assert thresholds.feature_severity(40, 158) is Severity.ERROR
     assert thresholds.prediction_severity(0.1) is Severity.WARN
     # what cannot be measured has no severity: never OK
     assert thresholds.prediction_severity(math.nan) is None
-    assert thresholds.feature_severity(math.nan) is None
+    assert thresholds.feature_severity(0, 0) is None
     assert thresholds.explanation_severity(math.nan) is None
     assert thresholds.sharpe_breached(-1.5) and thresholds.sharpe_breached(math.nan) is None
     assert severity_name(math.nan) == severity_name(None) == "NOT EVALUATED"
     assert [severity_name(float(s)) for s in Severity] == ["OK", "WARN", "ERROR"]
     with pytest.raises(ValueError):
-        DriftThresholds(share_warn=0.6, share_severe=0.5)
+        DriftThresholds(alarm_pvalue=0.0)
 
 
 # --- drift_report through Dagster -------------------------------------------------------------
 
-FIRST_BAR, LAST_BAR = "2023-06-01", "2024-03-15"
+FIRST_BAR, LAST_BAR = "2021-06-01", "2024-03-15"
 WEEK = date(2024, 2, 5)  # the champion's training week
 LATEST_WEEK = date(2024, 3, 4)  # the latest trained week before the report day's week
-TRAINING_START, TRAINING_END = date(2023, 9, 1), date(2024, 2, 9)
+# 2.3 years: the shortest reference that holds 19 drift windows is 399 sessions
+TRAINING_START, TRAINING_END = date(2021, 11, 1), date(2024, 2, 9)
 DAY = date(2024, 3, 13)  # a Wednesday
 LIVE_SINCE = date(2023, 10, 2)
 TICKERS = 12
-# a third of Alpha158 keeps the run short (Evidently plots every measure: ~65 ms each)
+# a third of Alpha158: the family-wise test runs on a monitored subset
 MONITORED = list(ALPHA158_NAMES[::3])
 CHECKS = [
     checks.features_not_drifted,
@@ -372,11 +407,16 @@ def test_drift_report_stores_every_measure_and_links_its_html(monitored: Monitor
     # features constant or missing over the window or the reference are left out
     assert 0.8 * len(MONITORED) <= stored.height <= len(MONITORED)
     assert set(stored["feature"]) <= set(MONITORED)
-    assert stored["ks_pvalue"].is_between(0.0, 1.0).all()
+    assert stored["p_adjusted"].is_between(0.0, 1.0).all()
+    assert stored["p_value"].is_between(0.0, 1.0).all()
+    assert stored["ks_statistic"].is_between(0.0, 1.0).all()
     assert (stored["psi"] >= 0).all()
     assert stored["js_distance"].is_between(0.0, math.sqrt(math.log(2)) + 1e-12).all()
     summary = dict(monitored.store.read("drift_summary").select("metric", "value").iter_rows())
     assert summary["drifted_share"] == pytest.approx(stored["drifted"].mean())
+    assert summary["tested_features"] == stored.height
+    assert summary["min_p_adjusted"] == pytest.approx(stored["p_adjusted"].min())
+    assert summary["reference_blocks"] >= 19
     assert summary["max_psi"] == pytest.approx(stored["psi"].max())
     assert summary["prediction_psi"] >= 0.25
     assert summary["prediction_severity"] == Severity.ERROR
@@ -446,8 +486,10 @@ def test_drift_checks_warn_or_fail_by_severity(monitored: Monitored):
     assert not explanations.passed
     assert explanations.severity == dg.AssetCheckSeverity.WARN
     features = evaluations["features_not_drifted"]
-    share = monitored.store.read("drift_summary").filter(pl.col("metric") == "drifted_share")
-    expected = DriftThresholds().feature_severity(share["value"].item())
+    summary = dict(monitored.store.read("drift_summary").select("metric", "value").iter_rows())
+    expected = DriftThresholds().feature_severity(
+        int(summary["drifted_features"]), int(summary["tested_features"])
+    )
     assert features.passed == (expected is Severity.OK)
 
 

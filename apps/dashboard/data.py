@@ -50,7 +50,8 @@ class DashboardData:
     backtest_equity: pl.DataFrame
     # date plus one column per severity metric (0 ok, 1 warn, 2 severe) and sharpe_below_floor
     drift_severity: pl.DataFrame
-    # feature, psi, ks_pvalue, js_distance, drifted: the latest drift day, by PSI desc
+    # feature, psi, ks_statistic, js_distance, p_value, p_adjusted, drifted: the latest drift
+    # day, by PSI desc
     feature_drift: pl.DataFrame
     # the latest drift day's summary: metric -> value
     drift_latest: dict[str, float]

@@ -470,10 +470,10 @@ def top_drifted_features(features: pl.DataFrame, top: int = 15) -> go.Figure:
             x=rows["psi"].to_list(),
             orientation="h",
             marker={"color": [NEGATIVE if d else "#94a3b8" for d in rows["drifted"]]},
-            customdata=rows.select("ks_pvalue", "js_distance").rows(),
+            customdata=rows.select("p_adjusted", "ks_statistic", "js_distance").rows(),
             hovertemplate=(
-                "%{y}<br>PSI %{x:.3f}<br>KS p %{customdata[0]:.3g}"
-                "<br>JS %{customdata[1]:.3f}<extra></extra>"
+                "%{y}<br>PSI %{x:.3f}<br>family-wise p %{customdata[0]:.3g}"
+                "<br>KS %{customdata[1]:.3f}<br>JS %{customdata[2]:.3f}<extra></extra>"
             ),
         )
     )

@@ -4,9 +4,12 @@ For a session ``d`` the *current window* is the last ``window_sessions`` session
 the *model in use* is the champion that scored ``d`` (``predictions.model_week``), and its
 *training reference* is what that week's training saw:
 
-* features: ``alpha158`` over the champion's training window (``alpha_models.training_start``
-  to ``training_end``), ``reference_sessions`` sessions drawn at random (seed ``seed``) and at
-  most ``reference_rows`` rows of them (same seed), so a day's report stays a few reads;
+* features: ``alpha158`` over the champion's whole training window (``alpha_models
+  .training_start`` to ``training_end``), binned and cut into blocks of ``window_sessions``
+  sessions for the null (:class:`~quant_assets.monitoring.drift.DriftReference`, built once per
+  champion week of a run); the HTML report draws the most drifted features against
+  ``reference_sessions`` sessions of it drawn at random (seed ``seed``), at most
+  ``reference_rows`` rows;
 * scores: that week's out-of-sample ensemble scores (``validation_scores``), the history
   ``ml_views`` calibrates today's scores on, so a drift here also says the calibration is being
   extrapolated. They are means over the CPCV paths, a little more concentrated than one
@@ -17,8 +20,8 @@ the *model in use* is the champion that scored ``d`` (``predictions.model_week``
   ``raw_bars`` adj_close, the same measure ``risk_metrics`` uses for its drawdown.
 
 One multi-asset, three assets, each materialized with its own metadata: ``drift_report``
-(Evidently's HTML under ``<data dir>/reports/drift/<date>.html``; its metadata drives the
-retraining sensor), ``feature_drift`` (one row per date and feature) and ``drift_summary`` (one
+(Evidently's HTML of the ``report_features`` most drifted features and the score under
+``<data dir>/reports/drift/<date>.html``; its metadata drives the retraining sensor), ``feature_drift`` (one row per date and feature) and ``drift_summary`` (one
 row per date and metric; the drift checks judge it).
 """
 
@@ -41,14 +44,17 @@ from quant_assets.metadata import NOT_EVALUATED, date_range_metadata, preview
 from quant_assets.models.assets import predictions
 from quant_assets.models.windows import model_week_for
 from quant_assets.monitoring.drift import (
-    DriftResult,
+    MIN_ROWS,
+    DriftReference,
     DriftThresholds,
+    FeatureDrift,
     Severity,
-    WindowDrift,
+    evidently_report,
     explanation_drift,
+    feature_drift,
+    prediction_drift,
     severity_name,
     stored_severity,
-    window_drift,
 )
 from quant_assets.partitions import (
     daily_partitions,
@@ -77,9 +83,14 @@ class DriftReportConfig(_config_of(DriftThresholds)):  # type: ignore[misc]
     ``DriftThresholds``, with its defaults)."""
 
     window_sessions: int = 21
-    # the features to monitor, empty for all of Alpha158 (Evidently builds a plot per measure,
-    # the bulk of the asset's time: see the README's daily pipeline benchmark)
+    # the features to monitor, empty for all of Alpha158
     features: list[str] = Field(default_factory=list)
+    # the reference's binning and its null's blocks (see quant_assets.monitoring.drift)
+    bins: int = 20
+    max_blocks: int = 200
+    # the HTML report: its most drifted features, drawn against a seeded sample of the
+    # training window (reference_sessions sessions, at most reference_rows rows)
+    report_features: int = 6
     reference_sessions: int = 63
     reference_rows: int = 5000
     seed: int = 0
@@ -111,10 +122,10 @@ def _model_in_use(store: Store, day: date) -> dict[str, object]:
 
 
 def _reference_features(
-    store: Store, start: date, end: date, config: DriftReportConfig
+    store: Store, start: date, end: date, config: DriftReportConfig, columns: list[str]
 ) -> pl.DataFrame:
-    """A seeded sample of ``alpha158`` over ``[start, end]``: ``reference_sessions`` sessions,
-    then at most ``reference_rows`` rows."""
+    """A seeded sample of ``alpha158``'s ``columns`` over ``[start, end]`` for the HTML report:
+    ``reference_sessions`` sessions, then at most ``reference_rows`` rows."""
     sessions = trading_sessions(start, next_trading_day(end))
     rng = np.random.default_rng(config.seed)
     picked = sorted(
@@ -123,7 +134,7 @@ def _reference_features(
             len(sessions), size=min(config.reference_sessions, len(sessions)), replace=False
         )
     )
-    frame = store.read("alpha158", where={"date": picked})
+    frame = store.read("alpha158", where={"date": picked}, columns=["date", *columns])
     if frame.height > config.reference_rows:
         frame = frame.sample(n=config.reference_rows, seed=config.seed)
     return frame
@@ -148,7 +159,8 @@ def _shap_rank_corr(store: Store, day: date, training_week: date) -> pl.DataFram
 
 
 def _summary_rows(
-    drift: WindowDrift,
+    drift: FeatureDrift,
+    prediction: dict[str, float],
     shap: pl.DataFrame,
     sharpe: dict[int, float],
     live_sessions: int,
@@ -158,15 +170,18 @@ def _summary_rows(
     rank_corr = shap["rank_corr"].drop_nulls()
     shap_corr = float(rank_corr.mean()) if rank_corr.len() else math.nan  # type: ignore[arg-type]
     sharpe_floor = sharpe.get(thresholds.sharpe_window, math.nan)
+    p_adjusted = drift.table["p_adjusted"].drop_nulls()
     values: dict[str, float] = {
         "drifted_share": drift.drifted_share,
-        "drifted_features": float(drift.features["drifted"].sum()),
-        "tested_features": float(DriftResult(drift.features, drift.snapshot).tested),
+        "drifted_features": float(drift.drifted),
+        "tested_features": float(drift.tested),
+        "feature_alarm": _stored_flag(drift.alarm),
+        "min_p_adjusted": float(p_adjusted.min()) if p_adjusted.len() else math.nan,  # type: ignore[arg-type]
         "max_psi": drift.max_psi,
-        "median_psi": float(drift.features["psi"].median() or math.nan),  # type: ignore[arg-type]
-        "prediction_psi": drift.prediction["psi"],
-        "prediction_ks_pvalue": drift.prediction["ks_pvalue"],
-        "prediction_js_distance": drift.prediction["js_distance"],
+        "median_psi": float(drift.table["psi"].median() or math.nan),  # type: ignore[arg-type]
+        "prediction_psi": prediction["psi"],
+        "prediction_ks_pvalue": prediction["ks_pvalue"],
+        "prediction_js_distance": prediction["js_distance"],
         "shap_rank_corr": shap_corr,
         **{
             f"shap_rank_corr_{row['model']}": float(row["rank_corr"])
@@ -176,10 +191,10 @@ def _summary_rows(
         },
         **{f"sharpe_{w}": v for w, v in sharpe.items()},
         "live_sessions": float(live_sessions),
-        "feature_severity": stored_severity(thresholds.feature_severity(drift.drifted_share)),
-        "prediction_severity": stored_severity(
-            thresholds.prediction_severity(drift.prediction["psi"])
+        "feature_severity": stored_severity(
+            thresholds.feature_severity(drift.drifted, drift.tested)
         ),
+        "prediction_severity": stored_severity(thresholds.prediction_severity(prediction["psi"])),
         "explanation_severity": stored_severity(thresholds.explanation_severity(shap_corr)),
         "sharpe_below_floor": _stored_flag(thresholds.sharpe_breached(sharpe_floor)),
         **{k: float(v) for k, v in sizes.items()},
@@ -224,17 +239,24 @@ def _current_features(store: Store, first: date, day: date) -> pl.DataFrame:
     return current
 
 
-def _training_reference(
-    store: Store, model: dict[str, object], config: DriftReportConfig
-) -> pl.DataFrame:
-    training_start, training_end = model["training_start"], model["training_end"]
-    assert isinstance(training_start, date) and isinstance(training_end, date)
-    reference = _reference_features(store, training_start, training_end, config)
-    if reference.is_empty():
-        raise dg.Failure(
-            f"no alpha158 stored in the training window [{training_start}, {training_end}]"
-        )
-    return reference
+def _training_window(model: dict[str, object]) -> tuple[date, date]:
+    start, end = model["training_start"], model["training_end"]
+    assert isinstance(start, date) and isinstance(end, date)
+    return start, end
+
+
+def drift_reference(
+    store: Store, model: dict[str, object], features: list[str], config: DriftReportConfig
+) -> DriftReference:
+    """The champion's reference: its whole training window of ``alpha158`` binned, with the
+    null of its ``window_sessions`` blocks."""
+    start, end = _training_window(model)
+    frame = store.read("alpha158", start, next_trading_day(end), columns=["date", *features])
+    if frame.is_empty():
+        raise dg.Failure(f"no alpha158 stored in the training window [{start}, {end}]")
+    return DriftReference.build(
+        frame, features, config.window_sessions, config.bins, config.max_blocks
+    )
 
 
 def _score_windows(
@@ -251,39 +273,86 @@ def _score_windows(
     return scores["score_ensemble"], reference
 
 
-def day_drift(store: Store, day: date, features: list[str], config: DriftReportConfig) -> DayDrift:
-    """Measure ``day``'s window against the champion's training reference and save the
-    Evidently report as ``<reports>/<day>.html``."""
+SCORE_COLUMN = "score_ensemble"
+
+
+def _save_html(
+    store: Store,
+    day: date,
+    model: dict[str, object],
+    current: pl.DataFrame,
+    scores: tuple[pl.Series, pl.Series],
+    columns: list[str],
+    config: DriftReportConfig,
+) -> Path:
+    """Evidently's report of ``columns`` (the most drifted features) and the score, against a
+    sample of the training window and the champion's out-of-sample scores."""
+    start, end = _training_window(model)
+    sample = _reference_features(store, start, end, config, columns)
+    frames = [
+        pl.concat([f.select(columns), pl.DataFrame({SCORE_COLUMN: s})], how="diagonal_relaxed")
+        for f, s in ((current, scores[0]), (sample, scores[1]))
+    ]
+    drawable = [
+        c
+        for c in [*columns, SCORE_COLUMN]
+        if all(
+            f.select(pl.col(c).cast(pl.Float64).is_finite().sum()).item() >= MIN_ROWS
+            for f in frames
+        )
+    ]
+    path = drift_report_dir() / f"{day.isoformat()}.html"
+    if drawable:
+        evidently_report(frames[0], frames[1], drawable).save_html(str(path))
+    else:
+        path.write_text(
+            f"<html><body>{day}: no column with {MIN_ROWS} values to draw</body></html>"
+        )
+    return path
+
+
+def day_drift(
+    store: Store,
+    day: date,
+    features: list[str],
+    config: DriftReportConfig,
+    references: dict[date, DriftReference],
+) -> DayDrift:
+    """Measure ``day``'s window against the champion's training reference (built once per
+    champion week of a run, kept in ``references``) and save the HTML report as
+    ``<reports>/<day>.html``."""
     thresholds = config.thresholds()
     model = _model_in_use(store, day)
-    first = shift_sessions(day, config.window_sessions - 1)
-    current = _current_features(store, first, day)
-    reference = _training_reference(store, model, config)
     week = model["week"]
     assert isinstance(week, date)
-    scores, reference_scores = _score_windows(store, first, day, week, config)
-    drift = window_drift(current, reference, features, scores, reference_scores, thresholds)
+    first = shift_sessions(day, config.window_sessions - 1)
+    current = _current_features(store, first, day)
+    if week not in references:
+        references[week] = drift_reference(store, model, features, config)
+    reference = references[week]
+    drift = feature_drift(current, reference, thresholds)
+    scores = _score_windows(store, first, day, week, config)
+    prediction = prediction_drift(scores[0], scores[1], config.bins)
     realised = live_book_returns(store, day, max(SHARPE_WINDOWS))
     sizes = {
         "current_rows": current.height,
-        "reference_rows": reference.height,
-        "current_scores": scores.len(),
-        "reference_scores": reference_scores.len(),
+        "reference_blocks": reference.blocks,
+        "current_scores": scores[0].len(),
+        "reference_scores": scores[1].len(),
     }
     summary = _summary_rows(
         drift,
+        prediction,
         _shap_rank_corr(store, day, week),
         trailing_sharpe(realised, SHARPE_WINDOWS),
         int(realised.size),
         thresholds,
         sizes,
     )
-    path = drift_report_dir() / f"{day.isoformat()}.html"
-    drift.snapshot.save_html(str(path))
-    table = drift.features.select(
-        pl.lit(day).alias("date"), "feature", "psi", "ks_pvalue", "js_distance", "drifted"
-    )
-    worst = drift.features.sort("psi", descending=True, nulls_last=True)
+    worst = drift.worst()
+    top = worst["feature"].head(config.report_features).to_list()
+    path = _save_html(store, day, model, current, scores, top, config)
+    table = drift.table.select(pl.lit(day).alias("date"), pl.all())
     return DayDrift(day, model, table, summary, worst, path)
 
 
@@ -316,6 +385,7 @@ def _drift_report_metadata(days: list[DayDrift], thresholds: DriftThresholds) ->
             key: _finite(last, key)
             for key in (
                 "drifted_share",
+                "min_p_adjusted",
                 "max_psi",
                 "prediction_psi",
                 "prediction_ks_pvalue",
@@ -324,6 +394,8 @@ def _drift_report_metadata(days: list[DayDrift], thresholds: DriftThresholds) ->
             )
         },
         "live_sessions": int(last["live_sessions"]),
+        "feature_alarm": _flag_metadata(last["feature_alarm"]),
+        "reference_blocks": int(last["reference_blocks"]),
         "feature_severity": severity_name(last["feature_severity"]),
         "prediction_severity": severity_name(last["prediction_severity"]),
         "explanation_severity": severity_name(last["explanation_severity"]),
@@ -385,19 +457,20 @@ DRIFT_SPECS = [
         # the champion's week is reached through predictions (which maps days to weeks)
         deps=[alpha158, predictions, _MODEL, _MODEL_SCORES],
         kinds={"evidently", "html"},
-        description="Each session's Evidently drift report (HTML under "
-        "``<data dir>/reports/drift/``): Alpha158 and the ensemble score of the last "
-        "``window_sessions`` sessions against the champion's training reference. Its "
-        "metadata (the last session's severities and live Sharpe) drives the "
-        "retraining_trigger sensor.",
+        description="Each session's drift report: the feature-drift alarm (block-calibrated, "
+        "family-wise over the monitored Alpha158 features), prediction and explanation drift, "
+        "and Evidently's HTML of the most drifted features and the score under "
+        "``<data dir>/reports/drift/``. Its metadata (the last session's severities and live "
+        "Sharpe) drives the retraining_trigger sensor.",
     ),
     dg.AssetSpec(
         "feature_drift",
         deps=[alpha158, predictions, _MODEL],
-        kinds={"polars", "evidently"},
-        description="Per session and Alpha158 feature: PSI, Kolmogorov-Smirnov p-value and "
-        "Jensen-Shannon distance against a seeded sample of the champion's training "
-        "window, and whether the feature drifted.",
+        kinds={"polars", "numpy"},
+        description="Per session and Alpha158 feature: PSI, binned Kolmogorov-Smirnov "
+        "distance and Jensen-Shannon distance against the champion's training window, the "
+        "p-value against the window's blocks, the family-wise adjusted p-value, and whether the "
+        "feature drifted.",
     ),
     dg.AssetSpec(
         "drift_summary",
@@ -429,22 +502,24 @@ DRIFT_SPECS = [
 def drift_report(
     context: dg.AssetExecutionContext, config: DriftReportConfig, store: Store
 ) -> Iterator[dg.MaterializeResult]:
-    """Each session's drift of the live model: per-feature PSI, Kolmogorov-Smirnov p-value and
-    Jensen-Shannon distance of the last ``window_sessions`` sessions of Alpha158 against a
-    seeded sample of the champion's training window (one Evidently report, saved as HTML),
-    the share of drifted features, the same three measures on the ensemble score against the
-    champion's out-of-sample scores, the Spearman correlation of SHAP importance rankings
-    (explanation drift) and the live book's rolling Sharpe on 30/60/90 sessions. Severity
-    0/1/2 (ok/warn/severe) per family is stored; the checks and the retraining sensor read it."""
+    """Each session's drift of the live model: per-feature PSI, binned KS and Jensen-Shannon
+    distance of the last ``window_sessions`` sessions of Alpha158 against the champion's training
+    window, each tested against the PSI of the training window's own blocks of that length and
+    adjusted across the features (the alarm: at least one drifted feature); the same measures
+    on the ensemble score against the champion's out-of-sample scores; the Spearman correlation
+    of SHAP importance rankings (explanation drift); the live book's rolling Sharpe on 30/60/90
+    sessions; and Evidently's HTML of the most drifted features. Severity 0/1/2 (ok/warn/severe)
+    per family is stored; the checks and the retraining sensor read it."""
     start, end = partition_dates(context)
     features = monitored_features(config)
     days: list[DayDrift] = []
+    references: dict[date, DriftReference] = {}
     for day in trading_sessions(start, end):
-        days.append(day_drift(store, day, features, config))
+        days.append(day_drift(store, day, features, config, references))
         last = days[-1].summary
         context.log.info(
             f"{day}: {last['drifted_features']:.0f}/{last['tested_features']:.0f} features "
-            f"drifted, max PSI {last['max_psi']:.3f}, prediction PSI "
+            f"drifted (smallest family-wise p {last['min_p_adjusted']:.2g}), max PSI {last['max_psi']:.3f}, prediction PSI "
             f"{last['prediction_psi']:.3f}, SHAP rank corr {last['shap_rank_corr']:.2f}"
         )
     if not days:

@@ -196,7 +196,7 @@ def drift_table(summary: pl.DataFrame, limits: DriftThresholds | None = None) ->
         (
             "Drifted features (share)",
             share,
-            f"warn {t.share_warn:.0%}, severe {t.share_severe:.0%}",
+            f"warn from 1 (family-wise p <= {t.alarm_pvalue:g}), severe {t.share_severe:.0%}",
             severity("feature_severity"),
         ),
         (

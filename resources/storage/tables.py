@@ -498,15 +498,18 @@ NAV = TableSchema(
 )
 
 # drift of each live-day window against the champion's training reference (drift_report): one row
-# per (date, feature) with Evidently's PSI, KS p-value and Jensen-Shannon distance
+# per (date, feature) with PSI, binned KS distance, Jensen-Shannon distance, the p-value against
+# the training window's blocks and the family-wise adjusted one (null when not evaluated)
 FEATURE_DRIFT = TableSchema(
     name="feature_drift",
     columns=(
         Column("date", pl.Date()),
         Column("feature", pl.String()),
         Column("psi", pl.Float64(), nullable=True),
-        Column("ks_pvalue", pl.Float64(), nullable=True),
+        Column("ks_statistic", pl.Float64(), nullable=True),
         Column("js_distance", pl.Float64(), nullable=True),
+        Column("p_value", pl.Float64(), nullable=True),
+        Column("p_adjusted", pl.Float64(), nullable=True),
         Column("drifted", pl.Boolean()),
     ),
     key=("date", "feature"),
