@@ -25,6 +25,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from quant_assets.features.assets import labels  # noqa: E402
 from quant_assets.models.assets import alpha_model  # noqa: E402
+from quant_assets.monitoring.assets import drift_reference  # noqa: E402
 from quant_assets.models.windows import model_week_for, week_start  # noqa: E402
 from quant_assets.partitions import (  # noqa: E402
     last_completed_trading_day,
@@ -51,7 +52,7 @@ def selection_of(*assets: dg.AssetsDefinition) -> str:
 # report and the PDF. Between them the labels and the weekly_training job's model.
 DAILY_SELECTION = selection_of(*INGEST_ASSETS)
 LABELS_SELECTION = selection_of(labels)
-TRAINING_SELECTION = selection_of(alpha_model)
+TRAINING_SELECTION = selection_of(alpha_model, drift_reference)
 PORTFOLIO_SELECTION = selection_of(*PORTFOLIO_ASSETS)
 
 # the main job's training: every model on the default 3-year window, with a lighter CPCV (4

@@ -2,7 +2,7 @@
 
     uv run python benches/bench_drift.py [--seeds 10] [--tickers 100] [--real PATH] [--speed 500]
 
-1. Calibration on the stationary synthetic market (``SyntheticMarket``, seeds 1..``--seeds``,
+1. Calibration on the stationary synthetic market (``SyntheticMarket``, seeds 1..``--seeds`` (12),
    ``--tickers`` names, 2009-01 .. 2013-02 of Alpha158): the share of monitored days (every 21st
    session, windows disjoint) with a feature-drift alarm, each against the 756-session reference
    ending 10 sessions before it (``quant_assets.monitoring.calibration``); and planted shifts (a
@@ -97,8 +97,9 @@ def real_sample(path: Path) -> None:
     print(
         f"real sample ({path.name}): {bars.height:,} bars, {quarantine.height} quarantined, "
         f"{len(members)} names; monitored {first} .. {last}: alarm on {int(monitored['alarm'].sum())} of "
-        f"{monitored.height} days ({share:.1%}); drifted features on those days: "
-        f"{monitored.filter('alarm')['drifted'].to_list()} of "
+        f"{monitored.height} days ({share:.1%}): "
+        f"{[str(d) for d in monitored.filter('alarm')['date']]} with "
+        f"{monitored.filter('alarm')['drifted'].to_list()} drifted features of "
         f"{int(monitored['tested'].max())} tested\n"  # type: ignore[arg-type]
     )
 
@@ -125,7 +126,7 @@ def speed(tickers: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=12)
     parser.add_argument("--tickers", type=int, default=100)
     parser.add_argument(
         "--real", type=Path, default=ROOT.parent / "shared/data/us_equities_daily_sample.parquet"

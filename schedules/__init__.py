@@ -14,7 +14,7 @@ from quant_assets.ingest.assets import macro_series, raw_bars, universe
 from quant_assets.models.assets import alpha_model, predictions
 from quant_assets.models.selection_assets import first_session_of_year, model_selection
 from quant_assets.models.windows import model_week_for
-from quant_assets.monitoring.assets import drift_report
+from quant_assets.monitoring.assets import drift_reference, drift_report
 from quant_assets.partitions import (
     daily_partitions,
     is_trading_day,
@@ -60,10 +60,12 @@ daily_pipeline = dg.define_asset_job(
 
 weekly_training = dg.define_asset_job(
     name="weekly_training",
-    selection=dg.AssetSelection.assets(alpha_model),
+    selection=dg.AssetSelection.assets(alpha_model, drift_reference),
     partitions_def=weekly_partitions,
     hooks={end_mlflow_on_run_finished},
-    description="Trains, validates and registers the week's alpha model (one MLflow run).",
+    description="Trains, validates and registers the week's alpha model (one MLflow run), "
+    "then bins its training window into the drift reference the daily drift_report tests "
+    "against.",
 )
 
 

@@ -23,7 +23,12 @@ from quant_assets.features.assets import alpha158
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.models.assets import alpha_model
 from quant_assets.monitoring import checks
-from quant_assets.monitoring.assets import drift_report
+from quant_assets.monitoring.assets import (
+    DriftReferenceConfig,
+    build_reference,
+    drift_reference,
+    drift_report,
+)
 from quant_assets.monitoring.drift import (
     DriftReference,
     DriftThresholds,
@@ -37,6 +42,8 @@ from quant_assets.monitoring.drift import (
     prediction_drift,
     psi,
     quantile_edges,
+    reference_frames,
+    reference_from_frames,
     severity_name,
 )
 from quant_assets.monitoring.sensors import latest_complete_week, retraining_trigger
@@ -389,6 +396,10 @@ def monitored(tmp_path_factory) -> Iterator[Monitored]:
     )
     assert ingest.success
     _seed_model(store, squeeze_live_scores=True)
+    weekly = dg.materialize(
+        [drift_reference], resources=_resources(store), partition_key=WEEK.isoformat()
+    )
+    assert weekly.success
     result = dg.materialize(
         [drift_report, *CHECKS],
         resources=_resources(store),
@@ -450,6 +461,38 @@ def test_each_drift_table_is_materialized_with_its_metadata(monitored: Monitored
     # the checks judge the table they read
     judged = {e.asset_key for e in monitored.result.get_asset_check_evaluations()}
     assert judged == {dg.AssetKey("drift_summary")}
+
+
+def test_the_weekly_reference_is_what_drift_report_would_build_from_the_training_window(
+    monitored: Monitored,
+):
+    store = monitored.store
+    bins, null = store.read("drift_reference"), store.read("drift_null")
+    assert bins["week"].unique().to_list() == [WEEK] == null["week"].unique().to_list()
+    model = store.read("alpha_models").row(0, named=True)
+    built = build_reference(store, model, list(ALPHA158_NAMES), DriftReferenceConfig())
+    stored = reference_from_frames(bins, null, TRAINING_START, TRAINING_END)
+    assert sorted(stored.features) == sorted(built.features)
+    stored = stored.select(built.features)
+    assert np.array_equal(stored.counts, built.counts)
+    assert np.allclose(stored.null_psi, built.null_psi, equal_nan=True)
+    assert stored.block_ends[-1] <= TRAINING_END and stored.window_sessions == 21
+    # the day's stored table is the test against that reference, on the monitored subset
+    window = store.read("alpha158", shift_sessions(DAY, 20), next_trading_day(DAY))
+    again = feature_drift(window, stored.select(MONITORED)).table
+    table = store.read("feature_drift").drop("date").sort("feature")
+    assert again.sort("feature").equals(table)
+
+
+def test_a_reference_round_trips_through_its_tables():
+    panel = _panel(np.random.default_rng(0), 500, 10, 3)
+    reference = DriftReference.build(panel, ["f0", "f1", "f2"], 21)
+    bins, null = reference_frames(reference, date(2020, 1, 6))
+    again = reference_from_frames(bins, null, reference.start, reference.end)
+    for field in ("edges", "counts", "null_psi"):
+        assert np.array_equal(getattr(again, field), getattr(reference, field), equal_nan=True)
+    assert (again.block_starts, again.block_ends) == (reference.block_starts, reference.block_ends)
+    assert again.features == reference.features and again.window_sessions == 21
 
 
 def test_drift_report_rolling_sharpe_is_the_live_book_by_hand(monitored: Monitored):
@@ -535,7 +578,7 @@ def test_a_drift_check_that_cannot_measure_is_not_evaluated_never_ok(monitored: 
 
 # the sensor's partitioned run requests are resolved against the definitions holding its job
 SENSOR_DEFS = dg.Definitions(
-    assets=[alpha_model],
+    assets=[alpha_model, drift_reference],
     jobs=[weekly_training],
     sensors=[retraining_trigger],
     resources={"store": Store(url="unused.duckdb"), "mlflow": mlflow_resource},

@@ -53,6 +53,8 @@ from quant_assets.monitoring.drift import (
     explanation_drift,
     feature_drift,
     prediction_drift,
+    reference_frames,
+    reference_from_frames,
     severity_name,
     stored_severity,
 )
@@ -62,6 +64,7 @@ from quant_assets.partitions import (
     partition_dates,
     shift_sessions,
     trading_sessions,
+    weekly_partitions,
 )
 from quant_assets.queries import live_book_returns
 from quant_core.features import ALPHA158_NAMES
@@ -245,18 +248,44 @@ def _training_window(model: dict[str, object]) -> tuple[date, date]:
     return start, end
 
 
-def drift_reference(
-    store: Store, model: dict[str, object], features: list[str], config: DriftReportConfig
+class DriftReferenceConfig(dg.Config):
+    """The reference's shape: ``drift_report`` uses a stored reference only when its own
+    settings are the same (otherwise it builds one in memory)."""
+
+    window_sessions: int = 21
+    bins: int = 20
+    max_blocks: int = 200
+
+
+def build_reference(
+    store: Store, model: dict[str, object], features: list[str], shape: DriftReferenceConfig
 ) -> DriftReference:
-    """The champion's reference: its whole training window of ``alpha158`` binned, with the
-    null of its ``window_sessions`` blocks."""
+    """The model's reference: its whole training window of ``alpha158`` binned, with the null
+    of its ``window_sessions`` blocks."""
     start, end = _training_window(model)
     frame = store.read("alpha158", start, next_trading_day(end), columns=["date", *features])
     if frame.is_empty():
         raise dg.Failure(f"no alpha158 stored in the training window [{start}, {end}]")
     return DriftReference.build(
-        frame, features, config.window_sessions, config.bins, config.max_blocks
+        frame, features, shape.window_sessions, shape.bins, shape.max_blocks
     )
+
+
+def stored_reference(
+    store: Store, model: dict[str, object], shape: DriftReferenceConfig
+) -> DriftReference | None:
+    """The model week's stored reference, None when there is none or it has another shape."""
+    week = model["week"]
+    bins = store.read("drift_reference", where={"week": [week]})
+    null = store.read("drift_null", where={"week": [week]})
+    if bins.is_empty() or null.is_empty():
+        return None
+    start, end = _training_window(model)
+    reference = reference_from_frames(bins, null, start, end)
+    same = reference.window_sessions == shape.window_sessions and reference.counts.shape[1] == (
+        shape.bins
+    )
+    return reference if same else None
 
 
 def _score_windows(
@@ -317,6 +346,7 @@ def day_drift(
     features: list[str],
     config: DriftReportConfig,
     references: dict[date, DriftReference],
+    log: Any,
 ) -> DayDrift:
     """Measure ``day``'s window against the champion's training reference (built once per
     champion week of a run, kept in ``references``) and save the HTML report as
@@ -328,8 +358,17 @@ def day_drift(
     first = shift_sessions(day, config.window_sessions - 1)
     current = _current_features(store, first, day)
     if week not in references:
-        references[week] = drift_reference(store, model, features, config)
-    reference = references[week]
+        shape = DriftReferenceConfig(
+            window_sessions=config.window_sessions, bins=config.bins, max_blocks=config.max_blocks
+        )
+        stored = stored_reference(store, model, shape)
+        if stored is None:
+            log.warning(
+                f"no stored drift_reference of week {week} with this shape: building it from "
+                "the training window (materialize drift_reference with the weekly training)"
+            )
+        references[week] = stored or build_reference(store, model, list(ALPHA158_NAMES), shape)
+    reference = references[week].select(features)
     drift = feature_drift(current, reference, thresholds)
     scores = _score_windows(store, first, day, week, config)
     prediction = prediction_drift(scores[0], scores[1], config.bins)
@@ -449,13 +488,16 @@ _PREVIOUS_WEEK = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 _MODEL = dg.AssetDep("alpha_model", partition_mapping=_PREVIOUS_WEEK)
 _MODEL_SCORES = dg.AssetDep("validation_scores", partition_mapping=_PREVIOUS_WEEK)
 _MODEL_SHAP = dg.AssetDep("shap_summary", partition_mapping=_PREVIOUS_WEEK)
+_REFERENCE = [
+    dg.AssetDep(key, partition_mapping=_PREVIOUS_WEEK) for key in ("drift_reference", "drift_null")
+]
 
 
 DRIFT_SPECS = [
     dg.AssetSpec(
         "drift_report",
         # the champion's week is reached through predictions (which maps days to weeks)
-        deps=[alpha158, predictions, _MODEL, _MODEL_SCORES],
+        deps=[alpha158, predictions, _MODEL, _MODEL_SCORES, *_REFERENCE],
         kinds={"evidently", "html"},
         description="Each session's drift report: the feature-drift alarm (block-calibrated, "
         "family-wise over the monitored Alpha158 features), prediction and explanation drift, "
@@ -465,7 +507,7 @@ DRIFT_SPECS = [
     ),
     dg.AssetSpec(
         "feature_drift",
-        deps=[alpha158, predictions, _MODEL],
+        deps=[alpha158, predictions, _MODEL, *_REFERENCE],
         kinds={"polars", "numpy"},
         description="Per session and Alpha158 feature: PSI, binned Kolmogorov-Smirnov "
         "distance and Jensen-Shannon distance against the champion's training window, the "
@@ -515,7 +557,7 @@ def drift_report(
     days: list[DayDrift] = []
     references: dict[date, DriftReference] = {}
     for day in trading_sessions(start, end):
-        days.append(day_drift(store, day, features, config, references))
+        days.append(day_drift(store, day, features, config, references, context.log))
         last = days[-1].summary
         context.log.info(
             f"{day}: {last['drifted_features']:.0f}/{last['tested_features']:.0f} features "
@@ -538,4 +580,74 @@ def drift_report(
     yield dg.MaterializeResult(
         asset_key="drift_summary",
         metadata=_drift_summary_metadata(summary_table, summary_rows, days),
+    )
+
+
+DRIFT_REFERENCE_SPECS = [
+    dg.AssetSpec(
+        "drift_reference",
+        deps=[alpha158, "alpha_model"],
+        kinds={"polars", "numpy"},
+        description="The week's drift reference: per Alpha158 feature, 20 bins cut at the "
+        "quantiles of the model's training window and their counts (what drift_report "
+        "compares each day's window with).",
+    ),
+    dg.AssetSpec(
+        "drift_null",
+        deps=[alpha158, "alpha_model"],
+        kinds={"polars", "numpy"},
+        description="The null of the week's drift tests: per block of window_sessions "
+        "sessions of the training window and feature, the block's PSI against the rest of "
+        "the window.",
+    ),
+]
+
+
+@dg.multi_asset(
+    name="drift_reference",
+    group_name="monitoring",
+    partitions_def=weekly_partitions,
+    specs=DRIFT_REFERENCE_SPECS,
+)
+def drift_reference(
+    context: dg.AssetExecutionContext, config: DriftReferenceConfig, store: Store
+) -> Iterator[dg.MaterializeResult]:
+    """Bins every Alpha158 feature of the week's training window (from its ``alpha_models``
+    row) and measures the null of the daily drift tests on the window's own blocks, once a
+    week, so that ``drift_report`` reads a few thousand rows instead of the whole window."""
+    week = date.fromisoformat(context.partition_key)
+    trained = store.read("alpha_models", where={"week": [week]})
+    if trained.is_empty():
+        raise dg.Failure(f"no alpha_models row for week {week}: materialize alpha_model first")
+    model = trained.row(0, named=True)
+    reference = build_reference(store, model, list(ALPHA158_NAMES), config)
+    bins, null = reference_frames(reference, week)
+    end = week + timedelta(days=7)
+    bin_rows = store.write_partition("drift_reference", bins, week, end)
+    null_rows = store.write_partition("drift_null", null, week, end)
+    window = f"{reference.start} to {reference.end}"
+    yield dg.MaterializeResult(
+        asset_key="drift_reference",
+        metadata={
+            "rows": bin_rows,
+            "week": str(week),
+            "training_window": window,
+            "features": len(reference.features),
+            "bins": int(reference.counts.shape[1]),
+            "rows_binned": int(reference.counts[0].sum()) if reference.features else 0,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="drift_null",
+        metadata={
+            "rows": null_rows,
+            "week": str(week),
+            "training_window": window,
+            "blocks": reference.blocks,
+            "block_sessions": reference.window_sessions,
+            "disjoint_windows": round(reference.blocks / reference.overlap, 1),
+            "median_null_psi": float(np.nanmedian(reference.null_psi))
+            if reference.blocks
+            else math.nan,
+        },
     )

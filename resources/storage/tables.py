@@ -515,6 +515,37 @@ FEATURE_DRIFT = TableSchema(
     key=("date", "feature"),
 )
 
+# a training week's drift reference (drift_reference): per Alpha158 feature, the bins cut at the
+# quantiles of the model's training window (the upper edge; null for the last) and their counts
+DRIFT_REFERENCE = TableSchema(
+    name="drift_reference",
+    columns=(
+        Column("week", pl.Date()),
+        Column("feature", pl.String()),
+        Column("bin", pl.Int16()),
+        Column("upper_edge", pl.Float64(), nullable=True),
+        Column("count", pl.Int64()),
+    ),
+    key=("week", "feature", "bin"),
+    time_column="week",
+)
+
+# the null of that week's drift tests: per block of the training window (window_sessions
+# sessions) and feature, the block's PSI against the rest of the window
+DRIFT_NULL = TableSchema(
+    name="drift_null",
+    columns=(
+        Column("week", pl.Date()),
+        Column("block_start", pl.Date()),
+        Column("block_end", pl.Date()),
+        Column("block_sessions", pl.Int16()),
+        Column("feature", pl.String()),
+        Column("psi", pl.Float64(), nullable=True),
+    ),
+    key=("week", "block_start", "feature"),
+    time_column="week",
+)
+
 # long format: every scalar of the day's drift report (shares, prediction drift, SHAP rank
 # correlation, the live book's rolling Sharpe, severities 0/1/2), one row per (date, metric)
 DRIFT_SUMMARY = TableSchema(
@@ -558,6 +589,8 @@ TABLES: dict[str, TableSchema] = {
         POSITIONS,
         NAV,
         FEATURE_DRIFT,
+        DRIFT_REFERENCE,
+        DRIFT_NULL,
         DRIFT_SUMMARY,
     )
 }
