@@ -83,6 +83,7 @@ MIN_WINDOWS = 19
 EMPTY_SHARE = 1e-4
 DEFAULT_BINS = 20
 DEFAULT_MAX_BLOCKS = 200
+QUANTILE_ROWS = 100_000
 MEASURES = ("psi", "ks_statistic", "js_distance")
 
 
@@ -255,8 +256,10 @@ def _matrix(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """Float64 rows x columns with every non-finite value as NaN."""
     if not columns:
         return np.empty((frame.height, 0))
-    values = frame.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy()
-    values = np.array(values, dtype=np.float64, order="C")  # a writable copy
+    # column-major: every pass below reads one feature's column
+    values = frame.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy(order="fortran")
+    if not values.flags.writeable:
+        values = values.copy(order="F")
     values[~np.isfinite(values)] = np.nan
     return values
 
@@ -325,7 +328,9 @@ class DriftReference:
         keep = (np.isfinite(values).sum(axis=0) >= MIN_ROWS) & (spread > 0)
         values = values[:, keep]
         names = tuple(f for f, k in zip(features, keep, strict=True) if k)
-        edges = quantile_edges(values, bins)
+        # the quantiles of an evenly spaced subsample of at most QUANTILE_ROWS rows: the edges
+        # are only where the bins are cut; every row is counted
+        edges = quantile_edges(values[:: math.ceil(len(values) / QUANTILE_ROWS) or 1], bins)
         per_day = bin_counts(values, edges, group, days.len())
         stride = block_stride(days.len(), window_sessions, max_blocks)
         starts = np.arange(0, max(days.len() - window_sessions + 1, 0), stride)
