@@ -371,7 +371,7 @@ def day_drift(
     reference = references[week].select(features)
     drift = feature_drift(current, reference, thresholds)
     scores = _score_windows(store, first, day, week, config)
-    prediction = prediction_drift(scores[0], scores[1], config.bins)
+    prediction = prediction_drift(scores[0], scores[1])
     realised = live_book_returns(store, day, max(SHARPE_WINDOWS))
     sizes = {
         "current_rows": current.height,

@@ -40,7 +40,7 @@
 
 * **Prediction drift** (:func:`prediction_drift`): the same three measures on the ensemble
   score of the current window against the champion's out-of-sample scores (bins at the reference
-  scores' quantiles), plus the two-sample KS p-value (``scipy.stats.ks_2samp``). Graded by its
+  scores' deciles), plus the two-sample KS p-value (``scipy.stats.ks_2samp``). Graded by its
   PSI; the scores are one value per ticker and day, so the p-value is shown, not used.
 * **Explanation drift** (:func:`explanation_drift`): Spearman rank correlation of per-feature
   mean |SHAP| between the current week and the training week, per boosted model.
@@ -560,11 +560,12 @@ def feature_drift(
 
 
 def prediction_drift(
-    current_scores: ArrayLike, reference_scores: ArrayLike, bins: int = DEFAULT_BINS
+    current_scores: ArrayLike, reference_scores: ArrayLike, bins: int = 10
 ) -> dict[str, float]:
-    """PSI, binned KS and JS distance of the scores (bins at the reference's quantiles) and the
-    two-sample KS p-value; all NaN when a side has fewer than ``MIN_ROWS`` finite scores or the
-    reference is constant."""
+    """PSI, binned KS and JS distance of the scores (bins at the reference's deciles: the
+    convention the PSI grades 0.1 / 0.25 come from; finer bins read higher for the same change)
+    and the two-sample KS p-value; all NaN when a side has fewer than ``MIN_ROWS`` finite scores
+    or the reference is constant."""
     current = np.asarray(current_scores, dtype=np.float64)
     reference = np.asarray(reference_scores, dtype=np.float64)
     current, reference = current[np.isfinite(current)], reference[np.isfinite(reference)]
