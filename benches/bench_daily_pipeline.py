@@ -15,13 +15,12 @@ positions exist and the turnover limit binds). Timed: the daily pipeline of the 
 
     flock /tmp/quant-bench.lock uv run python benches/bench_daily_pipeline.py [--tickers 500]
 
-Measured 2026-11-23 (2-core machine, under the bench lock, load average 1.32 before): setup
-157.8 s; the daily pipeline of 2024-06-26 41.2 s wall (target <= 60 s met), of which
-drift_report 30.49 s (74%: Evidently builds a plot per measure, 158 features x 3), target_weights
-6.79 s (16.5%: six allocation methods on 500 names), predictions 0.67 s, risk_metrics 0.67 s,
-alpha158 0.63 s, paper_orders 0.63 s, raw_bars 0.40 s, the rest (ml_views, macro_series, nav,
-positions, universe, 14 checks) under 0.15 s each; Dagster's own overhead 0.3 s; peak RSS
-2,507 MiB. Before drift_report joined the job (load 2.56): 12.0 s.
+Measured 2026-12-05 (2-core machine, under the bench lock, load average 1.45 before): setup
+2 min 55 s in all; the daily pipeline of 2024-06-26 16.3 s wall (targets <= 60 s and issue 18's
+<= 20 s met), of which raw_bars 7.70 s, target_weights 3.96 s, drift_report 0.74 s (30.49 s on
+2026-11-23, when Evidently plotted every measure), predictions 0.64 s, alpha158 0.56 s,
+risk_metrics 0.49 s, daily_report 0.41 s, paper_orders 0.34 s, the rest under 0.21 s each;
+Dagster's own overhead 0.7 s; peak RSS 3,550 MiB. Figures and history in the README.
 """
 
 from __future__ import annotations
