@@ -25,8 +25,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from quant_assets.features.assets import labels  # noqa: E402
 from quant_assets.models.assets import alpha_model  # noqa: E402
-from quant_assets.monitoring.assets import drift_reference  # noqa: E402
 from quant_assets.models.windows import model_week_for, week_start  # noqa: E402
+from quant_assets.monitoring.assets import drift_reference  # noqa: E402
 from quant_assets.partitions import (  # noqa: E402
     last_completed_trading_day,
     previous_trading_day,

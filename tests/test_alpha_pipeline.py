@@ -12,11 +12,13 @@ import mlflow
 import polars as pl
 import pytest
 
+from apps.reproduce import reproduce
 from quant_assets.features.alpha158 import ALPHA158_NAMES
 from quant_assets.features.assets import alpha158, labels
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.models import registry
 from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.models.provenance import CODE_TAG, DATA_TAG, version_of_week
 from quant_assets.models.windows import model_week_for, training_window
 from quant_assets.partitions import trading_sessions
 from quant_assets.portfolio.assets import ml_views
@@ -335,3 +337,37 @@ def test_the_whole_daily_graph_runs_for_two_consecutive_sessions(pipeline: Pipel
     assert second["nav"] == pytest.approx(second["cash"] + second["positions_value"])
     assert second["nav"] - navs["nav"][0] == pytest.approx(second["pnl"])
     assert second["fees"] > 0
+
+
+def test_a_registered_version_records_its_data_and_is_reproduced_from_the_store(
+    pipeline: Pipeline,
+):
+    client = mlflow.MlflowClient(ModelRegistry().activate())
+    version = version_of_week(client, date.fromisoformat(WEEK_2))
+    assert len(version.tags[DATA_TAG]) == 64 and version.tags[CODE_TAG]
+    run = client.get_run(version.run_id)
+    assert run.data.tags[DATA_TAG] == version.tags[DATA_TAG]
+    found = reproduce(pipeline.store, date.fromisoformat(WEEK_2))
+    assert found.data_matches, found.lines()
+    assert found.scored_rows == 12
+    assert found.predictions_agree and found.score_rank_correlation == 1.0, found.lines()
+    assert found.reproduced
+
+
+def test_a_changed_value_in_the_training_window_breaks_the_hash(pipeline: Pipeline):
+    store = pipeline.store
+    day = date(2023, 12, 5)  # inside WEEK_2's 200-session window
+    original = store.read("alpha158", day, day + timedelta(days=1))
+    changed = original.with_columns(
+        pl.when(pl.col("ticker") == original["ticker"][0])
+        .then(pl.col("KMID") + 1e-3)
+        .otherwise(pl.col("KMID"))
+    )
+    store.write_partition("alpha158", changed, day, day + timedelta(days=1))
+    try:
+        found = reproduce(store, date.fromisoformat(WEEK_2))
+    finally:
+        store.write_partition("alpha158", original, day, day + timedelta(days=1))
+    assert not found.data_matches and not found.reproduced
+    assert found.recorded_hash != found.data_hash
+    assert "MISMATCH" in "\n".join(found.lines())

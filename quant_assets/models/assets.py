@@ -28,6 +28,7 @@ from quant_assets.features.labels import LabelNotAvailable, forward_excess_retur
 from quant_assets.ingest.assets import universe
 from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models import registry
+from quant_assets.models.provenance import CONFIG_ARTIFACT, provenance_tags
 from quant_assets.models.selection import ModelChoice
 from quant_assets.models.training import (
     ENSEMBLE,
@@ -402,11 +403,13 @@ def _register(
     window: TrainingWindow,
     run_id: str,
     decision: registry.GateDecision,
+    provenance: dict[str, str],
 ) -> str:
-    """Log the bundle as a new registered version, tag it with its window and give it the
-    gate's alias; returns the version."""
+    """Log the bundle as a new registered version, tag it with its window and what it was
+    trained on (:mod:`quant_assets.models.provenance`) and give it the gate's alias; returns
+    the version."""
     version = str(registry.log_bundle(outcome.bundle).version)
-    for key, value in _version_tags(window, run_id).items():
+    for key, value in {**_version_tags(window, run_id), **provenance}.items():
         client.set_model_version_tag(registry.REGISTERED_MODEL, version, key, value)
     registry.set_alias(client, version, decision.alias)
     return version
@@ -430,16 +433,19 @@ def train_and_register(
     fails."""
     X, y, y5 = panel
     try:
+        provenance = provenance_tags(X, y)
         spec = config.spec(choice[0])
         outcome = train_alpha(X, y, sectors, spec, window.start, window.end, evaluation_label=y5)
         run = tracker.active_run().info
         _log_params(tracker, config, spec, window, X, y, choice)
+        tracker.set_tags(provenance)
+        tracker.log_dict(config.model_dump(mode="json"), CONFIG_ARTIFACT)
         headline = _log_validation(tracker, outcome)
         _log_artifacts(tracker, outcome)
         client = mlflow.MlflowClient()
         champion = registry.champion_version(client)
         decision = _judge(config, outcome, X, y5, champion)
-        version = _register(client, outcome, window, run.run_id, decision)
+        version = _register(client, outcome, window, run.run_id, decision, provenance)
         tracker.set_tags({"gate": decision.alias, "gate_reason": decision.reason})
     except Exception:
         tracker.cleanup_on_error()
