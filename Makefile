@@ -7,7 +7,7 @@ UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 # one planned event per asset for single-run backfills (see apps/cli.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: bootstrap run ingest train research test test-rust postgres lint ui bench bench-engine bench-venue venue fuzz-build clean-data
+.PHONY: bootstrap run ingest train reproduce research test test-rust postgres lint ui bench bench-engine bench-venue venue fuzz-build clean-data
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -24,7 +24,13 @@ ingest: bootstrap
 train: bootstrap
 	@test -n "$(WEEK)" || { echo "make train WEEK=<Monday of a completed week>"; exit 2; }
 	@$(UV) run python -c "from apps.cli import dagster_home; dagster_home()"
-	$(UV) run dagster asset materialize -m quant_assets.definitions --select alpha_model,model_validation,shap_summary,validation_scores --partition $(WEEK)
+	$(UV) run dagster asset materialize -m quant_assets.definitions --select alpha_model,model_validation,shap_summary,validation_scores,drift_reference,drift_null --partition $(WEEK)
+
+## retrain a registered week's model from the store and check its data hash and scores:
+## make reproduce WEEK=2024-06-17
+reproduce: bootstrap
+	@test -n "$(WEEK)" || { echo "make reproduce WEEK=<Monday of a trained week>"; exit 2; }
+	$(UV) run quant-reproduce --week $(WEEK)
 
 ## the walk-forward IC table and the backtest over what is stored (the daily job's bars, Alpha158
 ## and labels): make research ARGS="--retrain 21 --skip-backtest" (quant-research --help)
