@@ -39,21 +39,14 @@ from quant_assets.monitoring.calibration import (  # noqa: E402
     alarm_days,
     first_monitored,
     planted_shift,
+    stationary_panel,
 )
 from quant_assets.monitoring.drift import DriftReference, feature_drift  # noqa: E402
 from resources.market_data.files_provider import FilesProvider  # noqa: E402
-from resources.market_data.synthetic import SyntheticMarket  # noqa: E402
 
 FEATURES = list(ALPHA158_NAMES)
 SPEC = CalibrationSpec()
 ONSET_SPACING = 120
-
-
-def synthetic_panel(seed: int, tickers: int, start: date, end: date) -> pl.DataFrame:
-    market = SyntheticMarket(seed=seed, n_tickers=tickers)
-    members = market.universe().filter(~pl.col("is_benchmark"))["ticker"].to_list()
-    bars = market.fetch_bars(members, date(start.year - 1, 10, 1), end)
-    return compute_alpha158(bars).filter(pl.col("date") >= start)
 
 
 def calibration(seeds: int, tickers: int) -> None:
@@ -61,7 +54,7 @@ def calibration(seeds: int, tickers: int) -> None:
     print("| seed | monitored days | alarm days | planted shifts | detected | sessions to detect |")
     print("|---:|---:|---:|---:|---:|---|")
     for seed in range(1, seeds + 1):
-        panel = synthetic_panel(seed, tickers, date(2009, 1, 1), date(2013, 3, 1))
+        panel = stationary_panel(seed, tickers, date(2009, 1, 1), date(2013, 3, 1))
         monitored = alarm_days(panel, FEATURES, SPEC)
         rng = np.random.default_rng(seed)
         sessions = panel["date"].n_unique()
@@ -105,7 +98,7 @@ def real_sample(path: Path) -> None:
 
 
 def speed(tickers: int) -> None:
-    panel = synthetic_panel(1, tickers, date(2009, 1, 1), date(2012, 3, 1))
+    panel = stationary_panel(1, tickers, date(2009, 1, 1), date(2012, 3, 1))
     days = panel["date"].unique().sort()
     window = panel.filter(pl.col("date").is_between(days[-776], days[-21]))
     started = time.perf_counter()

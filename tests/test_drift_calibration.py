@@ -16,30 +16,23 @@ import numpy as np
 import polars as pl
 import pytest
 
-from quant_assets.features.alpha158 import ALPHA158_NAMES, compute_alpha158
+from quant_assets.features.alpha158 import ALPHA158_NAMES
 from quant_assets.monitoring.calibration import (
     CalibrationSpec,
     alarm_days,
     first_monitored,
     planted_shift,
+    stationary_panel,
 )
-from resources.market_data.synthetic import SyntheticMarket
 
 SEEDS = (13, 14, 15, 16)
 SPEC = CalibrationSpec()
 FEATURES = list(ALPHA158_NAMES)
 
 
-def _panel(seed: int) -> pl.DataFrame:
-    market = SyntheticMarket(seed=seed, n_tickers=40)
-    members = market.universe().filter(~pl.col("is_benchmark"))["ticker"].to_list()
-    bars = market.fetch_bars(members, date(2008, 10, 1), date(2013, 3, 1))
-    return compute_alpha158(bars).filter(pl.col("date") >= date(2009, 1, 1))
-
-
 @pytest.fixture(scope="module")
 def panels() -> dict[int, pl.DataFrame]:
-    return {seed: _panel(seed) for seed in SEEDS}
+    return {seed: stationary_panel(seed, 40, date(2009, 1, 1), date(2013, 3, 1)) for seed in SEEDS}
 
 
 def test_a_stationary_market_rarely_rings_the_alarm(panels):

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import polars as pl
 
+from quant_assets.features.alpha158 import compute_alpha158
 from quant_assets.monitoring.drift import DriftReference, DriftThresholds, feature_drift
+from resources.market_data.synthetic import SyntheticMarket
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,15 @@ class CalibrationSpec:
     step_sessions: int = 21
     shift_sd: float = 0.5
     shifted_share: float = 0.1
+
+
+def stationary_panel(seed: int, tickers: int, start: date, end: date) -> pl.DataFrame:
+    """Alpha158 of the synthetic market's members from ``start`` to ``end`` (bars from the
+    October before, for the features' lookback)."""
+    market = SyntheticMarket(seed=seed, n_tickers=tickers)
+    members = market.universe().filter(~pl.col("is_benchmark"))["ticker"].to_list()
+    bars = market.fetch_bars(members, date(start.year - 1, 10, 1), end)
+    return compute_alpha158(bars).filter(pl.col("date") >= start)
 
 
 def _sessions(panel: pl.DataFrame) -> pl.Series:
