@@ -11,7 +11,7 @@ from quant_assets.features import assets as feature_assets
 from quant_assets.ingest import assets as ingest_assets
 from quant_assets.ingest import checks as ingest_checks
 from quant_assets.models import assets as model_assets
-from quant_assets.models import selection_assets
+from quant_assets.models import deployment_assets, selection_assets
 from quant_assets.monitoring import assets as monitoring_assets
 from quant_assets.monitoring import checks as monitoring_checks
 from quant_assets.monitoring.sensors import retraining_trigger
@@ -29,6 +29,7 @@ defs = dg.Definitions(
             ingest_assets,
             feature_assets,
             model_assets,
+            deployment_assets,
             selection_assets,
             portfolio_assets,
             risk_assets,

@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 
 from resources.broker.resource import Broker
+from resources.deployment_policy import DeploymentPolicy
 from resources.execution_policy import ExecutionPolicy
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
@@ -79,6 +80,7 @@ def resources_from_env() -> dict[str, Any]:
         "mlflow": mlflow_resource,
         "model_registry": ModelRegistry(),
         "portfolio_policy": PortfolioPolicy(),
+        "deployment_policy": DeploymentPolicy(),
         "broker": broker_from_env(),
         "execution_policy": ExecutionPolicy(kill_switch=os.environ.get("QUANT_KILL_SWITCH") == "1"),
     }

@@ -11,7 +11,8 @@ from dagster_mlflow import end_mlflow_on_run_finished
 from quant_assets.execution.assets import nav, paper_orders, positions
 from quant_assets.features.assets import alpha158, factors, labels
 from quant_assets.ingest.assets import macro_series, raw_bars, universe
-from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.models.assets import alpha_model, predictions, shadow_predictions
+from quant_assets.models.deployment_assets import model_deployment
 from quant_assets.models.selection_assets import first_session_of_year, model_selection
 from quant_assets.models.windows import model_week_for
 from quant_assets.monitoring.assets import drift_reference, drift_report
@@ -21,7 +22,7 @@ from quant_assets.partitions import (
     shift_sessions,
     weekly_partitions,
 )
-from quant_assets.portfolio.assets import ml_views, target_weights
+from quant_assets.portfolio.assets import ml_views, shadow_weights, target_weights
 from quant_assets.reporting.assets import daily_report
 from quant_assets.risk.assets import risk_metrics
 from quant_core.conventions import LABEL_HORIZON_SESSIONS
@@ -37,8 +38,11 @@ def keys_of(*defs: dg.AssetsDefinition) -> list[dg.AssetKey]:
 # through the books, their risk, the paper orders, the account, the drift report and the PDF
 INGEST_ASSETS = [universe, raw_bars, macro_series, alpha158, factors]
 PORTFOLIO_ASSETS = [
+    model_deployment,
     predictions,
+    shadow_predictions,
     ml_views,
+    shadow_weights,
     target_weights,
     risk_metrics,
     paper_orders,

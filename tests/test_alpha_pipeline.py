@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 import mlflow
+import numpy as np
 import polars as pl
 import pytest
 
@@ -17,13 +18,15 @@ from quant_assets.features.alpha158 import ALPHA158_NAMES
 from quant_assets.features.assets import alpha158, labels
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.models import registry
-from quant_assets.models.assets import alpha_model, predictions
+from quant_assets.models.assets import alpha_model, predictions, shadow_predictions
+from quant_assets.models.deployment_assets import model_deployment
 from quant_assets.models.provenance import CODE_TAG, DATA_TAG, version_of_week
 from quant_assets.models.windows import model_week_for, training_window
 from quant_assets.partitions import trading_sessions
-from quant_assets.portfolio.assets import ml_views
+from quant_assets.portfolio.assets import ml_views, shadow_weights
 from quant_assets.portfolio.views import ScoreCalibrator
 from resources.broker.resource import Broker
+from resources.deployment_policy import DeploymentPolicy
 from resources.execution_policy import ExecutionPolicy
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
@@ -54,6 +57,8 @@ def _resources(store: Store) -> dict:
         "macro_data": MacroData(),
         "mlflow": mlflow_resource,
         "model_registry": ModelRegistry(),
+        "deployment_policy": DeploymentPolicy(),
+        "portfolio_policy": PortfolioPolicy(),
     }
 
 
@@ -81,12 +86,14 @@ class Pipeline:
     store: Store
     first_training: dict
     second_training: dict
+    late_training: dict
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
-    """Fifteen months of bars, features and labels, then one training with every model and
-    another a week later with the trees only. MLflow lives in the module's directory (each
+    """Fifteen months of bars, features and labels, then one training with every model,
+    another a week later with the trees only (too few sessions to judge it: rejected) and a
+    third five weeks later that the gate lets through (the challenger). MLflow lives in the module's directory (each
     test gets its own QUANT_DATA_DIR, so the tracking URI is pinned explicitly)."""
     data = tmp_path_factory.mktemp("pipeline")
     monkey = pytest.MonkeyPatch()
@@ -98,7 +105,15 @@ def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
     _range(store, [labels], FIRST, last_labelled.isoformat())
     first = _train(store, WEEK_1)
     second = _train(store, WEEK_2, models=["lightgbm", "catboost"])
-    yield Pipeline(store, first, second)
+    # a margin of -1 lets any judged candidate through: the gate's comparison is still made
+    late = _train(
+        store,
+        WEEK_LATE,
+        models=["lightgbm", "catboost"],
+        gate_min_sessions=5,
+        gate_min_improvement=-1.0,
+    )
+    yield Pipeline(store, first, second, late)
     monkey.undo()
 
 
@@ -123,12 +138,12 @@ def test_labels_ask_for_an_unrealised_day_fails_clearly(pipeline: Pipeline):
     assert "not yet available" in str(failure.event_specific_data.error)
 
 
-def test_training_registers_a_champion_then_a_challenger(pipeline: Pipeline):
+def test_training_registers_a_champion_then_rejects_what_it_cannot_judge(pipeline: Pipeline):
     first, second = pipeline.first_training, pipeline.second_training
     assert first["alias"] == registry.CHAMPION and first["gate"] == "no champion yet"
-    # a week later the champion has seen every label the candidate has, bar none
-    assert second["alias"] == registry.CHALLENGER
-    assert "the champion stays" in second["gate"]
+    # a week later the champion has seen every label the candidate has, bar a few sessions
+    assert second["alias"] == registry.REJECTED
+    assert "not shadowed" in second["gate"]
     client = mlflow.MlflowClient(ModelRegistry().activate())
     champion = client.get_model_version_by_alias(registry.REGISTERED_MODEL, registry.CHAMPION)
     assert f"{registry.REGISTERED_MODEL}/{champion.version}" == first["model_version"]
@@ -143,8 +158,8 @@ def test_training_registers_a_champion_then_a_challenger(pipeline: Pipeline):
     assert {"validation", "tft_interpretation"} <= artifacts
     assert champion.run_id == run.info.run_id  # the registered bundle came from that run
     stored = pipeline.store.read("alpha_models").sort("week")
-    assert stored["alias"].to_list() == [registry.CHAMPION, registry.CHALLENGER]
-    assert stored["champion_version"].n_unique() == 1
+    assert stored["alias"].to_list() == [registry.CHAMPION, registry.REJECTED, registry.CHALLENGER]
+    assert stored["champion_version"].n_unique() == 1  # the gate never makes a champion
     shap = pipeline.store.read("shap_summary").filter(pl.col("week") == date.fromisoformat(WEEK_1))
     assert set(shap["model"]) == {"lightgbm", "catboost"}
     assert shap.group_by("model").len()["len"].to_list() == [158, 158]
@@ -161,19 +176,21 @@ def test_training_registers_a_champion_then_a_challenger(pipeline: Pipeline):
 
 
 def test_the_gate_compares_both_models_on_sessions_the_champion_never_saw(pipeline: Pipeline):
-    late = _train(pipeline.store, WEEK_LATE, models=["lightgbm", "catboost"], gate_min_sessions=5)
     row = pipeline.store.read("alpha_models").filter(
         pl.col("week") == date.fromisoformat(WEEK_LATE)
     )
     candidate, incumbent = row["gate_metric"].item(), row["champion_gate_metric"].item()
     assert candidate is not None and incumbent is not None
-    expected = registry.CHAMPION if candidate > incumbent else registry.CHALLENGER
-    assert late["alias"] == row["alias"].item() == expected
+    # passed (by the margin of -1): the challenger, never the champion directly
+    assert pipeline.late_training["alias"] == row["alias"].item() == registry.CHALLENGER
+    client = mlflow.MlflowClient(ModelRegistry().activate())
+    challenger = client.get_model_version_by_alias(registry.REGISTERED_MODEL, registry.CHALLENGER)
+    assert challenger.tags["week"] == WEEK_LATE
 
 
 def test_predictions_never_use_a_model_trained_on_the_day_or_later(pipeline: Pipeline):
     result = dg.materialize(
-        [predictions],
+        [model_deployment, predictions],
         resources=_resources(pipeline.store),
         tags=dict(zip(RANGE, ("2024-02-20", "2024-02-29"), strict=True)),
     )
@@ -191,7 +208,9 @@ def test_predictions_never_use_a_model_trained_on_the_day_or_later(pipeline: Pip
 
 def test_ml_views_calibrate_scores_on_the_champions_out_of_sample_history(pipeline: Pipeline):
     window = dict(zip(RANGE, ("2024-02-20", "2024-02-29"), strict=True))
-    assert dg.materialize([predictions], resources=_resources(pipeline.store), tags=window).success
+    assert dg.materialize(
+        [model_deployment, predictions], resources=_resources(pipeline.store), tags=window
+    ).success
     result = dg.materialize(
         [ml_views],
         resources=_resources(pipeline.store),
@@ -211,6 +230,50 @@ def test_ml_views_calibrate_scores_on_the_champions_out_of_sample_history(pipeli
         assert ordered["expected_return_daily"].diff().drop_nulls().min() >= 0  # monotone
         assert abs(ordered["expected_return_horizon"].sum()) < 1e-12  # centred cross-section
         assert day["confidence"].n_unique() == 1 and 0.0 <= day["confidence"][0] <= 1.0
+
+
+def test_a_challenger_is_scored_and_booked_in_shadow_beside_the_champion(pipeline: Pipeline):
+    store = pipeline.store
+    window = dict(zip(RANGE, ("2024-03-25", "2024-03-28"), strict=True))
+    result = dg.materialize(
+        [model_deployment, predictions, shadow_predictions, ml_views, shadow_weights],
+        resources=_resources(store),
+        tags=window,
+    )
+    assert result.success
+    days = trading_sessions(date(2024, 3, 25), date(2024, 3, 29))
+    trained = dict(store.read("alpha_models").select("week", "version").iter_rows())
+    champion = trained[date.fromisoformat(WEEK_1)]
+    challenger = trained[date.fromisoformat(WEEK_LATE)]
+    deployed = store.read("model_deployments", days[0], date(2024, 3, 29))
+    assert deployed["date"].to_list() == days
+    assert set(deployed["champion_version"]) == {champion}
+    assert set(deployed["challenger_version"]) == {challenger}
+    assert set(deployed["stage"]) == {"shadow"} and set(deployed["canary_fraction"]) == {0.0}
+    events = store.read("model_events", days[0], date(2024, 3, 29))
+    assert (challenger, "challenger") in set(events.select("version", "event").iter_rows())
+    # both models score every session: the champion live, the challenger in shadow
+    live = store.read("predictions", days[0], date(2024, 3, 29))
+    shadow = store.read("shadow_predictions", days[0], date(2024, 3, 29))
+    assert set(live["model_version"]) == {champion} and set(shadow["model_version"]) == {challenger}
+    assert shadow.height == live.height == len(days) * 12
+    assert not np.allclose(
+        shadow.sort("date", "ticker")["score_ensemble"],
+        live.sort("date", "ticker")["score_ensemble"],
+    )
+    book = store.read("shadow_weights", days[0], date(2024, 3, 29))
+    assert book["date"].unique().sort().to_list() == days
+    assert set(book["model_version"]) == {challenger}
+    sums = book.group_by("date").agg(pl.col("weight").sum())["weight"]
+    assert ((sums > 0.0) & (sums <= 1.0 + 1e-9)).all(), sums
+    # the registry says so: aliases and a tag per event
+    client = mlflow.MlflowClient(ModelRegistry().activate())
+    version = client.get_model_version_by_alias(registry.REGISTERED_MODEL, registry.CHALLENGER)
+    assert str(version.version) == challenger
+    assert version.tags["deployment_stage"] == "shadow"
+    assert version.tags["deployment.2024-03-25.challenger"].startswith("passed the weekly gate")
+    incumbent = client.get_model_version_by_alias(registry.REGISTERED_MODEL, registry.CHAMPION)
+    assert str(incumbent.version) == champion
 
 
 def test_backtest_runs_every_model_and_method_and_stores_what_it_measured(pipeline: Pipeline):

@@ -1,10 +1,11 @@
-"""The champion/challenger evaluation gate."""
+"""The weekly evaluation gate: the first version is champion, a later one that beats the champion
+is the challenger (shadowed), the others are rejected."""
 
 from __future__ import annotations
 
 import pytest
 
-from quant_assets.models.registry import CHALLENGER, CHAMPION, gate
+from quant_assets.models.registry import CHALLENGER, CHAMPION, REJECTED, gate
 
 
 def test_the_first_version_is_champion():
@@ -14,22 +15,23 @@ def test_the_first_version_is_champion():
 @pytest.mark.parametrize(
     ("candidate", "champion", "margin", "alias"),
     [
-        (0.031, 0.030, 0.0, CHAMPION),
-        (0.030, 0.030, 0.0, CHALLENGER),  # a tie keeps the incumbent
-        (0.029, 0.030, 0.0, CHALLENGER),
-        (0.031, 0.030, 0.005, CHALLENGER),  # better, but not by the required margin
-        (0.036, 0.030, 0.005, CHAMPION),
+        (0.031, 0.030, 0.0, CHALLENGER),  # passing never makes a champion directly
+        (0.030, 0.030, 0.0, REJECTED),  # a tie keeps the incumbent unchallenged
+        (0.029, 0.030, 0.0, REJECTED),
+        (0.031, 0.030, 0.005, REJECTED),  # better, but not by the required margin
+        (0.036, 0.030, 0.005, CHALLENGER),
     ],
 )
 def test_a_new_version_must_beat_the_champion_on_the_same_rows(candidate, champion, margin, alias):
     decision = gate(candidate, champion, has_champion=True, min_improvement=margin)
     assert decision.alias == alias
+    assert decision.passed == (alias == CHALLENGER)
     assert (decision.candidate_metric, decision.champion_metric) == (candidate, champion)
 
 
-def test_without_common_rows_the_champion_stays():
+def test_without_common_rows_the_version_is_rejected():
     decision = gate(None, None, has_champion=True)
-    assert decision.alias == CHALLENGER and "champion stays" in decision.reason
+    assert decision.alias == REJECTED and "not shadowed" in decision.reason
 
 
 def test_the_weekly_training_is_one_asset_per_table_it_writes():

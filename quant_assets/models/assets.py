@@ -38,7 +38,7 @@ from quant_assets.models.training import (
     mean_rank_ic,
     train_alpha,
 )
-from quant_assets.models.windows import TrainingWindow, model_week_for, training_window
+from quant_assets.models.windows import TrainingWindow, training_window
 from quant_assets.partitions import (
     daily_partitions,
     next_trading_day,
@@ -56,6 +56,7 @@ from quant_core.conventions import (
 from quant_core.features import ALPHA158_NAMES, FACTOR_NAMES
 from resources.mlflow import ModelRegistry
 from resources.storage import Store
+from resources.storage.store import table_schema
 
 # sessions of Alpha158 history read before a scored day (the TFT's encoder window and margin)
 PREDICTION_LOOKBACK_SESSIONS = 60
@@ -269,7 +270,7 @@ def _judge(
             registry.gate(None, None, has_champion=True),
             reason=(
                 f"only {sessions} labelled sessions after the champion's training end "
-                f"{champion_end} (< {config.gate_min_sessions}): the champion stays"
+                f"{champion_end} (< {config.gate_min_sessions}): not shadowed"
             ),
         )
     first_unseen = dates[unseen].min().date()
@@ -411,7 +412,8 @@ def _register(
     version = str(registry.log_bundle(outcome.bundle).version)
     for key, value in {**_version_tags(window, run_id), **provenance}.items():
         client.set_model_version_tag(registry.REGISTERED_MODEL, version, key, value)
-    registry.set_alias(client, version, decision.alias)
+    if decision.alias in (registry.CHAMPION, registry.CHALLENGER):
+        registry.set_alias(client, version, decision.alias)
     return version
 
 
@@ -426,11 +428,13 @@ def train_and_register(
     panel: tuple[pd.DataFrame, pd.Series, pd.Series],
     sectors: pd.Series,
     choice: tuple[ModelChoice, date | None] = (ModelChoice(), None),
+    canary: str | None = None,
 ) -> TrainedWeek:
     """Train ``choice`` (the stored model choice and its cutoff) on ``panel`` (features, the
     training label, the 5-session label every IC and the gate are measured against), log to
-    MLflow, judge against the champion, register: the MLflow run is cleaned up when any step
-    fails."""
+    MLflow, judge against the champion, register (a passing version is the challenger, or
+    ``held`` while ``canary`` says a canary is in progress): the MLflow run is cleaned up when
+    any step fails."""
     X, y, y5 = panel
     try:
         provenance = provenance_tags(X, y)
@@ -445,6 +449,12 @@ def train_and_register(
         client = mlflow.MlflowClient()
         champion = registry.champion_version(client)
         decision = _judge(config, outcome, X, y5, champion)
+        if decision.alias == registry.CHALLENGER and canary is not None:
+            decision = dataclasses.replace(
+                decision,
+                alias=registry.HELD,
+                reason=f"{decision.reason}; not shadowed: {canary}",
+            )
         version = _register(client, outcome, window, run.run_id, decision, provenance)
         tracker.set_tags({"gate": decision.alias, "gate_reason": decision.reason})
     except Exception:
@@ -453,7 +463,7 @@ def train_and_register(
     if decision.alias == registry.CHAMPION:
         champion_version, champion_tags = version, _version_tags(window, run.run_id)
     else:
-        assert champion is not None  # a challenger always has a champion to lose to
+        assert champion is not None  # only the first version has no champion to lose to
         champion_version, champion_tags = str(champion.version), dict(champion.tags)
     return TrainedWeek(
         window=window,
@@ -467,6 +477,22 @@ def train_and_register(
         champion_tags=champion_tags,
         choice=choice[0],
         cutoff=choice[1],
+    )
+
+
+def canary_in_progress(store: Store) -> str | None:
+    """What the latest ``model_deployments`` row says of a running canary (None: none runs)."""
+    bounds = store.date_bounds("model_deployments")
+    if bounds is None:
+        return None
+    latest = store.read("model_deployments", bounds[1], bounds[1] + timedelta(days=1)).row(
+        0, named=True
+    )
+    if not str(latest["stage"]).startswith(registry.CANARY):
+        return None
+    return (
+        f"version {latest['challenger_version']} is in {latest['stage']} since "
+        f"{latest['canary_start']}"
     )
 
 
@@ -606,8 +632,9 @@ ALPHA_MODEL_SPECS = [
         "the 5-session label), validated with combinatorial purged CV, combined into a rank "
         "ensemble (weighted by validation Rank ICIR by default), logged and registered in "
         "MLflow; its ``alpha_models`` row. The version becomes "
-        "``champion`` only if it beats the current champion on sessions that one never "
-        "saw; otherwise it is the ``challenger``.",
+        "``challenger`` (shadowed, then a canary: model_deployments) only if it beats the "
+        "champion on sessions that one never saw; otherwise it is ``rejected`` (recorded, "
+        "not shadowed). Only the first version is champion directly.",
     ),
     dg.AssetSpec(
         "model_validation",
@@ -655,7 +682,13 @@ def alpha_model(
         store, window, config.min_training_sessions, choice.horizon
     )
     trained = train_and_register(
-        context.resources.mlflow, config, window, (X, y, y5), sector_map(store), (choice, cutoff)
+        context.resources.mlflow,
+        config,
+        window,
+        (X, y, y5),
+        sector_map(store),
+        (choice, cutoff),
+        canary_in_progress(store),
     )
     tables = week_tables(trained, y5, config.validation_score_sessions)
     rows = write_week(store, window.week, tables)
@@ -676,57 +709,49 @@ def alpha_model(
         )
 
 
-def _model_for_day(models: pl.DataFrame, day: date) -> dict[str, Any]:
-    """The ``alpha_models`` row of the last week trained before ``day``'s week began."""
-    week = model_week_for(day)
-    usable = models.filter(pl.col("week") <= week).sort("week")
-    if usable.is_empty():
+def deployments_of(store: Store, start: date, end: date, sessions: list[date]) -> pl.DataFrame:
+    """The ``model_deployments`` rows of ``sessions`` (every one must have its row)."""
+    rows = store.read("model_deployments", start, end)
+    missing = sorted(set(sessions) - set(rows["date"].to_list()))
+    if missing:
         raise dg.Failure(
-            f"no alpha_model trained for the week of {week} or before: materialize alpha_model "
-            f"for week {week} before predictions for {day}"
+            f"no model_deployments row for {len(missing)} sessions (first {missing[0]}): "
+            "materialize model_deployments for them first"
         )
-    return usable.row(-1, named=True)
+    return rows.filter(pl.col("date").is_in(sessions)).sort("date")
 
 
-@dg.asset(
-    group_name="models",
-    kinds={"polars", "mlflow"},
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[
-        alpha158,
-        factors,
-        dg.AssetDep(
-            "alpha_model",
-            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1),
-        ),
-    ],
-)
-def predictions(
-    context: dg.AssetExecutionContext, store: Store, model_registry: ModelRegistry
-) -> dg.MaterializeResult:
-    """Each stock's score per session from the champion of the last completed training week:
-    one column per model and the rank ensemble (neutralised as the model's stored selection
-    chose). A day never uses a model whose training window reaches that day."""
-    start, end = partition_dates(context)
-    models = store.read("alpha_models")
+def _scored_sessions(store: Store, start: date, end: date) -> tuple[pl.DataFrame, list[date]]:
     first = shift_sessions(start, PREDICTION_LOOKBACK_SESSIONS)
     features = store.read("alpha158", first, end)
     sessions = features.filter(pl.col("date") >= start)["date"].unique().sort().to_list()
     if not sessions:
         raise dg.Failure(f"no alpha158 stored in [{start}, {end}): materialize alpha158 first")
-    model_registry.activate()
-    days_by_version: dict[str, list[date]] = {}
-    rows: dict[str, dict[str, Any]] = {}
-    for day in sessions:
-        row = _model_for_day(models, day)
-        version = row["champion_version"]
-        if row["champion_training_end"] >= day:
-            raise dg.Failure(f"{day}: model {version} was trained on data up to {day} or later")
-        days_by_version.setdefault(version, []).append(day)
-        rows[version] = row
+    return features, sessions
+
+
+def score_versions(
+    store: Store,
+    features: pl.DataFrame,
+    days_by_version: dict[str, list[date]],
+    start: date,
+    end: date,
+) -> pl.DataFrame:
+    """Each version's scores of its days (``predictions``' columns), one scoring call per
+    version over its days and their lookback (the TFT's encoder); a day is never scored by a
+    model whose training window reaches it."""
+    trained = store.read("alpha_models", where={"version": sorted(days_by_version)})
+    rows = {row["version"]: row for row in trained.iter_rows(named=True)}
+    for version, days in days_by_version.items():
+        if version not in rows:
+            raise dg.Failure(f"model version {version} has no alpha_models row")
+        if rows[version]["training_end"] >= days[0]:
+            raise dg.Failure(
+                f"{days[0]}: model {version} was trained on data up to {days[0]} or later"
+            )
     bundles = {version: registry.load_bundle(version) for version in days_by_version}
     needed = {c for bundle in bundles.values() for c in bundle.columns}
+    first = shift_sessions(start, PREDICTION_LOOKBACK_SESSIONS)
     if needed & set(FACTOR_NAMES):
         stored = store.read("factors", first, end)
         if stored.filter(pl.col("date") >= start).is_empty():
@@ -738,7 +763,6 @@ def predictions(
     panel = _panel(features)
     dates = panel.index.get_level_values("date")
     frames = []
-    # one scoring call per model version over its days and their lookback (the TFT's encoder)
     for version, days in days_by_version.items():
         history = panel[
             (dates >= pd.Timestamp(shift_sessions(days[0], PREDICTION_LOOKBACK_SESSIONS)))
@@ -752,24 +776,86 @@ def predictions(
             .filter(pl.col("date").is_in(days))
             .with_columns(
                 pl.lit(version).alias("model_version"),
-                pl.lit(row["champion_week"]).alias("model_week"),
-                pl.lit(row["champion_training_end"]).alias("training_end"),
+                pl.lit(row["week"]).alias("model_week"),
+                pl.lit(row["training_end"]).alias("training_end"),
             )
         )
     frame = pl.concat(frames, how="diagonal_relaxed")
     for name in MODEL_NAMES:
         if f"score_{name}" not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"score_{name}"))
+    return frame
+
+
+def _days_by_version(deployments: pl.DataFrame, column: str) -> dict[str, list[date]]:
+    days: dict[str, list[date]] = {}
+    for day, version in deployments.select("date", column).drop_nulls().iter_rows():
+        days.setdefault(version, []).append(day)
+    return days
+
+
+def _predictions_metadata(frame: pl.DataFrame, written: int) -> dict[str, Any]:
+    if frame.is_empty():
+        return {"rows": written}
+    return {
+        "rows": written,
+        "tickers": frame["ticker"].n_unique(),
+        "model_versions": sorted(frame["model_version"].unique().to_list()),
+        "score_ensemble_mean": float(frame.select(pl.col("score_ensemble").mean()).item() or 0.0),
+        **date_range_metadata(frame),
+        "preview": preview(frame.sort("score_ensemble", descending=True)),
+    }
+
+
+_SCORING_DEPS = [alpha158, factors, "model_deployments"]
+
+
+@dg.asset(
+    group_name="models",
+    kinds={"polars", "mlflow"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=_SCORING_DEPS,
+)
+def predictions(
+    context: dg.AssetExecutionContext, store: Store, model_registry: ModelRegistry
+) -> dg.MaterializeResult:
+    """Each stock's score per session from the session's champion (``model_deployments``):
+    one column per model and the rank ensemble (neutralised as the model's stored selection
+    chose). A day never uses a model whose training window reaches that day."""
+    start, end = partition_dates(context)
+    features, sessions = _scored_sessions(store, start, end)
+    deployments = deployments_of(store, start, end, sessions)
+    model_registry.activate()
+    days = _days_by_version(deployments, "champion_version")
+    frame = score_versions(store, features, days, start, end)
     written = store.write_partition("predictions", frame, start, end)
+    return dg.MaterializeResult(metadata=_predictions_metadata(frame, written))
+
+
+@dg.asset(
+    group_name="models",
+    kinds={"polars", "mlflow"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=_SCORING_DEPS,
+)
+def shadow_predictions(
+    context: dg.AssetExecutionContext, store: Store, model_registry: ModelRegistry
+) -> dg.MaterializeResult:
+    """The challenger's scores of each session it shadows or runs a canary on
+    (``model_deployments``), as ``predictions`` scores the champion's; none on sessions
+    without a challenger. Never traded by themselves: they make the shadow book."""
+    start, end = partition_dates(context)
+    features, sessions = _scored_sessions(store, start, end)
+    deployments = deployments_of(store, start, end, sessions)
+    days = _days_by_version(deployments, "challenger_version")
+    frame = pl.DataFrame(schema=table_schema("shadow_predictions").polars_schema)
+    if days:
+        model_registry.activate()
+        frame = score_versions(store, features, days, start, end)
+    written = store.write_partition("shadow_predictions", frame, start, end)
     return dg.MaterializeResult(
-        metadata={
-            "rows": written,
-            "tickers": frame["ticker"].n_unique(),
-            "model_versions": sorted(frame["model_version"].unique().to_list()),
-            "score_ensemble_mean": float(
-                frame.select(pl.col("score_ensemble").mean()).item() or 0.0
-            ),
-            **date_range_metadata(frame),
-            "preview": preview(frame.sort("score_ensemble", descending=True)),
-        }
+        metadata=_predictions_metadata(frame, written)
+        | {"shadowed_sessions": sum(len(d) for d in days.values())}
     )

@@ -1,12 +1,15 @@
 """The model registry: log a week's bundle as a new version and move the aliases by a gate.
 
-Aliases, not stages (deprecated in MLflow 3): ``champion`` is the version daily predictions use;
-a new version takes it only when it beats the current champion on the same validation (see
-``gate``), otherwise it is tagged ``challenger``. The first version is champion by default.
+Aliases, not stages (deprecated in MLflow 3): ``champion`` is the version live predictions use,
+``challenger`` the version in shadow (and ``canary`` while it holds capital). The weekly gate
+(``gate``) only makes the first version champion; a later one that passes becomes the
+challenger, and the champion changes only through the shadow record and the canary
+(``quant_assets/models/deployment.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,11 @@ from quant_assets.models.bundle import AlphaBundle, AlphaBundleModel
 REGISTERED_MODEL = "alpha_ensemble"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# the version a canary is running on (the challenger while it holds capital)
+CANARY = "canary"
+# alpha_models' alias of a version that failed the gate, or passed it while a canary ran
+REJECTED = "rejected"
+HELD = "held"
 
 # Declared instead of inferred: MLflow's dependency detection costs seconds per logged model.
 PIP_REQUIREMENTS = [
@@ -45,6 +53,10 @@ class GateDecision:
     champion_metric: float | None
     reason: str
 
+    @property
+    def passed(self) -> bool:
+        return self.alias in (CHAMPION, CHALLENGER)
+
 
 def gate(
     candidate_metric: float | None,
@@ -52,26 +64,28 @@ def gate(
     has_champion: bool,
     min_improvement: float = 0.0,
 ) -> GateDecision:
-    """The evaluation gate: champion only if there is none yet, or if the candidate's metric
-    beats the champion's on the same rows by more than ``min_improvement``."""
+    """The weekly evaluation gate: the first version is champion; later ones pass (become the
+    challenger, shadowed before any capital) only if the candidate's metric beats the
+    champion's on the same rows by more than ``min_improvement``; the others are
+    ``rejected``: recorded, never shadowed."""
     if not has_champion:
         return GateDecision(CHAMPION, candidate_metric, None, "no champion yet")
     if candidate_metric is None or champion_metric is None:
         return GateDecision(
-            CHALLENGER,
+            REJECTED,
             candidate_metric,
             champion_metric,
-            "no common validation rows: the champion stays",
+            "no common validation rows: not shadowed",
         )
     if candidate_metric > champion_metric + min_improvement:
         return GateDecision(
-            CHAMPION,
+            CHALLENGER,
             candidate_metric,
             champion_metric,
-            f"{candidate_metric:.4f} beats the champion's {champion_metric:.4f}",
+            f"{candidate_metric:.4f} beats the champion's {champion_metric:.4f}: shadowed",
         )
     return GateDecision(
-        CHALLENGER,
+        REJECTED,
         candidate_metric,
         champion_metric,
         f"{candidate_metric:.4f} does not beat the champion's {champion_metric:.4f}",
@@ -119,3 +133,11 @@ def load_bundle(version: str, registered_model: str = REGISTERED_MODEL) -> Alpha
     python_model = model.unwrap_python_model()
     assert isinstance(python_model, AlphaBundleModel)
     return python_model.bundle
+
+
+def delete_alias(
+    client: mlflow.MlflowClient, alias: str, registered_model: str = REGISTERED_MODEL
+) -> None:
+    """Remove ``alias`` (nothing to do when no version has it)."""
+    with contextlib.suppress(MlflowException):
+        client.delete_registered_model_alias(registered_model, alias)

@@ -2,7 +2,7 @@
 ``target_weights`` (every allocation method's book), one multi-asset with ``allocation_status``
 (each book's feasibility and figures)."""
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,6 +17,7 @@ from quant_assets.metadata import date_range_metadata, preview
 from quant_assets.models.assets import predictions
 from quant_assets.partitions import (
     daily_partitions,
+    next_trading_day,
     partition_dates,
     previous_trading_day,
     shift_sessions,
@@ -30,7 +31,7 @@ from quant_assets.portfolio.books import (
     day_inputs,
 )
 from quant_assets.portfolio.covariance import RollingLedoitWolf
-from quant_assets.portfolio.decision import decide_books
+from quant_assets.portfolio.decision import blend_canary, decide_books
 from quant_assets.portfolio.views import InsufficientHistoryError, ScoreCalibrator
 from quant_assets.queries import (
     books_on,
@@ -44,6 +45,7 @@ from quant_core.metrics import current_drawdown
 from resources.broker.resource import Broker
 from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
+from resources.storage.store import table_schema
 
 # the calibrated values are 1-session returns in excess of the benchmark (the label's definition)
 VIEW_PRIOR = "benchmark_excess_daily"
@@ -57,28 +59,9 @@ class MLViewsConfig(dg.Config):
     full_confidence_ic: float = 0.10
 
 
-@dg.asset(
-    group_name="portfolio",
-    kinds={"polars"},
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[predictions, "validation_scores"],
-)
-def ml_views(
-    context: dg.AssetExecutionContext, config: MLViewsConfig, store: Store
-) -> dg.MaterializeResult:
-    """Each stock's expected daily return in excess of the benchmark and the view's confidence,
-    from the day's ensemble score mapped through the champion's own out-of-sample history
-    (``validation_scores`` of the week that trained it): the per-date slope of realised label
-    on score, and an Idzorek confidence from its Rank IC and ICIR."""
-    start, end = partition_dates(context)
-    scores = store.read(
-        "predictions", start, end, columns=["ticker", "date", "score_ensemble", "model_week"]
-    )
-    if scores.is_empty():
-        raise dg.Failure(
-            f"no predictions stored in [{start}, {end}): materialize predictions first"
-        )
+def calibrated_views(store: Store, scores: pl.DataFrame, config: MLViewsConfig) -> pl.DataFrame:
+    """``ml_views`` rows of ``scores`` (``ticker, date, score_ensemble, model_week``): each
+    model week's scores mapped through that week's own out-of-sample history."""
     frames = []
     calibrators: dict[object, ScoreCalibrator] = {}
     for week in scores["model_week"].unique().sort().to_list():
@@ -106,7 +89,32 @@ def ml_views(
                 pl.lit(VIEW_PRIOR).alias("prior"),
             )
         )
-    views = pl.concat(frames)
+    return pl.concat(frames)
+
+
+@dg.asset(
+    group_name="portfolio",
+    kinds={"polars"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[predictions, "validation_scores"],
+)
+def ml_views(
+    context: dg.AssetExecutionContext, config: MLViewsConfig, store: Store
+) -> dg.MaterializeResult:
+    """Each stock's expected daily return in excess of the benchmark and the view's confidence,
+    from the day's ensemble score mapped through the champion's own out-of-sample history
+    (``validation_scores`` of the week that trained it): the per-date slope of realised label
+    on score, and an Idzorek confidence from its Rank IC and ICIR."""
+    start, end = partition_dates(context)
+    scores = store.read(
+        "predictions", start, end, columns=["ticker", "date", "score_ensemble", "model_week"]
+    )
+    if scores.is_empty():
+        raise dg.Failure(
+            f"no predictions stored in [{start}, {end}): materialize predictions first"
+        )
+    views = calibrated_views(store, scores, config)
     written = store.write_partition("ml_views", views, start, end)
     return dg.MaterializeResult(
         metadata={
@@ -142,17 +150,27 @@ class AllocationInputs:
 
 
 def allocation_inputs(
-    store: Store, policy: PortfolioPolicy, start: date, end: date
+    store: Store,
+    policy: PortfolioPolicy,
+    start: date,
+    end: date,
+    views: pl.DataFrame | None = None,
+    sessions: Collection[date] | None = None,
 ) -> AllocationInputs:
-    """The run's sessions with stored returns, the returns window, the ML views (every session
-    must have them), the sectors and the benchmark."""
+    """The run's sessions with stored returns (only ``sessions`` when given), the returns
+    window, the ML views (the stored ``ml_views`` unless given; every session must have them),
+    the sectors and the benchmark."""
     sectors, benchmark = sectors_and_benchmark(store)
     panel = returns_window(store, start, end, policy.lookback_sessions)
-    views = store.read(
-        "ml_views", start, end, columns=["ticker", "date", "expected_return_daily", "confidence"]
-    )
+    if views is None:
+        views = store.read("ml_views", start, end)
+    views = views.select("ticker", "date", "expected_return_daily", "confidence")
     stored = set(panel["date"].to_list())
-    days = [d for d in trading_sessions(start, end) if d in stored]
+    days = [
+        d
+        for d in trading_sessions(start, end)
+        if d in stored and (sessions is None or d in sessions)
+    ]
     if not days:
         raise dg.Failure(f"no stored sessions in [{start}, {end})")
     missing = sorted(set(days) - set(views["date"].to_list()))
@@ -208,6 +226,32 @@ def _books_of_day(
     return decide_books(today, policy, held=held, drawdown=drawdown)
 
 
+Canary = tuple[pd.Series, float, str]
+
+
+def canaries_of(store: Store, start: date, end: date) -> dict[date, Canary]:
+    """The canary of each session in ``[start, end)`` that runs one: the challenger's shadow
+    book, its share of the live book and its version. A canary session without its shadow book
+    fails: the live book would silently be the champion's alone."""
+    deployments = store.read("model_deployments", start, end).filter(pl.col("canary_fraction") > 0)
+    if deployments.is_empty():
+        return {}
+    shadow = store.read("shadow_weights", start, end)
+    canaries: dict[date, Canary] = {}
+    for row in deployments.iter_rows(named=True):
+        rows = shadow.filter(
+            (pl.col("date") == row["date"]) & (pl.col("model_version") == row["challenger_version"])
+        )
+        if rows.is_empty():
+            raise dg.Failure(
+                f"{row['date']}: a {row['stage']} canary of version {row['challenger_version']} "
+                "has no shadow_weights: materialize shadow_weights first"
+            )
+        book = pd.Series(rows["weight"].to_numpy(), index=rows["ticker"].to_list())
+        canaries[row["date"]] = (book, float(row["canary_fraction"]), row["challenger_version"])
+    return canaries
+
+
 def _allocate_days(
     store: Store,
     inputs: AllocationInputs,
@@ -215,10 +259,12 @@ def _allocate_days(
     start: date,
     initial_cash: float,
     log: dg.DagsterLogManager,
+    canaries: dict[date, Canary] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
     """The weights and the allocation status of every day, in order, each day starting from the
     previous day's books (stored ones for the first day), and how many days the live book was
-    measured against the account's held book (``held``) or the stored live book (``target``)."""
+    measured against the account's held book (``held``) or the stored live book (``target``).
+    A day of ``canaries`` blends the challenger's book into the live one."""
     previous = books_on(store, previous_trading_day(inputs.days[0]))
     # the live book's realised drawdown decides whether it may only reduce risk today
     live_history = live_books(store, shift_sessions(start, policy.lookback_sessions), start)
@@ -228,6 +274,8 @@ def _allocate_days(
         account = held_account(store, day, initial_cash, policy.lookback_sessions)
         references["target" if account is None else "held"] += 1
         books = _books_of_day(day, inputs, previous, live_history, account, policy)
+        if canaries and day in canaries:
+            books = blend_canary(books, *canaries[day])
         live_history = pl.concat([live_history, books.weights.filter(pl.col("is_live"))])
         weight_frames.append(books.weights)
         status_frames.append(books.status)
@@ -244,6 +292,101 @@ def _allocate_days(
             )
         )
     return pl.concat(weight_frames), pl.concat(status_frames), references
+
+
+def _shadow_book_reference(
+    store: Store, day: date, version: str
+) -> tuple[pd.Series | None, pl.DataFrame]:
+    """The challenger's stored shadow book of the session before ``day`` (None when it was not
+    shadowing then) and its stored history (its drawdown)."""
+    history = store.read("shadow_weights", None, day, where={"model_version": [version]})
+    before = history.filter(pl.col("date") == previous_trading_day(day))
+    if before.is_empty():
+        return None, history
+    return pd.Series(before["weight"].to_numpy(), index=before["ticker"].to_list()), history
+
+
+def shadow_books(
+    store: Store,
+    policy: PortfolioPolicy,
+    views: pl.DataFrame,
+    challengers: dict[date, str],
+    log: dg.DagsterLogManager,
+) -> pl.DataFrame:
+    """The challenger's book of each session of ``challengers`` through the live decision
+    (:func:`decide_books` of the live method): its own views, its own previous book as the
+    book held, the drawdown rule on its own realised returns."""
+    days = sorted(challengers)
+    inputs = allocation_inputs(store, policy, days[0], next_trading_day(days[-1]), views, set(days))
+    frames: list[pl.DataFrame] = []
+    version, held, history = None, None, pl.DataFrame()
+    for day in inputs.days:
+        if challengers[day] != version:
+            version = challengers[day]
+            held, history = _shadow_book_reference(store, day, version)
+        today = inputs_of_day(
+            day, inputs, {} if held is None else {policy.live_method: held}, policy
+        )
+        drawdown = current_drawdown(realised_book_returns(history, inputs.panel, day))
+        books = decide_books(
+            today, policy, held=held, drawdown=drawdown, methods=[policy.live_method]
+        )
+        book = books.weights.select("date", "ticker", "weight").with_columns(
+            pl.lit(version).alias("model_version")
+        )
+        status = books.status.row(0, named=True)
+        log.info(f"{day}: shadow book of {version}: {status['status']}, {book.height} names")
+        if status["feasible"]:
+            held = books.book(policy.live_method)
+            history = pl.concat([history, book], how="diagonal_relaxed")
+            frames.append(book)
+    if not frames:
+        return pl.DataFrame(schema=table_schema("shadow_weights").polars_schema)
+    return pl.concat(frames)
+
+
+@dg.asset(
+    group_name="portfolio",
+    kinds={"polars", "cvxpy"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["shadow_predictions", "validation_scores", raw_bars, universe],
+)
+def shadow_weights(
+    context: dg.AssetExecutionContext,
+    config: MLViewsConfig,
+    store: Store,
+    portfolio_policy: PortfolioPolicy,
+) -> dg.MaterializeResult:
+    """The challenger's book of each session it shadows: its scores calibrated on its own
+    out-of-sample history (as ``ml_views``), then the live method through the live decision
+    code, against its own previous book. Stored beside the champion's, never sent to a broker;
+    during a canary ``target_weights`` blends it into the live book."""
+    start, end = partition_dates(context)
+    scores = store.read(
+        "shadow_predictions",
+        start,
+        end,
+        columns=["ticker", "date", "score_ensemble", "model_week", "model_version"],
+    )
+    book = pl.DataFrame(schema=table_schema("shadow_weights").polars_schema)
+    if not scores.is_empty():
+        challengers = dict(scores.select("date", "model_version").unique().iter_rows())
+        views = calibrated_views(store, scores.drop("model_version"), config)
+        book = shadow_books(store, portfolio_policy, views, challengers, context.log)
+    written = store.write_partition("shadow_weights", book, start, end)
+    latest = book.filter(pl.col("date") == pl.col("date").max())
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written,
+            "sessions": book["date"].n_unique(),
+            "model_versions": sorted(book["model_version"].unique().to_list()),
+            "latest_names": latest.height,
+            "latest_invested": float(latest["weight"].sum()),
+            **(date_range_metadata(book) if book.height else {}),
+            "latest_book": preview(latest.sort("weight", descending=True), rows=20),
+        }
+    )
 
 
 def _target_weights_metadata(
@@ -304,14 +447,15 @@ def _allocation_status_metadata(
     specs=[
         dg.AssetSpec(
             "target_weights",
-            deps=[ml_views, raw_bars, universe],
+            deps=[ml_views, raw_bars, universe, shadow_weights, "model_deployments"],
             kinds={"polars", "cvxpy"},
             description="Every allocation method's book for each day, one row per method and "
-            "held ticker; the policy's live method is flagged ``is_live``.",
+            "held ticker; the policy's live method is flagged ``is_live`` (during a canary, "
+            "blended with the challenger's shadow book).",
         ),
         dg.AssetSpec(
             "allocation_status",
-            deps=[ml_views, raw_bars, universe],
+            deps=[ml_views, raw_bars, universe, shadow_weights, "model_deployments"],
             kinds={"polars", "cvxpy"},
             description="One row per day and method: feasible or not with the solver's reason, "
             "names, invested, turnover, ex-ante volatility, seconds, stopped names and whether "
@@ -337,14 +481,16 @@ def target_weights(
     close (after fills, lots and the ADV cap) and, while the account's NAV drawdown is beyond
     the policy's maximum, its trades may only shrink positions
     (``allocation_status.risk_reducing``); the backtest replays the same decision
-    (``portfolio/decision.py``)."""
+    (``portfolio/decision.py``). On a canary session (``model_deployments``) the live book is
+    blended with the challenger's ``shadow_weights`` at the canary's share."""
     portfolio_policy.check_consistent()
     start, end = partition_dates(context)
     inputs = allocation_inputs(store, portfolio_policy, start, end)
     # what traded before the run's first session is held at its close: the broker's answers first
     refresh_open_orders(store, broker.client(store))
+    canaries = canaries_of(store, start, end)
     weights, status, references = _allocate_days(
-        store, inputs, portfolio_policy, start, broker.initial_cash, context.log
+        store, inputs, portfolio_policy, start, broker.initial_cash, context.log, canaries
     )
     written = store.write_partition("target_weights", weights, start, end)
     statuses = store.write_partition("allocation_status", status, start, end)
@@ -352,7 +498,10 @@ def target_weights(
     yield dg.MaterializeResult(
         asset_key="target_weights",
         metadata=_target_weights_metadata(weights, written, days, portfolio_policy)
-        | {"live_reference": dg.MetadataValue.json(references)},
+        | {
+            "live_reference": dg.MetadataValue.json(references),
+            "canary_sessions": len(canaries),
+        },
     )
     yield dg.MaterializeResult(
         asset_key="allocation_status",

@@ -26,7 +26,7 @@ import pandas as pd
 import polars as pl
 
 from quant_assets.execution.orders import paper_order_book, target_shares
-from quant_assets.portfolio.books import DayBooks, DayInputs, allocate_day
+from quant_assets.portfolio.books import WEIGHT_TOL, DayBooks, DayInputs, allocate_day
 from resources.execution_policy import ExecutionPolicy
 from resources.portfolio_policy import PortfolioPolicy
 
@@ -97,6 +97,48 @@ def decide_books(
         policy,
         methods,
         live_risk_reducing=drawdown > policy.max_drawdown,
+    )
+
+
+def blend_canary(books: DayBooks, challenger: pd.Series, fraction: float, version: str) -> DayBooks:
+    """The canary: the live book becomes ``(1 - fraction)`` of the champion's live book plus
+    ``fraction`` of the challenger's shadow book (the same live method on the challenger's
+    views). A champion book that is infeasible is left alone: nothing is traded that day."""
+    is_live = books.status["is_live"]
+    live_status = books.status.filter(is_live).row(0, named=True)
+    if not live_status["feasible"]:
+        return books
+    champion = books.book(live_status["method"])
+    champion = champion if champion is not None else pd.Series(dtype=np.float64)
+    blended = champion.mul(1.0 - fraction).add(challenger.mul(fraction), fill_value=0.0)
+    blended = blended[blended.abs() > WEIGHT_TOL]
+    rows = pl.DataFrame(
+        {
+            "date": [live_status["date"]] * len(blended),
+            "method": [live_status["method"]] * len(blended),
+            "ticker": [str(t) for t in blended.index],
+            "weight": blended.to_numpy(dtype=np.float64),
+            "is_live": [True] * len(blended),
+        },
+        schema=books.weights.schema,
+    )
+    note = f"; canary: {fraction:.0%} of the book from challenger {version}"
+    return DayBooks(
+        pl.concat([books.weights.filter(~pl.col("is_live")), rows]),
+        books.status.with_columns(
+            pl.when(pl.col("is_live"))
+            .then(pl.col("status") + note)
+            .otherwise(pl.col("status"))
+            .alias("status"),
+            pl.when(pl.col("is_live"))
+            .then(pl.lit(len(blended), dtype=books.status.schema["names"]))
+            .otherwise(pl.col("names"))
+            .alias("names"),
+            pl.when(pl.col("is_live"))
+            .then(pl.lit(float(blended.sum())))
+            .otherwise(pl.col("invested"))
+            .alias("invested"),
+        ),
     )
 
 

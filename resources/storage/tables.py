@@ -264,6 +264,80 @@ PREDICTIONS = TableSchema(
     key=("ticker", "date"),
 )
 
+# the challenger's scores of each session it shadows (``predictions``' columns): never traded
+SHADOW_PREDICTIONS = TableSchema(
+    name="shadow_predictions",
+    columns=PREDICTIONS.columns,
+    key=("ticker", "date"),
+)
+
+# the challenger's book of each session it shadows (the live method through the live decision
+# code, on its own views and its own previous book): never sent to a broker
+SHADOW_WEIGHTS = TableSchema(
+    name="shadow_weights",
+    columns=(
+        Column("date", pl.Date()),
+        Column("ticker", pl.String()),
+        Column("weight", pl.Float64()),
+        Column("model_version", pl.String()),
+    ),
+    key=("date", "ticker"),
+)
+
+# who scores each session (models/deployment.py): the champion, the challenger in shadow or
+# canary, the canary's share of the live book and the shadow record's test
+MODEL_DEPLOYMENTS = TableSchema(
+    name="model_deployments",
+    columns=(
+        Column("date", pl.Date()),
+        Column("champion_version", pl.String()),
+        Column("challenger_version", pl.String(), nullable=True),
+        Column("stage", pl.String()),
+        Column("canary_step", pl.Int32()),
+        Column("canary_fraction", pl.Float64()),
+        Column("stage_start", pl.Date(), nullable=True),
+        Column("shadow_start", pl.Date(), nullable=True),
+        Column("canary_start", pl.Date(), nullable=True),
+        Column("sessions_in_stage", pl.Int32()),
+        Column("last_week", pl.Date(), nullable=True),
+        Column("test_sessions", pl.Int32(), nullable=True),
+        Column("ic_difference", pl.Float64(), nullable=True),
+        Column("ic_difference_t", pl.Float64(), nullable=True),
+        Column("ic_difference_p", pl.Float64(), nullable=True),
+    ),
+    key=("date",),
+)
+
+# every step of a version's deployment (challenger, replaced, held, canary_<pct>, promoted,
+# retired, rolled_back), also set on the registered version as aliases and tags
+MODEL_EVENTS = TableSchema(
+    name="model_events",
+    columns=(
+        Column("date", pl.Date()),
+        Column("version", pl.String()),
+        Column("event", pl.String()),
+        Column("reason", pl.String()),
+    ),
+    key=("date", "version", "event"),
+)
+
+# the live record of the pair deployed on each session: the Rank IC of the day whose label
+# realised by the previous close, and each book's return earned on the session after costs
+SHADOW_RECORD = TableSchema(
+    name="shadow_record",
+    columns=(
+        Column("date", pl.Date()),
+        Column("champion_version", pl.String()),
+        Column("challenger_version", pl.String()),
+        Column("ic_date", pl.Date()),
+        Column("ic_champion", pl.Float64(), nullable=True),
+        Column("ic_challenger", pl.Float64(), nullable=True),
+        Column("return_champion", pl.Float64(), nullable=True),
+        Column("return_challenger", pl.Float64(), nullable=True),
+    ),
+    key=("date",),
+)
+
 # one row per (date, method, ticker) with a non-zero weight: every method, every day
 TARGET_WEIGHTS = TableSchema(
     name="target_weights",
@@ -575,6 +649,11 @@ TABLES: dict[str, TableSchema] = {
         MODEL_SELECTION,
         VALIDATION_SCORES,
         PREDICTIONS,
+        SHADOW_PREDICTIONS,
+        SHADOW_WEIGHTS,
+        MODEL_DEPLOYMENTS,
+        MODEL_EVENTS,
+        SHADOW_RECORD,
         ML_VIEWS,
         TARGET_WEIGHTS,
         ALLOCATION_STATUS,
