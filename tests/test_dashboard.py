@@ -37,7 +37,7 @@ from dash import dcc
 
 from apps.dashboard import figures
 from apps.dashboard.app import build_figures, create_app, refresh
-from apps.dashboard.data import load_dashboard_data, sharpe_from_nav
+from apps.dashboard.data import load_dashboard_data, shadow_equity, sharpe_from_nav
 from apps.dashboard.layout import (
     BACKTEST_COMMAND,
     BACKTEST_KEYS,
@@ -169,6 +169,7 @@ def populate(store: Store, backtest: bool = True) -> None:
         pl.lit(5).alias("names"),
     )
     store.write_partition("nav", nav, NAV_DAYS[0], end)
+    _populate_deployment(store)
     if backtest:
         _populate_backtest(store)
     summary = []
@@ -209,6 +210,72 @@ def populate(store: Store, backtest: bool = True) -> None:
 
 BACKTEST_DAYS = _weekdays(date(2024, 12, 31), 30)
 BACKTEST_STRATEGIES = ("benchmark/index", "hrp", "ensemble/black_litterman", "min_cvar")
+
+
+# the challenger "7" in shadow from DAYS[0], at the 25% canary stage on the last day
+SHADOW_RETURNS = {"champion": 0.002, "challenger": 0.004}
+
+
+def _populate_deployment(store: Store) -> None:
+    end = LAST + timedelta(days=1)
+    canary = [d == LAST for d in DAYS]
+    store.write_partition(
+        "model_deployments",
+        pl.DataFrame(
+            {
+                "date": DAYS,
+                "champion_version": ["3"] * len(DAYS),
+                "challenger_version": ["7"] * len(DAYS),
+                "stage": ["canary_25" if c else "shadow" for c in canary],
+                "canary_step": [1 if c else -1 for c in canary],
+                "canary_fraction": [0.25 if c else 0.0 for c in canary],
+                "stage_start": [LAST if c else DAYS[0] for c in canary],
+                "shadow_start": [DAYS[0]] * len(DAYS),
+                "canary_start": [LAST if c else None for c in canary],
+                "sessions_in_stage": [0 if c else k for k, c in enumerate(canary)],
+                "last_week": [date(2024, 2, 26)] * len(DAYS),
+                "test_sessions": [60] * len(DAYS),
+                "ic_difference": [0.021] * len(DAYS),
+                "ic_difference_t": [3.1] * len(DAYS),
+                "ic_difference_p": [0.0016] * len(DAYS),
+            }
+        ),
+        DAYS[0],
+        end,
+    )
+    store.write_partition(
+        "shadow_record",
+        pl.DataFrame(
+            {
+                "date": DAYS,
+                "champion_version": ["3"] * len(DAYS),
+                "challenger_version": ["7"] * len(DAYS),
+                "ic_date": DAYS,
+                "ic_champion": [0.01] * len(DAYS),
+                "ic_challenger": [0.03] * len(DAYS),
+                "return_champion": [SHADOW_RETURNS["champion"]] * len(DAYS),
+                "return_challenger": [SHADOW_RETURNS["challenger"]] * len(DAYS),
+            }
+        ),
+        DAYS[0],
+        end,
+    )
+    store.write_partition(
+        "model_events",
+        pl.DataFrame(
+            {
+                "date": [DAYS[0], LAST],
+                "version": ["7", "7"],
+                "event": ["challenger", "canary_25"],
+                "reason": [
+                    "passed the weekly gate: shadow",
+                    "5 sessions at canary_5 within floors",
+                ],
+            }
+        ),
+        DAYS[0],
+        end,
+    )
 
 
 def backtest_net_return(strategy_index: int, day_index: int) -> float:
@@ -384,7 +451,7 @@ def test_outputs_of_the_refresh_callback_carry_their_units(tmp_path: Path) -> No
     populate(store)
     outputs = refresh(store, "historical")
     assert len(outputs) == len(OUTPUTS)
-    kpis, note, table, badges, status, status_class = outputs[len(GRAPH_IDS) :]
+    kpis, note, table, badges, deployment, status, status_class = outputs[len(GRAPH_IDS) :]
     text = str(kpis)
     nav = NAV_VALUES[-1]
     assert "2024-03-08" in text and "constrained markowitz" in text
@@ -408,6 +475,11 @@ def test_outputs_of_the_refresh_callback_carry_their_units(tmp_path: Path) -> No
     assert "'17'" in str(table) and "'41'" in str(table)
     assert f"Stored backtest: {BACKTEST_DAYS[0]} to {BACKTEST_DAYS[-1]}" in str(note)
     assert "SEVERE" in str(badges) or "WARN" in str(badges)
+    # the deployment: who trades, the canary's share, the test, the newest event first
+    text = str(deployment)
+    assert "v3" in text and "v7" in text and "canary_25 since 2024-03-08" in text
+    assert "25%" in text and "p 0.0016" in text and "+0.0210 over 60 sessions" in text
+    assert text.index("canary_25: 5 sessions") < text.index("challenger: passed")
     assert status.startswith("refreshed") and status_class == "status"
 
 
@@ -518,6 +590,7 @@ def test_an_empty_store_renders_empty_states(tmp_path: Path) -> None:
     assert "no data" in str(outputs[len(GRAPH_IDS)])
     assert BACKTEST_COMMAND in str(outputs[len(GRAPH_IDS) + 1])  # how to fill the panel
     assert "drift_summary is empty" in str(outputs[len(GRAPH_IDS) + 3])
+    assert "model_deployments is empty" in str(outputs[len(GRAPH_IDS) + 4])
     # and the app builds with its layout and callback
     app = create_app(store, refresh_seconds=5)
     assert app.layout is not None
@@ -753,7 +826,7 @@ def devtools(chromium: str, profile: Path, width: int, height: int) -> Iterator[
 
 REFRESH_SECONDS = 60
 VIEWPORTS = ((1600, 1200), (1024, 768))
-BLOCK_IDS = ("kpis", "backtest-note", "backtest-table", "drift-badges")
+BLOCK_IDS = ("kpis", "backtest-note", "backtest-table", "drift-badges", "deployment-badges")
 # every chart's box, the box of its drawn SVG and its text; the other blocks' boxes; null
 # until every chart has been drawn
 MEASURE = """(() => {
@@ -875,6 +948,9 @@ def test_every_chart_has_its_size_on_the_first_render(
     assert "% below the NAV peak" in charts["drawdown"]
     assert "one-day loss, % of NAV" in charts["tail-risk"]
     assert "Live book by sector and ticker" in charts["weights-treemap"]
+    assert "champion vs challenger" in charts["shadow-record"]
+    assert "champion v3" in charts["shadow-record"] and "challenger v7" in charts["shadow-record"]
+    assert "CANARY SHARE\n25%" in text and "2024-03-08 v7 canary_25" in text
     assert "No data yet" not in " ".join(charts.values())
 
 
@@ -1018,3 +1094,18 @@ def test_drift_badges_use_the_words_of_the_checks_and_the_pdf(tmp_path: Path) ->
         assert word in badges, word
     assert badges.count("NOT EVALUATED") == 2  # predictions and the Sharpe floor
     assert "SEVERE" not in badges and "n/a" not in badges
+
+
+def test_the_shadow_record_compounds_each_books_net_returns(tmp_path: Path) -> None:
+    store = Store(url=str(tmp_path / "quant.duckdb"))
+    populate(store, backtest=False)
+    data = load_dashboard_data(store)
+    equity = shadow_equity(data.shadow_record, data.deployments)
+    last = dict(equity.filter(pl.col("date") == LAST).select("book", "equity").iter_rows())
+    assert last["champion v3"] == pytest.approx((1 + SHADOW_RETURNS["champion"]) ** len(DAYS))
+    assert last["challenger v7"] == pytest.approx((1 + SHADOW_RETURNS["challenger"]) ** len(DAYS))
+    fig = figures.shadow_record_figure(equity)
+    assert [trace.name for trace in fig.data] == ["champion v3", "challenger v7"]
+    # a pair no longer deployed is not drawn: the record of the latest deployment only
+    moved = data.deployments.with_columns(pl.lit("8").alias("challenger_version"))
+    assert shadow_equity(data.shadow_record, moved).is_empty()

@@ -27,7 +27,7 @@ from dash import Input, Output, html
 
 from apps.dashboard import figures
 from apps.dashboard import layout as page
-from apps.dashboard.data import DashboardData, load_dashboard_data
+from apps.dashboard.data import DashboardData, load_dashboard_data, shadow_equity
 from resources.storage import Store
 
 log = logging.getLogger("quant.dashboard")
@@ -51,6 +51,9 @@ def build_figures(data: DashboardData, tail_method: str = "historical") -> dict[
         "backtest-equity": figures.backtest_equity_figure(data.backtest_equity),
         "drift-severity": figures.drift_severity_figure(data.drift_severity),
         "drifted-features": figures.top_drifted_features(data.feature_drift),
+        "shadow-record": figures.shadow_record_figure(
+            shadow_equity(data.shadow_record, data.deployments)
+        ),
     }
 
 
@@ -68,6 +71,7 @@ def read_content(store: Store, tail_method: str | None) -> page.Content:
         backtest_note=page.backtest_note(data.backtest),
         backtest_table=page.backtest_table(data.backtest),
         drift_badges=page.drift_badges(data),
+        deployment_badges=page.deployment_badges(data),
         status=status,
     )
 
@@ -100,6 +104,7 @@ def first_content(store: Store) -> page.Content:
             backtest_note=html.Div(),
             backtest_table=html.Div(),
             drift_badges=[],
+            deployment_badges=[],
             status=message,
             status_class="status error",
         )

@@ -55,6 +55,12 @@ class DashboardData:
     feature_drift: pl.DataFrame
     # the latest drift day's summary: metric -> value
     drift_latest: dict[str, float]
+    # model_deployments as stored (who scored each session, the stage, the promotion test)
+    deployments: pl.DataFrame
+    # shadow_record as stored: each session's Rank ICs and book returns of the deployed pair
+    shadow_record: pl.DataFrame
+    # model_events as stored (date, version, event, reason), newest first
+    model_events: pl.DataFrame
     live_method: str | None
     as_of: date | None
 
@@ -244,6 +250,31 @@ def latest_feature_drift(store: Store) -> pl.DataFrame:
     )
 
 
+def shadow_equity(record: pl.DataFrame, deployments: pl.DataFrame) -> pl.DataFrame:
+    """``date, book, equity``: the value of 1 in the champion's and the challenger's books over
+    the latest deployment's shadow record (its pair, since its shadow began), net of costs."""
+    if record.is_empty() or deployments.is_empty():
+        return pl.DataFrame(schema={"date": pl.Date, "book": pl.String, "equity": pl.Float64})
+    latest = deployments.sort("date").row(-1, named=True)
+    pair = record.filter(
+        (pl.col("champion_version") == latest["champion_version"])
+        & (pl.col("challenger_version") == latest["challenger_version"])
+    ).sort("date")
+    books = {"return_champion": "champion", "return_challenger": "challenger"}
+    return pl.concat(
+        [
+            pair.select(
+                "date",
+                pl.lit(f"{name} v{pair[f'{name}_version'][0] if pair.height else ''}").alias(
+                    "book"
+                ),
+                (1.0 + pl.col(column).fill_null(0.0)).cum_prod().alias("equity"),
+            )
+            for column, name in books.items()
+        ]
+    )
+
+
 def _last_date(frame: pl.DataFrame) -> date | None:
     if frame.is_empty():
         return None
@@ -270,6 +301,9 @@ def load_dashboard_data(store: Store) -> DashboardData:
         equity = read_backtest_equity(store, backtest, BACKTEST_PLOTTED)
         severity = drift_severity(summary)
         features = latest_feature_drift(store)
+        deployments = store.read("model_deployments")
+        record = store.read("shadow_record")
+        events = store.read("model_events").sort("date", descending=True)
     finally:
         # release the DuckDB file for the pipeline's writers
         store.close()
@@ -293,6 +327,9 @@ def load_dashboard_data(store: Store) -> DashboardData:
         drift_severity=severity,
         feature_drift=features,
         drift_latest=drift_latest,
+        deployments=deployments,
+        shadow_record=record,
+        model_events=events,
         live_method=live_method,
         as_of=max(days) if days else None,
     )

@@ -479,3 +479,38 @@ def top_drifted_features(features: pl.DataFrame, top: int = 15) -> go.Figure:
     )
     fig.add_vline(x=0.1, line={"color": WARN, "width": 1, "dash": "dot"})
     return _style(fig, title, xaxis={"title": "PSI"}, showlegend=False)
+
+
+# --- model deployment -----------------------------------------------------------------------
+
+DEPLOYMENT_EMPTY = (
+    "no challenger is shadowed: shadow_record fills when a weekly version passes the gate"
+)
+
+
+def shadow_record_figure(equity: pl.DataFrame) -> go.Figure:
+    """The value of $1 in the champion's and the challenger's books since the shadow began
+    (``data.shadow_equity``), net of simulated costs."""
+    title = "Shadow record: value of $1, champion vs challenger"
+    if equity.is_empty():
+        return empty_figure(title, DEPLOYMENT_EMPTY)
+    fig = go.Figure()
+    colours = {"champion": ACCENT, "challenger": WARN}
+    for (book,), rows in equity.group_by("book", maintain_order=True):
+        role = str(book).split(" ")[0]
+        fig.add_scatter(
+            x=rows["date"].to_list(),
+            y=rows["equity"].to_list(),
+            mode="lines",
+            name=str(book),
+            line={"width": 2, "color": colours.get(role, MUTED)},
+            hovertemplate=f"{book}<br>%{{x}}: %{{y:$.4f}}<extra></extra>",
+        )
+    _style(
+        fig,
+        title,
+        yaxis={"tickprefix": "$", "tickformat": ".3f", "title": "USD"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0.0, "xanchor": "left"},
+        margin={"l": 60, "r": 20, "t": 52, "b": 80},
+    )
+    return _daily_ticks(fig, equity["date"].to_list())

@@ -41,12 +41,14 @@ GRAPH_HEIGHTS = {
     "backtest-equity": 420,
     "drift-severity": 240,
     "drifted-features": 360,
+    "shadow-record": 340,
 }
 GRAPH_IDS = tuple(GRAPH_HEIGHTS)
 KPIS = "kpis"
 BACKTEST_NOTE = "backtest-note"
 BACKTEST_TABLE = "backtest-table"
 DRIFT_BADGES = "drift-badges"
+DEPLOYMENT_BADGES = "deployment-badges"
 STATUS = "refresh-status"
 INTERVAL = "refresh-interval"
 TAIL_METHOD = "tail-method"
@@ -57,6 +59,7 @@ OUTPUTS = (
     (BACKTEST_NOTE, "children"),
     (BACKTEST_TABLE, "children"),
     (DRIFT_BADGES, "children"),
+    (DEPLOYMENT_BADGES, "children"),
     (STATUS, "children"),
     (STATUS, "className"),
 )
@@ -75,6 +78,7 @@ PANEL_TITLES = (
     "Tail risk",
     "Backtest comparison",
     "Drift alerts",
+    "Model deployment",
 )
 
 
@@ -87,6 +91,7 @@ class Content:
     backtest_note: html.Div
     backtest_table: html.Div | html.Table
     drift_badges: list[html.Div]
+    deployment_badges: list[html.Div]
     status: str
     status_class: str = "status"
 
@@ -98,6 +103,7 @@ class Content:
             self.backtest_note,
             self.backtest_table,
             self.drift_badges,
+            self.deployment_badges,
             self.status,
             self.status_class,
         )
@@ -187,6 +193,13 @@ def _panels(content: Content) -> list[html.Section]:
             "features.",
             html.Div(id=DRIFT_BADGES, className="badges", children=content.drift_badges),
             _row(graph["drift-severity"], graph["drifted-features"]),
+        ),
+        _panel(
+            PANEL_TITLES[6],
+            "Who trades: the champion, the challenger in shadow or canary (its share of the live "
+            "book), the promotion test on the daily Rank IC difference, and the latest events.",
+            html.Div(id=DEPLOYMENT_BADGES, className="badges", children=content.deployment_badges),
+            graph["shadow-record"],
         ),
     ]
 
@@ -428,4 +441,68 @@ def drift_badges(data: DashboardData) -> list[html.Div]:
     )
     if day is not None:
         badges.append(html.Div(f"report of {day}", className="badge-note"))
+    return badges
+
+
+def _badge(label: str, value: str, detail: str, level: int | str) -> html.Div:
+    return html.Div(
+        className=f"badge sev-{level}",
+        children=[
+            html.Div(label, className="badge-label"),
+            html.Div(value, className="badge-value"),
+            html.Div(detail, className="badge-detail"),
+        ],
+    )
+
+
+def deployment_badges(data: DashboardData, events: int = 4) -> list[html.Div]:
+    """The latest deployment: champion, challenger and its stage, the canary's share of the
+    live book, the promotion test (NOT EVALUATED until its window is realised), then the
+    newest events."""
+    if data.deployments.is_empty():
+        return [
+            html.Div(
+                "No deployment yet: model_deployments is empty (materialize model_deployments).",
+                className="empty-note",
+            )
+        ]
+    row = data.deployments.sort("date").row(-1, named=True)
+    challenger = row["challenger_version"]
+    share = float(row["canary_fraction"])
+    stage = str(row["stage"])
+    p = row["ic_difference_p"]
+    badges = [
+        _badge("Champion", f"v{row['champion_version']}", f"live on {row['date']}", 0),
+        _badge(
+            "Challenger",
+            f"v{challenger}" if challenger else "none",
+            f"{stage} since {row['stage_start']}" if challenger else "no version in shadow",
+            1 if challenger else "na",
+        ),
+        _badge(
+            "Canary share",
+            f"{share:.0%}",
+            "of the live book from the challenger" if share else "the champion trades alone",
+            1 if share else 0,
+        ),
+        _badge(
+            "Promotion test",
+            f"p {p:.4f}" if p is not None else NOT_EVALUATED,
+            (
+                f"IC difference {row['ic_difference']:+.4f} over {row['test_sessions']} sessions"
+                if p is not None
+                else "the shadow window is not realised yet"
+                if challenger
+                else "no challenger"
+            ),
+            "na" if p is None else 0 if p > 0.05 else 1,
+        ),
+    ]
+    for event in data.model_events.head(events).iter_rows(named=True):
+        badges.append(
+            html.Div(
+                f"{event['date']} v{event['version']} {event['event']}: {event['reason']}",
+                className="event-note",
+            )
+        )
     return badges

@@ -807,7 +807,7 @@ def _predictions_metadata(frame: pl.DataFrame, written: int) -> dict[str, Any]:
     }
 
 
-_SCORING_DEPS = [alpha158, factors, "model_deployments"]
+_SCORING_DEPS: list[dg.AssetsDefinition | str] = [alpha158, factors, "model_deployments"]
 
 
 @dg.asset(

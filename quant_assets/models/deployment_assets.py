@@ -208,6 +208,7 @@ def deploy_sessions(
         state, today, test = step(state, day, arrivals, record, policy)
         rows.append(state_row(state, day, policy, test))
         events += today
+    assert state is not None  # sessions is never empty
     return DeploymentRun(
         deployments=pl.DataFrame(rows),
         events=pl.DataFrame(
