@@ -225,11 +225,41 @@ def _live_book(tickers: list[str]) -> dict[str, pl.DataFrame]:
         ],
         schema={"date": pl.Date, "metric": pl.String, "value": pl.Float64},
     )
+    canary = [d == DAY for d in DAYS]
+    deployments = pl.DataFrame(
+        {
+            "date": DAYS,
+            "champion_version": ["3"] * len(DAYS),
+            "challenger_version": ["7"] * len(DAYS),
+            "stage": ["canary_25" if c else "shadow" for c in canary],
+            "canary_step": [1 if c else -1 for c in canary],
+            "canary_fraction": [0.25 if c else 0.0 for c in canary],
+            "stage_start": [DAY if c else DAYS[0] for c in canary],
+            "shadow_start": [DAYS[0]] * len(DAYS),
+            "canary_start": [DAY if c else None for c in canary],
+            "sessions_in_stage": [0] * len(DAYS),
+            "last_week": [DAYS[0]] * len(DAYS),
+            "test_sessions": [60 if c else None for c in canary],
+            "ic_difference": [0.0213 if c else None for c in canary],
+            "ic_difference_t": [3.2 if c else None for c in canary],
+            "ic_difference_p": [0.0011 if c else None for c in canary],
+        }
+    )
+    events = pl.DataFrame(
+        {
+            "date": [DAYS[0], DAY, DAYS[-1]],
+            "version": ["7", "7", "7"],
+            "event": ["challenger", "canary_25", "canary_100"],
+            "reason": ["passed the weekly gate: shadow", "5 sessions at canary_5", "later"],
+        }
+    )
     return {
         "risk_metrics": risk,
         "allocation_status": status,
         "target_weights": targets,
         "drift_summary": drift,
+        "model_deployments": deployments,
+        "model_events": events,
     }
 
 
@@ -357,6 +387,16 @@ def test_the_pdf_of_a_session_holds_its_figures(store):
     assert "1.23" in _line(text, "Live book Sharpe, 30") and "n/a" in _line(
         text, "Live book Sharpe, 90"
     )
+
+    # the deployment of the day: who traded, the canary's share, the test, events to the day
+    assert "Model deployment" in text
+    assert "champion: v3" in text and "challenger: v7 (canary_25 since 2024-01-09)" in text
+    assert "canary share: 25.00%" in text
+    assert "+0.0213 a day over 60 sessions, p 0.0011" in text.replace("\n", " ")
+    assert _line(text, "2024-01-09 canary_25").endswith("v7")
+    assert "later" not in text  # an event after the day is not the day's
+    earlier = _text(report_path(DAYS[-4]))
+    assert "challenger: v7 (shadow since" in earlier and "NOT EVALUATED" in earlier
 
 
 def test_a_session_without_nav_fails_clearly(store):

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -53,6 +54,8 @@ from resources.settings import data_dir
 from resources.storage import Store
 
 TOP_HOLDINGS = 10
+# the deployment events the report lists, newest first
+MAX_EVENTS = 8
 
 LIMIT_LABELS = {
     "live_book_only_reduces_risk_beyond_max_drawdown": "Max drawdown (risk-reducing only)",
@@ -261,6 +264,8 @@ class _Stored:
     status: pl.DataFrame
     targets: pl.DataFrame
     sectors: pl.DataFrame
+    deployments: pl.DataFrame
+    events: pl.DataFrame
 
     @classmethod
     def read(cls, store: Store, days: list[date]) -> "_Stored":
@@ -284,6 +289,8 @@ class _Stored:
                 "target_weights", first, end, columns=["date", "ticker", "weight"], where=live
             ),
             sectors=store.read("universe", columns=["ticker", "sector"]),
+            deployments=store.read("model_deployments", first, end),
+            events=store.read("model_events", None, end),
         )
 
 
@@ -316,6 +323,29 @@ def _live_book(status: pl.DataFrame) -> dict[str, str]:
         "ex_ante_vol": pct(row["ex_ante_vol"]),
         "risk_reducing_only": "yes" if row["risk_reducing"] else "no",
     }
+
+
+def deployment_text(row: dict[str, Any] | None) -> dict[str, str]:
+    """A session's ``model_deployments`` row as the report's labelled text (empty if none)."""
+    if row is None:
+        return {}
+    challenger = row["challenger_version"]
+    text = {
+        "champion": f"v{row['champion_version']}",
+        "challenger": f"v{challenger} ({row['stage']} since {row['stage_start']})"
+        if challenger
+        else "none",
+        "canary_share": pct(row["canary_fraction"]),
+    }
+    if challenger:
+        p = row["ic_difference_p"]
+        text["promotion_test"] = (
+            f"Rank IC difference {row['ic_difference']:+.4f} a day over {row['test_sessions']} "
+            f"sessions, p {p:.4f}"
+            if p is not None
+            else f"{NOT_EVALUATED} (the shadow window is not realised yet)"
+        )
+    return text
 
 
 def _report_data(
@@ -352,6 +382,10 @@ def _report_data(
             else "No drift report stored for this session (materialize drift_report)."
         ),
         live_book=_live_book(on_day(stored.status)),
+        deployment=deployment_text(next(on_day(stored.deployments).iter_rows(named=True), None)),
+        model_events=stored.events.filter(pl.col("date") <= day)
+        .sort("date", descending=True)
+        .head(MAX_EVENTS),
         positions_count=book.height,
         generated_at=datetime.now(),
     )
@@ -379,7 +413,7 @@ def gather(
     kinds={"polars", "pdf"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[nav, positions, paper_orders, risk_metrics, "drift_summary"],
+    deps=[nav, positions, paper_orders, risk_metrics, "drift_summary", "model_deployments"],
 )
 def daily_report(
     context: dg.AssetExecutionContext, store: Store, portfolio_policy: PortfolioPolicy
@@ -388,7 +422,8 @@ def daily_report(
     figures (NAV, daily and cumulative P&L, YTD return, maximum drawdown, volatility, turnover),
     equity, drawdown and sector charts, the largest holdings and the sector weights, the
     executed orders (the previous session's orders filled today, and today's own orders with
-    their status), the live book's risk limits and the model's drift status."""
+    their status), the live book's risk limits, the model's drift status and its deployment
+    (champion, challenger, canary share, promotion test, latest events)."""
     start, end = partition_dates(context)
     days = trading_sessions(start, end)
     if not days:

@@ -145,7 +145,10 @@ class ReportData:
       status, filled_qty, reason``), decided at the close and filled the next session;
     * ``limits``: ``limit, figures, threshold, status`` (strings, status OK / BREACHED /
       NOT EVALUATED), ``drift``: ``measure, value, threshold, status`` (OK / WARN / ERROR / NOT EVALUATED);
-    * ``live_book``: label -> text of the live book's allocation status, empty if none.
+    * ``live_book``: label -> text of the live book's allocation status, empty if none;
+    * ``deployment``: label -> text of the session's model deployment (champion, challenger,
+      stage, canary share, promotion test), empty if none; ``model_events``: ``date, version,
+      event, reason`` of the latest deployment events up to the day, newest first.
     """
 
     day: date
@@ -162,6 +165,8 @@ class ReportData:
     positions_count: int = 0
     drift_note: str = ""
     generated_at: datetime | None = None
+    deployment: dict[str, str] = field(default_factory=dict)
+    model_events: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 # --- charts ---
@@ -497,6 +502,7 @@ def report_story(data: ReportData) -> list[Flowable]:
         *_holdings(data, styles),
         *_executed_orders(data, styles),
         *_risk_and_drift(data, styles),
+        *_deployment(data, styles),
     ]
 
 
@@ -638,6 +644,35 @@ def _risk_and_drift(data: ReportData, styles: dict[str, ParagraphStyle]) -> list
             ),
         ]
     return [KeepTogether(limits), KeepTogether(drift)]
+
+
+def _deployment(data: ReportData, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """Which model traded the session and what its challenger has shown, then the latest
+    deployment events."""
+    story: list[Flowable] = [Paragraph("Model deployment", styles["h2"])]
+    if not data.deployment:
+        story.append(
+            Paragraph(
+                "No model deployment stored for this session (materialize model_deployments).",
+                styles["body"],
+            )
+        )
+        return [KeepTogether(story)]
+    described = "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.deployment.items())
+    story.append(Paragraph(described, styles["body"]))
+    if data.model_events.height:
+        rows: list[list[Any]] = [
+            [str(day), event, Paragraph(str(reason), styles["cell"]), f"v{version}"]
+            for day, version, event, reason in data.model_events.select(
+                "date", "version", "event", "reason"
+            ).iter_rows()
+        ]
+        widths = [share * CONTENT_WIDTH for share in (0.13, 0.15, 0.62, 0.1)]
+        story += [
+            Spacer(1, 3),
+            _table(["Date", "Event", "Reason", "Version"], rows, widths, numeric_from=3),
+        ]
+    return [KeepTogether(story)]
 
 
 def write_report(data: ReportData, path: Path) -> Path:
