@@ -51,6 +51,7 @@ test: bootstrap test-rust
 	@mkdir -p $(DAGSTER_HOME); \
 	bash scripts/chromium.sh >/dev/null || exit 1; \
 	bash scripts/compose.sh >/dev/null || exit 1; \
+	bash scripts/redis.sh >/dev/null || exit 1; \
 	postgres_env=$$(bash scripts/postgres.sh --env) || exit 1; eval "$$postgres_env"; \
 	$(UV) run pytest --cov --cov-report=term --cov-report=xml $(PYTEST_ARGS)
 

@@ -28,9 +28,10 @@ def _secret(name: str) -> Any:
 def store_from_env(reader: bool = False) -> Store:
     """The configured store; ``reader`` for the API and the dashboard (``Store.reader``)."""
     # a PostgreSQL URL carries a password: keep it out of the run config
+    cache = os.environ.get("QUANT_REDIS_URL") or None
     if os.environ.get("QUANT_STORE_URL", "").startswith(("postgresql://", "postgres://")):
-        return Store(url=dg.EnvVar("QUANT_STORE_URL"), reader=reader)
-    return Store(url=default_store_url(), reader=reader)
+        return Store(url=dg.EnvVar("QUANT_STORE_URL"), reader=reader, cache_url=cache)
+    return Store(url=default_store_url(), reader=reader, cache_url=cache)
 
 
 def market_data_from_env() -> MarketData:

@@ -11,12 +11,13 @@ from typing import Annotated, Any
 
 import polars as pl
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from apps.api.auth import require_api_key
 from apps.api.runs import RunBackendError, RunLauncher, RunNotFound
 from apps.api.schemas import DATE_PATTERN, ApiResponse, RunRequest, ok
 from quant_core.calendar import last_completed_trading_day, partition_problem
+from resources.serving_cache import SERVED, latest_rows, payload
 
 REPORT_NAME = re.compile(r"^report_(\d{8})\.pdf$")
 MAX_ORDERS = 1000
@@ -221,3 +222,43 @@ def get_orders(
         "orders": orders,
     }
     return ok(summary, data)
+
+
+@router.get(
+    "/latest/{kind}",
+    response_model=ApiResponse,
+    summary="The latest session's predictions, live weights, live risk figures or orders",
+    responses={404: _answer("an unknown kind")},
+)
+def get_latest(request: Request, kind: str) -> Response:
+    """The rows of the latest stored session of ``kind``: ``predictions`` (every model's
+    score), ``weights`` (the live book), ``risk`` (the live book's risk figures) or ``orders``
+    (the paper orders decided at that close), in ``data.rows``, with ``data.session``. Read
+    from the Redis serving cache when it holds the latest version (``data.source`` "cache",
+    ``data.version``), else from the store (``data.source`` "store")."""
+    if kind not in SERVED:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"unknown kind {kind!r}: one of {', '.join(SERVED)}",
+        )
+    store = request.app.state.store
+    cache = store.serving_cache()
+    cached = cache.latest(kind) if cache is not None else None
+    if cached is not None:
+        envelope = ok(f"latest {kind} of {cached.session}: {cached.count} rows (cache)")
+        # the cached data is already JSON: spliced in, not parsed and encoded again
+        head = envelope.model_dump_json(exclude={"data"})[:-1]
+        body = f'{head},"data":'.encode() + cached.data_json + b"}"
+        return Response(body, media_type="application/json", headers={"X-Served-From": "cache"})
+    session, frame = latest_rows(store, kind)
+    data = payload(kind, session, frame, None)
+    summary = (
+        f"latest {kind} of {data['session']}: {data['count']} rows (store)"
+        if session
+        else f"no {kind} stored yet"
+    )
+    return Response(
+        ok(summary, data).model_dump_json(),
+        media_type="application/json",
+        headers={"X-Served-From": "store"},
+    )

@@ -263,7 +263,15 @@ class Store(dg.ConfigurableResource):
         "its own connection pool) and it cannot write.",
     )
 
+    cache_url: str | None = Field(
+        default=None,
+        description="The Redis URL of the serving cache (QUANT_REDIS_URL): each write of "
+        "predictions, target_weights, risk_metrics or order_journal publishes that table's "
+        "latest session there (resources/serving_cache.py). None: no cache.",
+    )
+
     _backend: Any = PrivateAttr(default=None)
+    _cache: Any = PrivateAttr(default=None)
 
     @classmethod
     def from_env(cls, reader: bool = False) -> Store:
@@ -286,6 +294,22 @@ class Store(dg.ConfigurableResource):
         process can open it); the next operation reopens it."""
         if self._backend is not None:
             self._backend.close()
+
+    def serving_cache(self) -> Any:
+        """The serving cache client (None without ``cache_url``)."""
+        if self.cache_url and self._cache is None:
+            from resources.serving_cache import ServingCache
+
+            self._cache = ServingCache(self.cache_url)
+        return self._cache
+
+    def _publish(self, table: str) -> None:
+        """Write-through: the table's latest served rows to the serving cache, if any."""
+        from resources.serving_cache import KIND_OF_TABLE, publish_latest
+
+        cache = self.serving_cache()
+        if cache is not None and table in KIND_OF_TABLE:
+            publish_latest(cache, self, table)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.close()
@@ -316,6 +340,7 @@ class Store(dg.ConfigurableResource):
         rows = conform(schema, frame)
         _check_window(schema, rows, start, end)
         self._get_backend().replace_window(schema, rows, start, end)
+        self._publish(table)
         return rows.height
 
     def replace_table(self, table: str, frame: pl.DataFrame) -> int:
@@ -344,6 +369,7 @@ class Store(dg.ConfigurableResource):
         rows = conform(schema, frame)
         (column,) = schema.key
         self._get_backend().replace_rows(schema, rows, column)
+        self._publish(table)
         return rows.height
 
     # --- reads ---
