@@ -37,6 +37,7 @@ INITDB_SCRIPT = ROOT / "docker" / "initdb" / "10-quant-databases.sh"
 
 SERVICES = {
     "timescaledb",
+    "redis",
     "mlflow",
     "dagster-webserver",
     "dagster-daemon",
@@ -44,7 +45,7 @@ SERVICES = {
     "dashboard",
     "venue",
 }
-BUILT_SERVICES = SERVICES - {"timescaledb"}
+BUILT_SERVICES = SERVICES - {"timescaledb", "redis"}
 # the services that run the platform's code and read its settings from .env
 PLATFORM_SERVICES = {"dagster-webserver", "dagster-daemon", "api", "dashboard"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|API_KEY|TOKEN", re.IGNORECASE)
@@ -286,6 +287,10 @@ def test_the_platform_is_wired_to_the_stack():
         assert env["DAGSTER_HOME"] == "/opt/dagster/dagster_home", name
         assert env["DAGSTER_PG_HOST"] == "timescaledb", name
     assert environment(services["api"])["QUANT_DAGSTER_URL"] == "http://dagster-webserver:3000"
+    # the serving cache: every platform service writes or reads it, and waits for it
+    for name in PLATFORM_SERVICES:
+        assert environment(services[name])["QUANT_REDIS_URL"] == "redis://redis:6379/0", name
+        assert "redis" in services[name]["depends_on"], name
     backend = environment(services["mlflow"])["MLFLOW_BACKEND_STORE_URI"]
     assert backend.startswith("postgresql://") and "@timescaledb:5432/" in backend
     assert "COPY docker/dagster.yaml /opt/dagster/dagster_home/dagster.yaml" in (
@@ -509,3 +514,12 @@ def test_instance_yaml_runs_on_postgres(postgres_url, tmp_path, monkeypatch):
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def test_the_serving_cache_is_redis_without_persistence():
+    redis = load_compose()["services"]["redis"]
+    assert "redis" in redis["image"] and "bookworm" in redis["image"]
+    command = command_text(redis)
+    assert command.startswith("redis-server") and '--save' in command
+    assert "--appendonly no" in command
+    assert "ports" not in redis  # only the stack reaches it
