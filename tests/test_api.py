@@ -122,6 +122,7 @@ def stub_client(env: Path) -> Iterator[tuple[TestClient, StubRuns]]:
         ("get", "/api/v1/runs/some-run"),
         ("get", "/api/v1/report"),
         ("get", "/api/v1/orders"),
+        ("get", "/api/v1/latest/weights"),
     ],
 )
 def test_every_route_needs_the_key(
@@ -153,6 +154,7 @@ def test_docs_are_open_and_describe_the_schema(stub_client: tuple[TestClient, St
         "/api/v1/runs/{run_id}",
         "/api/v1/report",
         "/api/v1/orders",
+        "/api/v1/latest/{kind}",
     }
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
     assert (

@@ -11,6 +11,7 @@ process against the instance at ``DAGSTER_HOME``."""
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -80,6 +81,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the imported heap (Dagster, Polars, MLflow) out of the collector: a full collection
+        # of it stalled every request in flight for ~0.2 s (benches/bench_api_latest.py)
+        gc.freeze()
         yield
         launcher.close()
         journal.close()
