@@ -520,6 +520,6 @@ def test_the_serving_cache_is_redis_without_persistence():
     redis = load_compose()["services"]["redis"]
     assert "redis" in redis["image"] and "bookworm" in redis["image"]
     command = command_text(redis)
-    assert command.startswith("redis-server") and '--save' in command
+    assert command.startswith("redis-server") and "--save" in command
     assert "--appendonly no" in command
     assert "ports" not in redis  # only the stack reaches it
