@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
 from contextlib import closing
 from datetime import date, timedelta
@@ -69,6 +70,16 @@ MAIN_JOB_TRAINING = {
             }
         }
     }
+}
+# what each step does, printed before it runs (the progress of `make run`)
+STEP_NAMES = {
+    DAILY_SELECTION: "bars, macro series, Alpha158 and factors over the whole range",
+    LABELS_SELECTION: "the 5-session labels realised so far",
+    TRAINING_SELECTION: "the last completed week's model: LightGBM, CatBoost and a TFT (2 epochs "
+    "of 60 batches) on the 3-year window, CPCV 4 folds / 2 test (6 splits, 3 paths), registered "
+    "in MLflow; then that window's drift reference",
+    PORTFOLIO_SELECTION: "this week's deployment, scores, views, books, risk, paper orders, "
+    "account, drift report and PDF",
 }
 # a training window (756), the Alpha158 lookback (60) and a label horizon with margin (10)
 DEFAULT_SESSIONS = 826
@@ -244,8 +255,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home()), **FAST_BACKFILL_ENV}
     print(f"quant-daily: {first}...{last} (DAGSTER_HOME={env['DAGSTER_HOME']})")
-    for selection, target, extra in pipeline_steps(first, last, not args.ingest_only):
+    steps = pipeline_steps(first, last, not args.ingest_only)
+    started = time.monotonic()
+    for number, (selection, target, extra) in enumerate(steps, start=1):
+        print(f"quant-daily: step {number}/{len(steps)}: {STEP_NAMES[selection]}", flush=True)
+        step_started = time.monotonic()
         code = materialize(selection, target, env, *extra)
+        now = time.monotonic()
+        print(
+            f"quant-daily: step {number}/{len(steps)} {'done' if code == 0 else 'FAILED'} in "
+            f"{now - step_started:.1f} s ({now - started:.1f} s since the start)",
+            flush=True,
+        )
         if code != 0:
             return code
     return 0

@@ -155,3 +155,26 @@ def test_the_installed_command_answers_a_holiday_without_a_traceback(tmp_path: P
         "quant-daily: --end 2026-11-26 is not an NYSE session: a holiday (Thanksgiving); "
         "e.g. --end 2026-11-25"
     ]
+
+
+def test_the_main_job_says_which_step_runs_what_it_trains_and_how_long_each_took(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import apps.cli as cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    ran: list[str] = []
+
+    def fake_materialize(selection: str, target: list[str], env: dict, *extra: str) -> int:
+        ran.append(selection)
+        return 1 if selection == cli.PORTFOLIO_SELECTION else 0
+
+    monkeypatch.setattr(cli, "materialize", fake_materialize)
+    assert cli.main(["--end", "2024-06-21", "--sessions", "300"]) == 1
+    out = capsys.readouterr().out
+    assert ran == [cli.DAILY_SELECTION, cli.LABELS_SELECTION, cli.TRAINING_SELECTION,
+                   cli.PORTFOLIO_SELECTION]  # fmt: skip
+    assert "step 1/4: bars, macro series, Alpha158 and factors" in out
+    assert "step 3/4: the last completed week's model: LightGBM, CatBoost and a TFT" in out
+    assert "step 3/4 done in" in out and "since the start" in out
+    assert "step 4/4 FAILED in" in out
