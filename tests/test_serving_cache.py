@@ -176,3 +176,24 @@ def test_without_a_cache_url_nothing_is_published_and_the_store_answers(bars: Pa
     with TestClient(create_app(settings, store=Store(url=str(bars), reader=True))) as client:
         source, data = _latest(client, "weights")
     assert source == "store" and data["version"] is None
+
+
+def test_the_dashboard_takes_the_latest_book_from_the_cache_and_history_from_the_store(
+    bars: Path, redis_server: RedisServer
+):
+    from apps.dashboard.data import load_dashboard_data
+
+    _trade(Store(url=str(bars), cache_url=redis_server.url), DAYS[0])
+    stored = Store(url=str(bars)).read("target_weights", where={"is_live": [True]})
+    # a newer session's book reaches the cache before the store's reader snapshot has it
+    newer = stored.with_columns(pl.lit(DAYS[1]).alias("date"), pl.col("weight") / 2)
+    ServingCache(redis_server.url).publish("weights", DAYS[1], newer)
+    reader = Store(url=str(bars), reader=True, cache_url=redis_server.url)
+    weights = load_dashboard_data(reader).live_weights
+    assert weights["date"].unique().sort().to_list() == DAYS[:2]
+    latest = weights.filter(pl.col("date") == DAYS[1]).sort("ticker")
+    assert latest["weight"].to_list() == newer.sort("ticker")["weight"].to_list()
+    # the server stopped: the store's history alone
+    redis_server.stop()
+    weights = load_dashboard_data(reader).live_weights
+    assert weights["date"].unique().to_list() == [DAYS[0]]

@@ -7,6 +7,7 @@ The live book is the one flagged ``is_live`` in ``target_weights`` / ``risk_metr
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -69,11 +70,41 @@ def _sectors(store: Store) -> pl.DataFrame:
     return store.read("universe", columns=["ticker", "sector"])
 
 
+def cached_latest(store: Store, kind: str) -> pl.DataFrame | None:
+    """The serving cache's latest ``kind`` rows (``resources/serving_cache.py``), None without a
+    cache or when it cannot answer (stale, absent, down)."""
+    cache = store.serving_cache()
+    cached = cache.latest(kind) if cache is not None else None
+    if cached is None:
+        return None
+    rows = json.loads(cached.data_json)["rows"]
+    if not rows:
+        return None
+    return pl.DataFrame(rows).with_columns(pl.col("date").str.to_date())
+
+
+def with_latest(history: pl.DataFrame, latest: pl.DataFrame | None) -> pl.DataFrame:
+    """``history`` with its newest session taken from ``latest`` (the cache's rows, same
+    columns) when the cache's session is as new as the store's or newer: the cache is written
+    as the table is, the store's reader snapshot when the pipeline's step ends."""
+    if latest is None or latest.is_empty():
+        return history
+    session = latest["date"].max()
+    if history.height and history["date"].max() > session:  # type: ignore[operator]
+        return history
+    kept = history.filter(pl.col("date") != session)
+    return pl.concat([kept, latest.select(history.columns).cast(history.schema)])
+
+
 def read_live_weights(store: Store) -> pl.DataFrame:
-    """``date, ticker, sector, weight`` of the live book; each unclassified name is its own
-    group (``Unclassified (XYZ)``), as under the sector cap."""
-    weights = store.read(
-        "target_weights", columns=["date", "ticker", "weight"], where={"is_live": [True]}
+    """``date, ticker, sector, weight`` of the live book (its latest session from the serving
+    cache when it has it); each unclassified name is its own group (``Unclassified (XYZ)``), as
+    under the sector cap."""
+    weights = with_latest(
+        store.read(
+            "target_weights", columns=["date", "ticker", "weight"], where={"is_live": [True]}
+        ),
+        cached_latest(store, "weights"),
     )
     return (
         weights.join(_sectors(store), on="ticker", how="left")
@@ -163,9 +194,11 @@ def sharpe_from_drift(summary: pl.DataFrame) -> pl.DataFrame:
 
 
 def read_tail_risk(store: Store) -> pl.DataFrame:
-    """The live book's one-day VaR / CVaR history (long: date, measure, level, method, value)."""
-    rows = store.read(
-        "risk_metrics", columns=["date", "metric", "value"], where={"is_live": [True]}
+    """The live book's one-day VaR / CVaR history (long: date, measure, level, method, value),
+    its latest session from the serving cache when it has it."""
+    rows = with_latest(
+        store.read("risk_metrics", columns=["date", "metric", "value"], where={"is_live": [True]}),
+        cached_latest(store, "risk"),
     ).filter(pl.col("metric").str.contains(r"^c?var\d+_"))
     parts = pl.col("metric").str.extract_groups(_TAIL_METRIC.pattern)
     return (
