@@ -28,15 +28,18 @@ from quant_assets.features.assets import alpha158, factors, labels
 from quant_assets.ingest.assets import raw_bars, universe
 from quant_assets.models import registry
 from quant_assets.models.assets import alpha_model, predictions, stored_choice
+from quant_assets.models.deployment_assets import model_deployment
 from quant_assets.models.ensemble import RankEnsemble
 from quant_assets.models.selection import ModelChoice
 from quant_assets.models.selection_assets import model_selection, selection_data
 from quant_assets.models.windows import training_window
 from quant_assets.partitions import shift_sessions, trading_sessions
 from quant_core.features import ALPHA158_NAMES, FACTOR_NAMES
+from resources.deployment_policy import DeploymentPolicy
 from resources.macro.resource import MacroData
 from resources.market_data.resource import MarketData
 from resources.mlflow import ModelRegistry, mlflow_resource
+from resources.portfolio_policy import PortfolioPolicy
 from resources.storage import Store
 
 RANGE = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -67,6 +70,8 @@ def _resources(store: Store) -> dict:
         "macro_data": MacroData(),
         "mlflow": mlflow_resource,
         "model_registry": ModelRegistry(),
+        "deployment_policy": DeploymentPolicy(),
+        "portfolio_policy": PortfolioPolicy(),
     }
 
 
@@ -250,7 +255,7 @@ def test_predictions_neutralise_the_ensemble_score_by_sector_when_the_choice_say
     market: Market, trained: dict
 ):
     result = dg.materialize(
-        [predictions],
+        [model_deployment, predictions],
         resources=_resources(market.store),
         tags=dict(zip(RANGE, ("2024-02-12", "2024-02-16"), strict=True)),
     )
