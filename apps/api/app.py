@@ -44,8 +44,10 @@ STATIC_DOCS_URL = f"{PREFIX}/static-docs"
 OPENAPI_URL = f"{PREFIX}/openapi.json"
 
 DESCRIPTION = f"""\
-Trigger the daily pipeline, follow its runs, download the daily PDF report and read the paper
-orders.
+Trigger the daily pipeline, follow its runs, download the daily PDF report, read the paper
+orders and the latest session's predictions, live weights, risk figures and orders
+(`GET {PREFIX}/latest/{{kind}}`: from the Redis serving cache when it holds the latest version,
+else from the store).
 
 **Authentication.** Every route but these docs needs the `{API_KEY_HEADER}` header carrying the
 server's key (`QUANT_API_KEY`); a missing or wrong key is a 401, answered from the headers before
